@@ -1,0 +1,24 @@
+"""The channel port: what the platform tells a storefront or marketplace."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from canonical import Money, Shipment
+from canonical.documents import ChannelAck
+
+
+class ChannelPort(Protocol):
+    name: str
+
+    async def notify_fulfillment(self, external_order_id: str, shipment: Shipment, idempotency_key: str) -> ChannelAck:
+        """Tell the channel what shipped, with tracking."""
+        ...
+
+    async def refund_payment(
+        self, external_order_id: str, amount: Money, reason: str, idempotency_key: str
+    ) -> ChannelAck:
+        """Refund a channel-managed payment (e.g. on cancellation)."""
+        ...
+
+    async def notify_cancelled(self, external_order_id: str, reason: str, idempotency_key: str) -> ChannelAck: ...

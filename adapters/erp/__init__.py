@@ -1,0 +1,1 @@
+"""ERP adapters: the system of record for orders, stock, customers and finance."""

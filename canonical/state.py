@@ -1,0 +1,84 @@
+"""An order's state as the platform sees it: what `retail orders show --json` prints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from canonical.fulfillment import Shipment
+from canonical.money import Money
+
+OrderStatus = Literal[
+    "Received",
+    "Processing",
+    "AwaitingShipment",
+    "PartiallyShipped",
+    "Shipped",
+    "Delivered",
+    "Completed",
+    "NeedsAttention",
+    "Cancelling",
+    "Cancelled",
+]
+
+OperatorActionKind = Literal["retry", "skip", "cancel"]
+
+
+class OperatorAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: OperatorActionKind
+    operator: str
+    reason: str
+    reference: str | None = None
+    at: datetime
+    step: str | None = None
+
+
+class Attention(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str
+    step: str
+    message: str
+    since: datetime
+
+
+class StepRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: str
+    status: Literal["done", "skipped", "failed"]
+    at: datetime
+    detail: str | None = None
+
+
+class OrderState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order_key: str
+    workflow_id: str
+    channel: str
+    external_id: str
+    name: str | None
+    status: OrderStatus
+    erp_order_id: str | None = None
+    customer_id: str | None = None
+    tax_document: str | None = None
+    authorization_id: str | None = None
+    total: Money
+    captured: Money
+    invoiced: Money
+    refunded: Money
+    voided: Money
+    shipments: list[Shipment] = []
+    tracking: dict[str, str] = {}
+    fulfillments: dict[str, str] = {}
+    invoices: list[str] = []
+    backordered: dict[str, int] = {}
+    attention: Attention | None = None
+    actions: list[OperatorAction] = []
+    steps: list[StepRecord] = []
+    waiting_for: str | None = None

@@ -1,0 +1,100 @@
+"""Configuration: environment variables with the RETAIL_ prefix (and DATABASE_URL).
+
+Secrets come only from the environment (or files mounted into it) and are never logged.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class FaultSettings(BaseSettings):
+    """Fault injection for one builtin adapter (see docs/faults.md)."""
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    transient_rate: float = Field(0.0, ge=0, le=1, description="share of calls failing with a transient error")
+    rate_limit_rate: float = Field(0.0, ge=0, le=1, description="share of calls answered 'rate limited'")
+    retry_after_s: float = Field(1.0, ge=0, description="the delay a rate-limited call asks for")
+    latency_ms: int = Field(0, ge=0, description="added to every call")
+    timeout_rate: float = Field(0.0, ge=0, le=1, description="share of calls that hang past their timeout")
+    timeout_s: float = Field(30.0, ge=0, description="how long a 'timed out' call hangs")
+    reject: list[str] = Field(
+        default_factory=list,
+        description="permanent rejections by rule, 'field=value' (e.g. 'sku=BAD-1', 'operation=capture')",
+    )
+    seed: int | None = Field(None, description="fixed seed for reproducible fault sequences")
+
+
+class Faults(BaseSettings):
+    model_config = SettingsConfigDict(extra="forbid")
+
+    erp: FaultSettings = FaultSettings()
+    tax: FaultSettings = FaultSettings()
+    payment: FaultSettings = FaultSettings()
+    wms: FaultSettings = FaultSettings()
+    carrier: FaultSettings = FaultSettings()
+    channel: FaultSettings = FaultSettings()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RETAIL_", env_nested_delimiter="__", env_file=None, extra="ignore"
+    )
+
+    data_dir: Path = Field(Path(".data"), description="where the SQLite store and Temporal's database live")
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("DATABASE_URL", "RETAIL_DATABASE_URL"),
+        description="SQLAlchemy URL; default: SQLite under data_dir",
+    )
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = 8233
+    task_queue: str = "retail-orders"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_api_url: str | None = Field(None, description="where simulators post webhooks; default from host/port")
+
+    shopify_webhook_secret: SecretStr = SecretStr("shpss_sandbox_secret")
+    wms_webhook_secret: SecretStr = SecretStr("wms_sandbox_secret")
+    carrier_webhook_secret: SecretStr = SecretStr("carrier_sandbox_secret")
+
+    # Workflow timings: short in tests, realistic in production.
+    activity_timeout_s: float = 30.0
+    activity_max_attempts: int = Field(8, description="transient retries before a step needs an operator")
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 60.0
+    shipping_sla_s: float = Field(2 * 24 * 3600.0, description="escalate orders not shipped within this")
+
+    # Builtin warehouse and carrier simulators.
+    wms_pick_delay_s: float = 2.0
+    wms_ship_delay_s: float = 2.0
+    carrier_transit_delay_s: float = 3.0
+    carrier_delivery_delay_s: float = 3.0
+    simulator_poll_s: float = 0.5
+
+    default_location: str = "WH-EAST"
+
+    faults: Faults = Faults()
+
+    @property
+    def store_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'retail.db').resolve()}"
+
+    @property
+    def api_url(self) -> str:
+        return self.public_api_url or f"http://{self.api_host}:{self.api_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
