@@ -17,7 +17,9 @@ class FaultSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="forbid")
 
-    transient_rate: float = Field(0.0, ge=0, le=1, description="share of calls failing with a transient error")
+    transient_rate: float = Field(
+        0.0, ge=0, le=1, description="share of calls failing with a transient error"
+    )
     rate_limit_rate: float = Field(0.0, ge=0, le=1, description="share of calls answered 'rate limited'")
     retry_after_s: float = Field(1.0, ge=0, description="the delay a rate-limited call asks for")
     latency_ms: int = Field(0, ge=0, description="added to every call")
@@ -60,7 +62,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    public_api_url: str | None = Field(None, description="where simulators post webhooks; default from host/port")
+    public_api_url: str | None = Field(
+        None, description="where simulators post webhooks; default from host/port"
+    )
 
     shopify_webhook_secret: SecretStr = SecretStr("shpss_sandbox_secret")
     wms_webhook_secret: SecretStr = SecretStr("wms_sandbox_secret")

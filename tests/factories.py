@@ -68,13 +68,21 @@ def make_order(
         currency=currency,
         customer=Customer(external_id="c1", email=email, first_name="Ada", last_name="Lovelace"),
         shipping_address=Address(
-            name="Ada Lovelace", line1="1 Main St", city="San Francisco", region="CA", postal_code="94105",
+            name="Ada Lovelace",
+            line1="1 Main St",
+            city="San Francisco",
+            region="CA",
+            postal_code="94105",
             country="US",
         ),
         lines=order_lines,
         shipping_lines=ship,
         payments=[Payment(managed_by=managed_by, gateway="builtin", amount=total, reference=reference)],  # type: ignore[arg-type]
         totals=OrderTotals(
-            subtotal=subtotal, discount_total=disc, shipping_total=ship_total, tax_total=tax_total, total=total
+            subtotal=subtotal,
+            discount_total=disc,
+            shipping_total=ship_total,
+            tax_total=tax_total,
+            total=total,
         ),
     )

@@ -10,9 +10,10 @@ from tests.factories import make_order
 
 def test_totals_add_up_for_usd_jpy_and_kwd() -> None:
     usd = make_order(lines=[("A", 2, "10.00"), ("B", 1, "5.55")], discount="1.00")
-    assert usd.totals.total == usd.totals.subtotal - usd.totals.discount_total + Money.of(
-        "5.00", "USD"
-    ) + usd.totals.tax_total
+    assert (
+        usd.totals.total
+        == usd.totals.subtotal - usd.totals.discount_total + Money.of("5.00", "USD") + usd.totals.tax_total
+    )
     jpy = make_order(currency="JPY", lines=[("A", 3, "1980")], shipping="500", tax_rate="0.10")
     assert jpy.totals.total == Money.of("7034", "JPY")
     kwd = make_order(currency="KWD", lines=[("A", 1, "12.345")], shipping="1.500", tax_rate="0")
@@ -47,7 +48,7 @@ def test_unknown_fields_are_rejected() -> None:
 def test_payments_must_cover_the_total() -> None:
     data = make_order().model_dump(mode="json")
     data["payments"][0]["amount"]["amount"] = "1.00"
-    with pytest.raises(ValidationError, match="payments add up to 1.00 USD"):
+    with pytest.raises(ValidationError, match=r"payments add up to 1\.00 USD"):
         Order.model_validate(data, strict=False)
 
 

@@ -12,7 +12,12 @@ class CarrierPort(Protocol):
     name: str
 
     async def create_label(
-        self, order_key: str, ship_from: str, ship_to: Address | None, service: str | None, idempotency_key: str
+        self,
+        order_key: str,
+        ship_from: str,
+        ship_to: Address | None,
+        service: str | None,
+        idempotency_key: str,
     ) -> Label:
         """Buy a label. Idempotent on the key (a retried purchase returns the same label)."""
         ...

@@ -11,7 +11,9 @@ from canonical.documents import ChannelAck
 class ChannelPort(Protocol):
     name: str
 
-    async def notify_fulfillment(self, external_order_id: str, shipment: Shipment, idempotency_key: str) -> ChannelAck:
+    async def notify_fulfillment(
+        self, external_order_id: str, shipment: Shipment, idempotency_key: str
+    ) -> ChannelAck:
         """Tell the channel what shipped, with tracking."""
         ...
 
@@ -21,4 +23,6 @@ class ChannelPort(Protocol):
         """Refund a channel-managed payment (e.g. on cancellation)."""
         ...
 
-    async def notify_cancelled(self, external_order_id: str, reason: str, idempotency_key: str) -> ChannelAck: ...
+    async def notify_cancelled(
+        self, external_order_id: str, reason: str, idempotency_key: str
+    ) -> ChannelAck: ...

@@ -14,7 +14,8 @@ from canonical.documents import Authorization, Capture, PaymentRefund, PaymentVo
 class PaymentPort(Protocol):
     name: str
 
-    async def authorize(self, amount: Money, reference: str | None, idempotency_key: str) -> Authorization: ...
+    async def authorize(self, amount: Money, reference: str | None, idempotency_key: str) -> Authorization:
+        ...
 
     async def capture(self, authorization_id: str, amount: Money, idempotency_key: str) -> Capture:
         """Capture part or all of what is left on the authorization."""
@@ -24,4 +25,5 @@ class PaymentPort(Protocol):
         """Release what is not captured."""
         ...
 
-    async def refund(self, capture_id: str, amount: Money, idempotency_key: str) -> PaymentRefund: ...
+    async def refund(self, capture_id: str, amount: Money, idempotency_key: str) -> PaymentRefund:
+        ...

@@ -1,0 +1,1 @@
+"""Thin Temporal activities: pick the adapter, call it, turn its errors into retry decisions."""

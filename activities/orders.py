@@ -1,0 +1,206 @@
+"""Order-to-cash activities: one per external call, each a thin wrapper over a port."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from temporalio import activity
+
+from activities import names
+from activities.errors import adapter_errors
+from adapters.carrier.port import CarrierPort
+from adapters.channels.port import ChannelPort
+from adapters.erp.port import ErpPort
+from adapters.payment.port import PaymentPort
+from adapters.tax.port import TaxPort
+from adapters.wms.port import WmsPort
+from canonical import Address, Customer, FulfillmentRequest, InvoiceAmounts, Money, Order, Shipment
+from canonical.documents import (
+    Authorization,
+    CancelAck,
+    Capture,
+    ChannelAck,
+    CustomerRef,
+    FulfillmentAck,
+    FulfillmentCancel,
+    InvoiceAck,
+    PaymentRefund,
+    PaymentVoid,
+    SalesOrderAck,
+    TaxCommit,
+    TaxQuote,
+    TaxVoid,
+)
+
+log = structlog.get_logger("activities")
+
+
+@dataclass
+class Adapters:
+    """The adapters one worker routes to. Channels are looked up by name, with a fallback."""
+
+    erp: ErpPort
+    tax: TaxPort
+    payment: PaymentPort
+    wms: WmsPort
+    carrier: CarrierPort
+    channels: dict[str, ChannelPort] = field(default_factory=dict)
+    channel_factory: Callable[[str], ChannelPort] | None = None
+
+    def channel(self, name: str) -> ChannelPort:
+        """The configured adapter for the channel, else one made by the factory (and kept)."""
+        port = self.channels.get(name)
+        if port is None:
+            if self.channel_factory is None:
+                raise LookupError(f"no channel adapter for {name!r}")
+            port = self.channels[name] = self.channel_factory(name)
+        return port
+
+
+def _bind() -> structlog.stdlib.BoundLogger:
+    info = activity.info()
+    return log.bind(  # type: ignore[no-any-return]
+        workflow_id=info.workflow_id,
+        run_id=info.workflow_run_id,
+        activity=info.activity_type,
+        attempt=info.attempt,
+    )
+
+
+class OrderActivities:
+    def __init__(self, adapters: Adapters) -> None:
+        self.a = adapters
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.resolve_customer,
+            self.create_sales_order,
+            self.allocate_backorders,
+            self.invoice_shipment,
+            self.cancel_sales_order,
+            self.quote_tax,
+            self.commit_tax,
+            self.void_tax,
+            self.authorize_payment,
+            self.capture_payment,
+            self.void_payment,
+            self.refund_payment,
+            self.release_fulfillment,
+            self.cancel_fulfillment,
+            self.channel_fulfillment,
+            self.channel_refund,
+            self.channel_cancelled,
+        ]
+
+    # -- ERP ------------------------------------------------------------------------
+    @activity.defn(name=names.RESOLVE_CUSTOMER)
+    async def resolve_customer(self, customer: Customer, address: Address | None) -> CustomerRef:
+        with adapter_errors():
+            ref = await self.a.erp.resolve_customer(customer, address)
+        _bind().info("customer resolved", customer_id=ref.customer_id, matched_on=ref.matched_on)
+        return ref
+
+    @activity.defn(name=names.CREATE_SALES_ORDER)
+    async def create_sales_order(self, order: Order, customer_id: str, key: str) -> SalesOrderAck:
+        with adapter_errors():
+            ack = await self.a.erp.create_sales_order(order, customer_id, key)
+        _bind().info("sales order accepted", erp_order_id=ack.erp_order_id, created=ack.created)
+        return ack
+
+    @activity.defn(name=names.ALLOCATE_BACKORDERS)
+    async def allocate_backorders(self, erp_order_id: str) -> SalesOrderAck:
+        with adapter_errors():
+            return await self.a.erp.allocate_backorders(erp_order_id)
+
+    @activity.defn(name=names.INVOICE_SHIPMENT)
+    async def invoice_shipment(
+        self, erp_order_id: str, shipment: Shipment, amounts: InvoiceAmounts, key: str
+    ) -> InvoiceAck:
+        with adapter_errors():
+            ack = await self.a.erp.invoice_shipment(erp_order_id, shipment, amounts, key)
+        _bind().info("invoice posted", invoice_id=ack.invoice_id, total=str(ack.total))
+        return ack
+
+    @activity.defn(name=names.CANCEL_SALES_ORDER)
+    async def cancel_sales_order(self, erp_order_id: str, reason: str, key: str) -> CancelAck:
+        with adapter_errors():
+            return await self.a.erp.cancel_sales_order(erp_order_id, reason, key)
+
+    # -- tax ------------------------------------------------------------------------
+    @activity.defn(name=names.QUOTE_TAX)
+    async def quote_tax(self, order: Order, document_code: str) -> TaxQuote:
+        with adapter_errors():
+            return await self.a.tax.quote(order, document_code)
+
+    @activity.defn(name=names.COMMIT_TAX)
+    async def commit_tax(self, document_code: str, invoice_code: str, amounts: InvoiceAmounts) -> TaxCommit:
+        with adapter_errors():
+            return await self.a.tax.commit(document_code, invoice_code, amounts)
+
+    @activity.defn(name=names.VOID_TAX)
+    async def void_tax(self, document_code: str) -> TaxVoid:
+        with adapter_errors():
+            return await self.a.tax.void(document_code)
+
+    # -- payment --------------------------------------------------------------------
+    @activity.defn(name=names.AUTHORIZE_PAYMENT)
+    async def authorize_payment(self, amount: Money, reference: str | None, key: str) -> Authorization:
+        with adapter_errors():
+            auth = await self.a.payment.authorize(amount, reference, key)
+        _bind().info("payment authorized", authorization_id=auth.authorization_id, amount=str(amount))
+        return auth
+
+    @activity.defn(name=names.CAPTURE_PAYMENT)
+    async def capture_payment(self, authorization_id: str, amount: Money, key: str) -> Capture:
+        with adapter_errors():
+            cap = await self.a.payment.capture(authorization_id, amount, key)
+        _bind().info("payment captured", capture_id=cap.capture_id, amount=str(amount))
+        return cap
+
+    @activity.defn(name=names.VOID_PAYMENT)
+    async def void_payment(self, authorization_id: str, key: str) -> PaymentVoid:
+        with adapter_errors():
+            return await self.a.payment.void(authorization_id, key)
+
+    @activity.defn(name=names.REFUND_PAYMENT)
+    async def refund_payment(self, capture_id: str, amount: Money, key: str) -> PaymentRefund:
+        with adapter_errors():
+            return await self.a.payment.refund(capture_id, amount, key)
+
+    # -- warehouse ------------------------------------------------------------------
+    @activity.defn(name=names.RELEASE_FULFILLMENT)
+    async def release_fulfillment(self, request: FulfillmentRequest) -> FulfillmentAck:
+        with adapter_errors():
+            ack = await self.a.wms.release(request)
+        _bind().info("released to warehouse", fulfillment_id=ack.fulfillment_id, location=ack.location)
+        return ack
+
+    @activity.defn(name=names.CANCEL_FULFILLMENT)
+    async def cancel_fulfillment(self, fulfillment_id: str, reason: str) -> FulfillmentCancel:
+        with adapter_errors():
+            return await self.a.wms.cancel(fulfillment_id, reason)
+
+    # -- channel --------------------------------------------------------------------
+    @activity.defn(name=names.CHANNEL_FULFILLMENT)
+    async def channel_fulfillment(
+        self, channel: str, external_order_id: str, shipment: Shipment, key: str
+    ) -> ChannelAck:
+        with adapter_errors():
+            return await self.a.channel(channel).notify_fulfillment(external_order_id, shipment, key)
+
+    @activity.defn(name=names.CHANNEL_REFUND)
+    async def channel_refund(
+        self, channel: str, external_order_id: str, amount: Money, reason: str, key: str
+    ) -> ChannelAck:
+        with adapter_errors():
+            return await self.a.channel(channel).refund_payment(external_order_id, amount, reason, key)
+
+    @activity.defn(name=names.CHANNEL_CANCELLED)
+    async def channel_cancelled(
+        self, channel: str, external_order_id: str, reason: str, key: str
+    ) -> ChannelAck:
+        with adapter_errors():
+            return await self.a.channel(channel).notify_cancelled(external_order_id, reason, key)

@@ -1,0 +1,151 @@
+"""The builtin warehouse: fulfillment orders kept in the store, worked by ``WmsSimulator``.
+
+Database work runs in a thread (``asyncio.to_thread``) so an activity's event loop never
+blocks on a lock or a slow disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar, cast
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from adapters.errors import PermanentError, TransientError
+from adapters.faults import FaultInjector
+from canonical import FulfillmentRequest
+from canonical.documents import FulfillmentAck, FulfillmentCancel
+from store.db import Store
+from store.wms import (
+    CANCELLABLE,
+    FulfillmentOrder,
+    FulfillmentOrderLine,
+    FulfillmentStatus,
+    parse_fulfillment_id,
+    rowcount,
+    utcnow,
+)
+
+SYSTEM = "wms"
+T = TypeVar("T")
+
+
+@contextmanager
+def store_errors(system: str) -> Iterator[None]:
+    """A database that is down or locked is worth retrying: say so in the adapter taxonomy."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise TransientError(f"{system} store unavailable: {exc.orig or exc}", system=system) from exc
+
+
+async def in_thread(system: str, fn: Callable[[], T]) -> T:
+    def run() -> T:
+        with store_errors(system):
+            return fn()
+
+    return await asyncio.to_thread(run)
+
+
+class BuiltinWms:
+    """The embedded warehouse behind ``WmsPort``: one fulfillment order per release."""
+
+    name = "builtin"
+
+    def __init__(self, store: Store, faults: FaultInjector | None = None) -> None:
+        self.store = store
+        self.faults = faults or FaultInjector(SYSTEM)
+
+    async def release(self, request: FulfillmentRequest) -> FulfillmentAck:
+        """Create the location's fulfillment order; a replayed key returns the same order."""
+        await self.faults.before("release", location=request.location, order_key=request.order_key)
+        return await in_thread(SYSTEM, lambda: self._release(request))
+
+    async def cancel(self, fulfillment_id: str, reason: str) -> FulfillmentCancel:
+        """Cancel unless the warehouse already packed or shipped it (then cancelled=False)."""
+        await self.faults.before("cancel", fulfillment_id=fulfillment_id)
+        return await in_thread(SYSTEM, lambda: self._cancel(fulfillment_id, reason))
+
+    # -- synchronous halves (run in a worker thread) ---------------------------------------
+
+    def _release(self, request: FulfillmentRequest) -> FulfillmentAck:
+        found = self._replay(request)
+        if found is not None:
+            return found
+        now = utcnow()
+        fo = FulfillmentOrder(
+            idempotency_key=request.idempotency_key,
+            order_key=request.order_key,
+            order_name=request.order_name,
+            location=request.location,
+            ship_to=request.ship_to.model_dump(mode="json") if request.ship_to else None,
+            shipping_method=request.shipping_method,
+            status="released",
+            status_changed_at=now,
+            created_at=now,
+            lines=[
+                FulfillmentOrderLine(position=i, line_id=ln.line_id, sku=ln.sku, quantity=ln.quantity)
+                for i, ln in enumerate(request.lines)
+            ],
+        )
+        try:
+            with self.store.session() as s:
+                s.add(fo)
+                s.flush()
+                return _ack(fo)
+        except IntegrityError:
+            # A concurrent release with the same key inserted first: answer with its order.
+            found = self._replay(request)
+            if found is None:
+                raise
+            return found
+
+    def _replay(self, request: FulfillmentRequest) -> FulfillmentAck | None:
+        with self.store.session() as s:
+            fo = s.scalar(
+                select(FulfillmentOrder).where(FulfillmentOrder.idempotency_key == request.idempotency_key)
+            )
+            if fo is None:
+                return None
+            if (fo.order_key, fo.location) != (request.order_key, request.location):
+                raise PermanentError(
+                    f"idempotency key {request.idempotency_key!r} already released"
+                    f" {fo.order_key} at {fo.location}",
+                    reason="idempotency_conflict",
+                    system=SYSTEM,
+                )
+            return _ack(fo)
+
+    def _cancel(self, fulfillment_id: str, reason: str) -> FulfillmentCancel:
+        pk = parse_fulfillment_id(fulfillment_id)
+        if pk is None:
+            raise _not_found(fulfillment_id)
+        with self.store.session() as s:
+            # Conditional update: the simulator may be moving the same row right now.
+            changed = s.execute(
+                update(FulfillmentOrder)
+                .where(FulfillmentOrder.id == pk, FulfillmentOrder.status.in_(CANCELLABLE))
+                .values(status="cancelled", status_changed_at=utcnow(), cancel_reason=reason[:500])
+                .execution_options(synchronize_session=False)
+            )
+            if rowcount(changed) == 1:
+                return FulfillmentCancel(fulfillment_id=fulfillment_id, cancelled=True, status="cancelled")
+            status = s.scalar(select(FulfillmentOrder.status).where(FulfillmentOrder.id == pk))
+        if status is None:
+            raise _not_found(fulfillment_id)
+        return FulfillmentCancel(
+            fulfillment_id=fulfillment_id, cancelled=status == "cancelled", status=status
+        )
+
+
+def _ack(fo: FulfillmentOrder) -> FulfillmentAck:
+    return FulfillmentAck(
+        fulfillment_id=fo.fulfillment_id, location=fo.location, status=cast(FulfillmentStatus, fo.status)
+    )
+
+
+def _not_found(fulfillment_id: str) -> PermanentError:
+    return PermanentError(f"no fulfillment order {fulfillment_id!r}", reason="not_found", system=SYSTEM)

@@ -1,0 +1,1 @@
+"""The `retail` command line (typer): run the stack, operate orders, import master data."""

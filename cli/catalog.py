@@ -1,0 +1,44 @@
+"""`retail catalog import` and `retail inventory import`: master data into the builtin ERP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from adapters.erp.catalog import import_products, import_stock
+from cli.common import fail, settings
+from store.db import Store
+from store.migrate import upgrade
+
+catalog_app = typer.Typer(help="The ERP's product master.", no_args_is_help=True)
+inventory_app = typer.Typer(help="Stock per location in the ERP.", no_args_is_help=True)
+
+FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a .csv or .json file")]
+
+
+def _store() -> Store:
+    s = settings()
+    upgrade(s.store_url)
+    return Store(s.store_url)
+
+
+@catalog_app.command("import")
+def catalog_import(file: FileArg) -> None:
+    """Upsert products (sku, title, price, currency[, weight_grams][, active]); all or nothing."""
+    try:
+        counts = import_products(_store(), file)
+    except ValueError as exc:
+        raise fail(f"{file}: {exc}") from exc
+    typer.echo(f"products: {counts}")
+
+
+@inventory_app.command("import")
+def inventory_import(file: FileArg) -> None:
+    """Set on-hand stock per location (sku, location, on_hand); all or nothing."""
+    try:
+        counts = import_stock(_store(), file)
+    except ValueError as exc:
+        raise fail(f"{file}: {exc}") from exc
+    typer.echo(f"stock levels: {counts}")

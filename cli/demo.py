@@ -1,0 +1,190 @@
+"""`retail demo`: the platform's main job on embedded defaults, end to end, with faults.
+
+Starts the stack, imports a demo catalog and stock, sends about 50 Shopify-format orders
+through the signed webhook (with transient ERP errors, a slow warehouse, an unknown SKU and a
+duplicate delivery), waits for them, and prints what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+import uuid
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from adapters.channels.shopify.demo_orders import demo_catalog, demo_stock, generate_orders
+from adapters.channels.shopify.signature import sign
+from adapters.erp.catalog import import_products, import_stock
+from canonical import OrderState
+from cli.common import settings
+from cli.output import print_table
+from settings import FaultSettings
+from store.db import Store
+from workflows.order_to_cash import OrderToCash
+
+SETTLED = {"Completed", "Cancelled", "NeedsAttention"}
+UNKNOWN_SKU = "GHOST-404"
+
+
+def _demo_settings(data_dir: Path, seed: int) -> Any:
+    s = settings().model_copy(deep=True)
+    s.data_dir = data_dir
+    s.database_url = None
+    # Quick warehouse and carrier so the demo ends in about a minute; realistic retries.
+    s.wms_pick_delay_s = 1.0
+    s.wms_ship_delay_s = 1.0
+    s.carrier_transit_delay_s = 1.0
+    s.carrier_delivery_delay_s = 1.0
+    s.simulator_poll_s = 0.25
+    s.retry_initial_s = 0.5
+    s.retry_max_s = 2.0
+    s.activity_timeout_s = 10.0
+    s.faults.erp = FaultSettings(transient_rate=0.2, seed=seed)
+    return s
+
+
+def _poison(order: dict[str, Any]) -> dict[str, Any]:
+    """An order for a product the ERP has never heard of: it must wait for an operator."""
+    o: dict[str, Any] = json.loads(json.dumps(order))
+    o["line_items"][0]["sku"] = UNKNOWN_SKU
+    return o
+
+
+async def _send(http: httpx.AsyncClient, secret: str, payload: dict[str, Any], webhook_id: str) -> int:
+    raw = json.dumps(payload).encode()
+    r = await http.post(
+        "/webhooks/shopify",
+        content=raw,
+        headers={
+            "Content-Type": "application/json",
+            "X-Shopify-Topic": "orders/create",
+            "X-Shopify-Hmac-Sha256": sign(raw, secret),
+            "X-Shopify-Webhook-Id": webhook_id,
+            "X-Shopify-Shop-Domain": "retail-connect-demo.myshopify.com",
+            "X-Shopify-API-Version": "2025-07",
+        },
+    )
+    return r.status_code
+
+
+def demo(
+    orders: Annotated[int, typer.Option(help="how many orders to send")] = 50,
+    keep: Annotated[bool, typer.Option("--keep", help="leave the stack running to browse the UI")] = False,
+    seed: Annotated[int, typer.Option(help="random seed for orders and faults")] = 7,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for orders to settle")] = 240.0,
+    data_dir: Annotated[Path, typer.Option(help="fresh data directory for the demo")] = Path(".data/demo"),
+) -> None:
+    """Run the platform's main job on embedded defaults and print a summary."""
+    from cli.stack import running_stack
+
+    shutil.rmtree(data_dir, ignore_errors=True)
+    s = _demo_settings(data_dir, seed)
+
+    async def go() -> int:
+        async with running_stack(s, persist=True, wms_extra_delay={"WH-WEST": 3.0}) as stack:
+            typer.echo(f"Temporal UI: {stack.ui_url}   API: {s.api_url}")
+            _import_demo_data(stack.store)
+            payloads = generate_orders(
+                orders - 1, seed, [(p["sku"], Decimal(p["price"])) for p in demo_catalog()]
+            )
+            payloads.append(
+                _poison(
+                    generate_orders(
+                        1,
+                        seed + 1,
+                        [(p["sku"], Decimal(p["price"])) for p in demo_catalog()],
+                        start_number=9001,
+                    )[0]
+                )
+            )
+            secret = s.shopify_webhook_secret.get_secret_value()
+            keys = [f"shopify-{p['id']}" for p in payloads]
+            async with httpx.AsyncClient(base_url=s.api_url, timeout=30) as http:
+                codes = await asyncio.gather(*[_send(http, secret, p, uuid.uuid4().hex) for p in payloads])
+                # Shopify delivers at least once: a redelivery must not start a second workflow.
+                dup = await _send(http, secret, payloads[0], uuid.uuid4().hex)
+            accepted = sum(1 for c in codes if c == 200)
+            typer.echo(
+                f"sent {len(payloads)} orders through the signed webhook: {accepted} accepted; "
+                f"duplicate delivery answered {dup}"
+            )
+            states = await _wait(stack.client, keys, timeout)
+            _summary(states, stack.ui_url)
+            if keep:
+                typer.echo("--keep: the stack stays up; Ctrl-C stops it.")
+                await asyncio.Event().wait()
+            return 0 if all(st.status in SETTLED for st in states.values()) else 1
+
+    try:
+        code = asyncio.run(go())
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+def _import_demo_data(store: Store) -> None:
+    products = import_products(store, demo_catalog())
+    stock = import_stock(store, demo_stock())
+    typer.echo(f"imported products: {products}; stock levels: {stock}")
+
+
+async def _wait(client: Any, keys: list[str], timeout: float) -> dict[str, OrderState]:
+    deadline = time.monotonic() + timeout
+    states: dict[str, OrderState] = {}
+    last_report = 0.0
+    while True:
+        for key in keys:
+            try:
+                states[key] = await client.get_workflow_handle_for(OrderToCash.run, f"order-{key}").query(
+                    OrderToCash.state
+                )
+            except Exception:  # not started yet or briefly unreachable: ask again next round
+                continue
+        settled = sum(1 for st in states.values() if st.status in SETTLED)
+        if settled == len(keys) or time.monotonic() > deadline:
+            return states
+        if time.monotonic() - last_report > 5:
+            by = Counter(st.status for st in states.values())
+            typer.echo(
+                f"  {settled}/{len(keys)} settled: " + ", ".join(f"{k} {v}" for k, v in sorted(by.items()))
+            )
+            last_report = time.monotonic()
+        await asyncio.sleep(1)
+
+
+def _summary(states: dict[str, OrderState], ui_url: str) -> None:
+    by = Counter(st.status for st in states.values())
+    print_table("orders by status", ["status", "orders"], sorted(by.items()))
+    totals: dict[str, dict[str, Decimal]] = {}
+    for st in states.values():
+        t = totals.setdefault(
+            st.total.currency, {"total": Decimal(0), "captured": Decimal(0), "invoiced": Decimal(0)}
+        )
+        t["total"] += st.total.amount
+        t["captured"] += st.captured.amount
+        t["invoiced"] += st.invoiced.amount
+    print_table(
+        "money",
+        ["currency", "order total", "captured", "invoiced"],
+        [[c, v["total"], v["captured"], v["invoiced"]] for c, v in sorted(totals.items())],
+    )
+    stuck = [st for st in states.values() if st.attention is not None]
+    if stuck:
+        print_table(
+            "stuck orders (retail orders list --stuck)",
+            ["order", "reason", "step", "message"],
+            [
+                [st.order_key, st.attention.reason, st.attention.step, st.attention.message]
+                for st in stuck
+                if st.attention
+            ],
+        )
+    typer.echo(f'Temporal UI: {ui_url}  (filter: OrderStatus="NeedsAttention")')

@@ -1,0 +1,200 @@
+"""`retail orders`: find, inspect and fix orders."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from canonical import OrderState
+from cli.common import fail, run, settings, workflow_id
+from cli.output import print_json, print_table
+from workflows import search_attributes as sa
+from workflows.client import connect
+from workflows.models import OperatorRequest
+from workflows.order_to_cash import OrderToCash
+
+app = typer.Typer(help="Find, inspect and fix orders.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def list_query(
+    status: str | None, channel: str | None, stuck: bool, since: datetime | None, query: str | None
+) -> str:
+    parts = ['WorkflowType = "OrderToCash"']
+    if stuck:
+        parts.append('OrderStatus = "NeedsAttention"')
+    if status:
+        parts.append(f'OrderStatus = "{status}"')
+    if channel:
+        parts.append(f'Channel = "{channel}"')
+    if since:
+        parts.append(
+            f'StartTime >= "{since.isoformat()}Z"'
+            if since.tzinfo is None
+            else f'StartTime >= "{since.isoformat()}"'
+        )
+    if query:
+        parts.append(f"({query})")
+    return " AND ".join(parts)
+
+
+async def _list(q: str, limit: int) -> list[dict[str, object]]:
+    client = await connect(settings())
+    rows: list[dict[str, object]] = []
+    async for wf in client.list_workflows(q, limit=limit):
+        attrs = wf.typed_search_attributes
+        rows.append(
+            {
+                "workflow_id": wf.id,
+                "order_id": attrs.get(sa.ORDER_ID),
+                "channel": attrs.get(sa.CHANNEL),
+                "status": attrs.get(sa.ORDER_STATUS),
+                "attention": attrs.get(sa.ATTENTION_REASON),
+                "started": wf.start_time.isoformat() if wf.start_time else None,
+                "workflow_status": wf.status.name if wf.status else None,
+            }
+        )
+    return rows
+
+
+@app.command("list")
+def list_orders(
+    status: Annotated[str | None, typer.Option(help="OrderStatus, e.g. NeedsAttention, Completed")] = None,
+    channel: Annotated[str | None, typer.Option(help="channel name, e.g. shopify")] = None,
+    stuck: Annotated[bool, typer.Option("--stuck", help="only orders waiting for an operator")] = False,
+    since: Annotated[datetime | None, typer.Option(help="started at or after (ISO 8601)")] = None,
+    query: Annotated[str | None, typer.Option(help="extra Temporal list filter")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many")] = 200,
+    as_json: JsonOpt = False,
+) -> None:
+    """List orders (Temporal visibility: lags a few seconds behind)."""
+    q = list_query(status, channel, stuck, since, query)
+    try:
+        rows = run(_list(q, limit))
+    except RPCError as exc:
+        raise fail(f"cannot list orders: {exc.message}") from exc
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        f"{len(rows)} orders",
+        ["order", "status", "attention", "channel", "started"],
+        [[r["order_id"], r["status"], r["attention"], r["channel"], r["started"]] for r in rows],
+    )
+
+
+async def _state(client: Client, wf_id: str) -> OrderState:
+    return await client.get_workflow_handle_for(OrderToCash.run, wf_id).query(OrderToCash.state)
+
+
+def _show_table(s: OrderState) -> None:
+    print_table(
+        f"{s.name or s.external_id} ({s.workflow_id})",
+        ["field", "value"],
+        [
+            ["status", s.status],
+            [
+                "attention",
+                f"{s.attention.reason} at {s.attention.step}: {s.attention.message}" if s.attention else "",
+            ],
+            ["waiting for", s.waiting_for],
+            ["ERP order", s.erp_order_id],
+            ["total", s.total],
+            ["captured", s.captured],
+            ["invoiced", s.invoiced],
+            ["refunded", s.refunded],
+            ["warehouse", ", ".join(f"{k}={v}" for k, v in s.fulfillments.items())],
+            ["tracking", ", ".join(f"{k} ({v})" for k, v in s.tracking.items())],
+            ["invoices", ", ".join(s.invoices)],
+        ],
+    )
+    print_table(
+        "steps",
+        ["at", "step", "status", "detail"],
+        [[st.at.isoformat(timespec="seconds"), st.step, st.status, st.detail] for st in s.steps],
+    )
+    if s.actions:
+        print_table(
+            "operator actions",
+            ["at", "action", "operator", "reason", "reference"],
+            [
+                [a.at.isoformat(timespec="seconds"), a.action, a.operator, a.reason, a.reference]
+                for a in s.actions
+            ],
+        )
+
+
+@app.command("show")
+def show(
+    order: Annotated[str, typer.Argument(help="order key (shopify-1001) or workflow id")],
+    as_json: JsonOpt = False,
+) -> None:
+    """One order's state: status, amounts, shipments, attention, operator actions."""
+
+    async def go() -> OrderState:
+        return await _state(await connect(settings()), workflow_id(order))
+
+    try:
+        s = run(go())
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise fail(f"no order {order}") from exc
+        raise fail(f"cannot read {order}: {exc.message}") from exc
+    if as_json:
+        print_json(s.model_dump(mode="json"))
+    else:
+        _show_table(s)
+
+
+def _act(order: str, action: str, reason: str, operator: str | None, reference: str | None) -> None:
+    req = OperatorRequest(operator=operator or getpass.getuser(), reason=reason, reference=reference)
+
+    async def go() -> str:
+        client = await connect(settings())
+        handle = client.get_workflow_handle_for(OrderToCash.run, workflow_id(order))
+        update = {"retry": OrderToCash.retry, "skip": OrderToCash.skip, "cancel": OrderToCash.cancel}[action]
+        result: str = await handle.execute_update(update, req)
+        return result
+
+    try:
+        typer.echo(run(go()))
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        raise fail(f"refused: {getattr(cause, 'message', None) or exc}") from exc
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise fail(f"no running order {order}") from exc
+        raise fail(f"cannot {action} {order}: {exc.message}") from exc
+
+
+ReasonOpt = Annotated[str, typer.Option("--reason", help="why (recorded in the order's history)")]
+OperatorOpt = Annotated[str | None, typer.Option("--operator", help="who; default: the OS user")]
+
+
+@app.command("retry")
+def retry(order: str, reason: ReasonOpt, operator: OperatorOpt = None) -> None:
+    """Retry the step an order is stuck on, after fixing its cause."""
+    _act(order, "retry", reason, operator, None)
+
+
+@app.command("skip")
+def skip(
+    order: str,
+    reason: ReasonOpt,
+    reference: Annotated[str, typer.Option("--reference", help="where it was done by hand")],
+    operator: OperatorOpt = None,
+) -> None:
+    """Skip the failed step, recording where it was done by hand (e.g. an ERP order number)."""
+    _act(order, "skip", reason, operator, reference)
+
+
+@app.command("cancel")
+def cancel(order: str, reason: ReasonOpt, operator: OperatorOpt = None) -> None:
+    """Cancel an order: compensate what was done, or only what is unshipped."""
+    _act(order, "cancel", reason, operator, None)

@@ -1,0 +1,119 @@
+"""The whole platform in one process (plus Temporal's dev server): `retail dev` and `retail demo`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import structlog
+import uvicorn
+from temporalio.client import Client
+
+from activities.routing import build_adapters
+from adapters.carrier.builtin import BuiltinCarrier
+from adapters.carrier.simulator import CarrierSimulator
+from adapters.faults import FaultInjector
+from adapters.wms.simulator import WmsSimulator
+from api.app import create_app
+from devserver import port_open, start_dev_server
+from settings import Settings
+from store.db import Store
+from store.migrate import upgrade
+from worker import build_worker
+from workflows.client import connect
+
+log = structlog.get_logger("stack")
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    store: Store
+    client: Client
+
+    @property
+    def ui_url(self) -> str:
+        host = self.settings.temporal_address.rsplit(":", 1)[0]
+        return f"http://{host}:{self.settings.temporal_ui_port}"
+
+
+async def run_simulators(
+    settings: Settings,
+    store: Store,
+    stop: asyncio.Event,
+    wms_extra_delay: dict[str, float] | None = None,
+    http_client: httpx.AsyncClient | None = None,
+) -> None:
+    """The builtin warehouse and carrier, reporting through the platform's webhook endpoints."""
+    async with contextlib.AsyncExitStack() as stack:
+        http: httpx.AsyncClient = (
+            http_client
+            if http_client is not None
+            else await stack.enter_async_context(httpx.AsyncClient(base_url=settings.api_url, timeout=10))
+        )
+        carrier = BuiltinCarrier(store, FaultInjector("carrier", settings.faults.carrier))
+        wms = WmsSimulator(store, carrier, http, settings, location_delays=wms_extra_delay or {})
+        tracking = CarrierSimulator(store, http, settings)
+        await asyncio.gather(wms.run(stop), tracking.run(stop))
+
+
+@asynccontextmanager
+async def running_stack(
+    settings: Settings, *, persist: bool = True, wms_extra_delay: dict[str, float] | None = None
+) -> AsyncIterator[Stack]:
+    """Start Temporal's dev server (unless one already listens), the worker, the API and the
+    simulators; stop them all on exit."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    host, port = settings.temporal_address.rsplit(":", 1)
+    server: subprocess.Popen[bytes] | None = None
+    if not port_open(host, int(port)):
+        server = start_dev_server(
+            host=host,
+            port=int(port),
+            ui_port=settings.temporal_ui_port,
+            db_file=settings.data_dir / "temporal.db" if persist else None,
+            namespace=settings.temporal_namespace,
+            log=settings.data_dir / "temporal.log",
+        )
+    upgrade(settings.store_url)
+    store = Store(settings.store_url)
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        client = await connect(settings)
+        worker = build_worker(client, settings, build_adapters(settings, store))
+        api = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings, client),
+                host=settings.api_host,
+                port=settings.api_port,
+                log_level="warning",
+                lifespan="on",
+            )
+        )
+        tasks.append(asyncio.create_task(worker.run()))
+        tasks.append(asyncio.create_task(api.serve()))
+        tasks.append(asyncio.create_task(run_simulators(settings, store, stop, wms_extra_delay)))
+        while not api.started:
+            await asyncio.sleep(0.05)
+            for t in tasks:
+                if t.done():
+                    t.result()
+        yield Stack(settings, store, client)
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            api.should_exit = True
+        for t in tasks[:1]:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        store.dispose()
+        if server is not None:
+            server.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(10)

@@ -1,0 +1,182 @@
+"""OrderToCash end to end on a real Temporal server, with the builtin ERP, tax, payment, WMS and
+carrier on a real database, and the warehouse/carrier simulators reporting through the API."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+
+from adapters.erp.builtin import get_sales_order, list_invoices, stock_levels
+from adapters.payment.builtin import get_authorization, list_captures
+from canonical import Money
+from store.db import Store
+from tests.platform import platform
+from tests.seed import seed_catalog
+from tests.shopify_payloads import shopify_order
+from workflows.models import OperatorRequest
+from workflows.order_to_cash import OrderToCash
+
+OPERATOR = OperatorRequest(operator="test", reason="test")
+
+
+def _stock(store: Store, sku: str, location: str) -> tuple[int, int]:
+    for lvl in stock_levels(store, sku):
+        if lvl.location == location:
+            return lvl.on_hand, lvl.reserved
+    raise AssertionError(f"no stock row for {sku} at {location}")
+
+
+async def test_webhook_order_reaches_completed_with_books_that_agree(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with platform(client, tmp_path, database_url, seed=seed_catalog) as p:
+        r = await p.send_shopify(shopify_order(1001, [("TEE-BLK-M", 2, "25.00"), ("MUG-01", 1, "12.50")]))
+        assert r.status_code == 200, r.text
+        st = await p.wait_status("shopify-1001", "Completed")
+
+        assert st.erp_order_id is not None
+        assert st.captured == st.total and st.invoiced == st.total
+        assert st.total == Money.of("72.03", "USD")  # 62.50 + tax 3.62 + 0.91 (per line) + 5.00
+        invoices = list_invoices(p.store, st.erp_order_id)
+        assert Money.sum((i.total for i in invoices), "USD") == st.total
+        assert st.authorization_id is not None
+        captures = list_captures(p.store, st.authorization_id)
+        assert Money.sum((c.amount for c in captures), "USD") == st.total
+        assert all(v == "delivered" for v in st.tracking.values()) and st.tracking
+        so = get_sales_order(p.store, st.erp_order_id)
+        assert so is not None and so.status in ("shipped", "closed", "invoiced", "fulfilled")
+        # Stock left on hand, nothing still reserved.
+        assert _stock(p.store, "TEE-BLK-M", "WH-EAST") == (8, 0)
+
+
+async def test_split_shipment_across_two_locations_captures_twice(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with platform(client, tmp_path, database_url, seed=seed_catalog) as p:
+        # HAT-RED: 3 at WH-EAST and 3 at WH-WEST; 5 ordered means a split.
+        await p.send_shopify(shopify_order(1002, [("HAT-RED", 5, "18.00")]))
+        st = await p.wait_status("shopify-1002", "Completed")
+        assert set(st.fulfillments) == {"WH-EAST", "WH-WEST"}
+        assert len(st.shipments) == 2
+        assert st.authorization_id is not None
+        captures = list_captures(p.store, st.authorization_id)
+        assert len(captures) == 2
+        assert Money.sum((c.amount for c in captures), "USD") == st.total == st.captured
+
+
+async def test_cancel_before_shipment_voids_cancels_and_releases(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with platform(client, tmp_path, database_url, seed=seed_catalog, wms_pick_delay_s=60.0) as p:
+        await p.send_shopify(shopify_order(1003, [("TEE-BLK-M", 3, "25.00")]))
+        st = await p.wait_status("shopify-1003", "AwaitingShipment")
+        assert _stock(p.store, "TEE-BLK-M", "WH-EAST") == (10, 3)
+
+        result = await p.handle("shopify-1003").execute_update(
+            OrderToCash.cancel, OperatorRequest(operator="ops", reason="customer changed mind")
+        )
+        assert result == "cancelling"
+        st = await p.wait_status("shopify-1003", "Cancelled")
+
+        assert st.authorization_id is not None and st.erp_order_id is not None
+        auth = get_authorization(p.store, st.authorization_id)
+        assert auth is not None and auth.status == "voided"
+        assert st.voided == st.total and st.captured.is_zero
+        so = get_sales_order(p.store, st.erp_order_id)
+        assert so is not None and so.status == "cancelled"
+        assert _stock(p.store, "TEE-BLK-M", "WH-EAST") == (10, 0)
+        assert [a.action for a in st.actions] == ["cancel"] and st.actions[0].operator == "ops"
+
+
+async def test_unknown_sku_waits_for_operator_then_completes_after_import_and_retry(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with platform(client, tmp_path, database_url, seed=seed_catalog) as p:
+        await p.send_shopify(shopify_order(1004, [("NEW-THING", 1, "40.00")]))
+        st = await p.wait_status("shopify-1004", "NeedsAttention")
+        assert st.attention is not None
+        assert st.attention.reason == "unknown_sku" and "NEW-THING" in st.attention.message
+        assert st.attention.step == "create_sales_order"
+
+        # An invalid action is refused without touching the order.
+        try:
+            await p.handle("shopify-1004").execute_update(
+                OrderToCash.skip, OperatorRequest(operator="ops", reason="no ref")
+            )
+            raise AssertionError("skip without a reference must be refused")
+        except WorkflowUpdateFailedError as exc:
+            assert "reference" in str(exc.cause)
+
+        seed_catalog(p.store, extra=[("NEW-THING", "40.00", "WH-EAST", 5)])
+        await p.handle("shopify-1004").execute_update(
+            OrderToCash.retry, OperatorRequest(operator="ops", reason="SKU imported")
+        )
+        st = await p.wait_status("shopify-1004", "Completed")
+        assert st.attention is None
+        assert [(a.action, a.step) for a in st.actions] == [("retry", "create_sales_order")]
+        assert st.captured == st.total
+
+
+async def test_duplicate_and_concurrent_deliveries_start_one_workflow(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with platform(client, tmp_path, database_url, seed=seed_catalog) as p:
+        payload = shopify_order(1005, [("MUG-01", 1, "12.50")])
+        codes = await asyncio.gather(*[p.send_shopify(payload) for _ in range(8)])
+        assert [c.status_code for c in codes] == [200] * 8
+        st = await p.wait_status("shopify-1005", "Completed")
+        again = await p.send_shopify(payload)  # a late redelivery after completion
+        assert again.status_code == 200
+        runs = [wf async for wf in client.list_workflows('WorkflowId = "order-shopify-1005"')]
+        # Visibility lags: the count can only be lower than the truth, never higher.
+        assert len(runs) <= 1
+        desc = await p.handle("shopify-1005").describe()
+        assert desc.run_id is not None
+        assert st.authorization_id is not None
+        assert len(list_captures(p.store, st.authorization_id)) == 1
+
+
+async def test_jpy_and_three_decimal_currency_orders_complete(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with platform(client, tmp_path, database_url, seed=seed_catalog) as p:
+        await p.send_shopify(
+            shopify_order(1006, [("MUG-01", 2, "1980")], currency="JPY", shipping="500", tax_rate="0.10")
+        )
+        await p.send_shopify(
+            shopify_order(1007, [("MUG-01", 1, "4.125")], currency="KWD", shipping="1.500", tax_rate="0")
+        )
+        jpy = await p.wait_status("shopify-1006", "Completed")
+        kwd = await p.wait_status("shopify-1007", "Completed")
+        assert jpy.captured == jpy.total == Money.of("4856", "JPY")
+        assert kwd.captured == kwd.total == Money.of("5.625", "KWD")
+
+
+async def test_totals_that_do_not_add_up_are_rejected_at_the_door(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with platform(client, tmp_path, database_url, worker=False, simulators=False) as p:
+        bad = shopify_order(1008, [("MUG-01", 1, "12.50")])
+        bad["total_price"] = "99.99"
+        bad["total_price_set"]["shop_money"]["amount"] = "99.99"
+        r = await p.send_shopify(bad)
+        assert r.status_code == 422
+        body = r.json()["detail"]
+        assert body["reason"] == "mapping_error" and "total" in body["detail"]
+
+
+async def test_retry_is_refused_when_nothing_waits_for_an_operator(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with platform(client, tmp_path, database_url, seed=seed_catalog, wms_pick_delay_s=60.0) as p:
+        await p.send_shopify(shopify_order(1009, [("MUG-01", 1, "12.50")]))
+        await p.wait_status("shopify-1009", "AwaitingShipment")
+        try:
+            await p.handle("shopify-1009").execute_update(OrderToCash.retry, OPERATOR)
+            raise AssertionError("retry must be refused")
+        except WorkflowUpdateFailedError as exc:
+            assert "nothing to retry" in str(exc.cause)
+        st = await p.state("shopify-1009")
+        assert st.actions == []

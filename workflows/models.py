@@ -1,0 +1,46 @@
+"""Inputs and operator requests of the order workflows (pydantic, carried by the data converter)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from canonical import Order
+
+
+class ProcessingPolicy(BaseModel):
+    """Timings and retry limits, set by whoever starts the workflow (settings in production,
+    short values in tests) so the workflow itself stays deterministic."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    activity_timeout_s: float = 30.0
+    max_attempts: int = 8
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 60.0
+    shipping_sla_s: float = 2 * 24 * 3600.0
+
+
+class OrderToCashInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order: Order
+    policy: ProcessingPolicy = ProcessingPolicy()
+    correlation_id: str
+
+
+class OperatorRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    operator: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    reference: str | None = None
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1)
+    source: Literal["channel", "api", "operator"]
+    operator: str | None = None

@@ -1,0 +1,726 @@
+"""OrderToCash: an order from the storefront to the ERP, paid, picked, shipped and invoiced.
+
+validate -> resolve customer -> tax quote -> authorize (platform-managed payment) -> ERP order
+and allocation -> release per location -> per shipment: capture, commit tax, invoice, tell the
+channel -> delivered -> completed.
+
+A step that fails for good never fails the workflow: it records why, sets
+OrderStatus=NeedsAttention and waits for an operator's retry, skip or cancel (Temporal updates,
+validated before they touch history). Cancellation compensates in reverse, and after a partial
+shipment cancels only what is unshipped.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import names
+    from canonical import (
+        Attention,
+        FulfillmentLine,
+        FulfillmentRequest,
+        InvoiceAmounts,
+        Money,
+        OperatorAction,
+        Order,
+        OrderState,
+        OrderStatus,
+        Shipment,
+        StepRecord,
+        TrackingEvent,
+        invoice_for_shipment,
+    )
+    from canonical.documents import (
+        Allocation,
+        Authorization,
+        CancelAck,
+        Capture,
+        ChannelAck,
+        CustomerRef,
+        FulfillmentAck,
+        FulfillmentCancel,
+        InvoiceAck,
+        PaymentVoid,
+        SalesOrderAck,
+        TaxCommit,
+        TaxQuote,
+        TaxVoid,
+    )
+    from workflows import search_attributes as sa
+    from workflows.models import CancelRequest, OperatorRequest, OrderToCashInput
+
+T = TypeVar("T")
+
+# Statuses after which there is nothing left to cancel.
+_FINAL: set[str] = {"Shipped", "Delivered", "Completed", "Cancelling", "Cancelled"}
+
+
+class _Cancelled(Exception):
+    """Raised inside the workflow to unwind to compensation."""
+
+
+def _describe(err: ActivityError) -> tuple[str, str]:
+    """(attention reason, message) from an activity failure."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return cause.type or "error", cause.message
+    if isinstance(cause, TimeoutError):
+        return "timeout", f"{err.activity_type} timed out ({cause.type.name if cause.type else 'timeout'})"
+    return "error", str(cause or err)
+
+
+@workflow.defn
+class OrderToCash:
+    @workflow.init
+    def __init__(self, inp: OrderToCashInput) -> None:
+        o = inp.order
+        cur = o.currency
+        self._order: Order = o
+        self._policy = inp.policy
+        self._correlation_id = inp.correlation_id
+        self._status: OrderStatus = "Received"
+        self._customer_id: str | None = None
+        self._erp_order_id: str | None = None
+        self._tax_document: str | None = None
+        self._authorization: Authorization | None = None
+        self._allocations: list[Allocation] = []
+        self._backordered: dict[str, int] = {}
+        self._fulfillments: dict[str, str] = {}
+        self._expected: dict[str, int] = {}
+        self._shipped: dict[str, int] = {}
+        self._shipments: list[Shipment] = []
+        self._seen_shipments: set[str] = set()
+        self._pending_shipments: list[Shipment] = []
+        self._tracking: dict[str, str] = {}
+        self._seen_tracking: set[str] = set()
+        self._captures: list[Capture] = []
+        self._invoices: list[str] = []
+        self._captured = Money.zero(cur)
+        self._invoiced = Money.zero(cur)
+        self._refunded = Money.zero(cur)
+        self._voided = Money.zero(cur)
+        self._attention: Attention | None = None
+        self._pending_action: OperatorAction | None = None
+        self._actions: list[OperatorAction] = []
+        self._steps: list[StepRecord] = []
+        self._operator_retries: dict[str, int] = {}
+        self._cancel: CancelRequest | None = None
+        self._waiting_for: str | None = None
+        self._attention_cancellable = True
+
+    # ---------------------------------------------------------------------------------
+    # run
+    # ---------------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, inp: OrderToCashInput) -> OrderState:
+        self._publish()
+        try:
+            await self._process()
+        except _Cancelled:
+            await self._compensate()
+        return self.state()
+
+    async def _process(self) -> None:
+        o = self._order
+        self._set_status("Processing")
+        ref = await self._step(
+            "resolve_customer",
+            lambda _: self._call(
+                names.RESOLVE_CUSTOMER,
+                [o.customer, o.billing_address or o.shipping_address],
+                CustomerRef,
+                f"Resolve customer {o.customer.display_name}",
+            ),
+        )
+        self._customer_id = ref.customer_id if ref else None
+        self._checkpoint()
+
+        if any(ln.taxable for ln in o.lines):
+            code = f"{self._wf_id}:tax"
+            quote = await self._step(
+                "quote_tax",
+                lambda _: self._call(names.QUOTE_TAX, [o, code], TaxQuote, f"Quote tax for {self._label}"),
+            )
+            self._tax_document = quote.document_code if quote else None
+            self._checkpoint()
+
+        platform = o.platform_payment
+        if not platform.is_zero:
+            reference = next((p.reference for p in o.payments if p.managed_by == "platform"), None)
+            self._authorization = await self._step(
+                "authorize_payment",
+                lambda n: self._call(
+                    names.AUTHORIZE_PAYMENT,
+                    [platform, reference, self._key("authorize", n)],
+                    Authorization,
+                    f"Authorize {platform}",
+                ),
+            )
+            self._checkpoint()
+        if not o.channel_payment.is_zero:
+            self._record("record_channel_payment", "done", f"{o.channel_payment} paid at {o.channel}")
+
+        ack = await self._step(
+            "create_sales_order",
+            lambda n: self._call(
+                names.CREATE_SALES_ORDER,
+                [o, self._customer_id or "", self._key("sales_order", n)],
+                SalesOrderAck,
+                f"Create ERP sales order for {self._label}",
+            ),
+        )
+        if ack is None:
+            # Skipped by an operator who keyed the ERP order in by hand: ship everything from
+            # the default location they are responsible for.
+            self._erp_order_id = self._skip_reference("create_sales_order")
+            ack = SalesOrderAck(
+                erp_order_id=self._erp_order_id or "manual",
+                allocations=[
+                    Allocation(location="manual", line_id=ln.line_id, sku=ln.sku or "", quantity=ln.quantity)
+                    for ln in o.lines
+                    if ln.fulfillable
+                ],
+                created=False,
+            )
+        self._erp_order_id = ack.erp_order_id
+        await self._apply_allocation(ack)
+        self._checkpoint()
+
+        while self._backordered:
+            await self._handle_backorder()
+
+        await self._ship_and_bill()
+        self._set_status("Shipped")
+        await self._await_delivery()
+        self._set_status("Completed")
+
+    # ---------------------------------------------------------------------------------
+    # allocation and release
+    # ---------------------------------------------------------------------------------
+    async def _apply_allocation(self, ack: SalesOrderAck) -> None:
+        new: dict[str, list[Allocation]] = {}
+        for a in ack.allocations:
+            if a not in self._allocations:
+                self._allocations.append(a)
+                new.setdefault(a.location, []).append(a)
+                self._expected[a.line_id] = self._expected.get(a.line_id, 0) + a.quantity
+        self._backordered = {b.line_id: b.quantity for b in ack.backordered}
+        o = self._order
+        for location in sorted(new):
+            allocs = new[location]
+            req = FulfillmentRequest(
+                order_key=o.key,
+                order_name=o.name,
+                location=location,
+                lines=[FulfillmentLine(line_id=a.line_id, sku=a.sku, quantity=a.quantity) for a in allocs],
+                ship_to=o.shipping_address,
+                shipping_method=o.shipping_lines[0].code if o.shipping_lines else None,
+                idempotency_key=self._key(f"release:{location}:{len(self._allocations)}", 0),
+            )
+            fa = await self._step(
+                f"release_fulfillment:{location}",
+                lambda _n, req=req: self._call(  # type: ignore[misc]
+                    names.RELEASE_FULFILLMENT,
+                    [req],
+                    FulfillmentAck,
+                    f"Release {sum(ln.quantity for ln in req.lines)} units to {req.location}",
+                ),
+            )
+            if fa is not None:
+                self._fulfillments[location] = fa.fulfillment_id
+        self._set_status("AwaitingShipment")
+
+    async def _handle_backorder(self) -> None:
+        what = ", ".join(f"{line}x{qty}" for line, qty in sorted(self._backordered.items()))
+        action = await self._await_operator(
+            "allocate", "backordered", f"no location has stock for {what}", cancellable=True
+        )
+        if action.action == "retry":
+            assert self._erp_order_id
+            ack = await self._step(
+                "allocate_backorders",
+                lambda _: self._call(
+                    names.ALLOCATE_BACKORDERS, [self._erp_order_id], SalesOrderAck, "Allocate backorders"
+                ),
+            )
+            if ack is not None:
+                await self._apply_allocation(ack)
+        elif action.action == "skip":
+            # Ship what is allocated; the backordered remainder is handled outside the platform.
+            self._record("allocate", "skipped", f"backorder left to {action.reference or action.operator}")
+            self._backordered = {}
+
+    # ---------------------------------------------------------------------------------
+    # shipping and billing
+    # ---------------------------------------------------------------------------------
+    def _all_shipped(self) -> bool:
+        return all(self._shipped.get(line, 0) >= qty for line, qty in self._expected.items())
+
+    async def _ship_and_bill(self) -> None:
+        sla = timedelta(seconds=self._policy.shipping_sla_s)
+        while True:
+            while self._pending_shipments:
+                shipment = self._pending_shipments.pop(0)
+                await self._bill_shipment(shipment)
+            if self._all_shipped():
+                return
+            self._checkpoint()
+            self._waiting_for = "shipment from the warehouse"
+            self._publish()
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._pending_shipments) or self._cancel_pending(), timeout=sla
+                )
+            except builtins.TimeoutError:
+                await self._await_operator(
+                    "await_shipment",
+                    "shipping_sla_breached",
+                    f"not shipped within {self._policy.shipping_sla_s:g}s of release",
+                    cancellable=True,
+                    resolved_by=lambda: bool(self._pending_shipments),
+                )
+            finally:
+                self._waiting_for = None
+
+    async def _bill_shipment(self, shipment: Shipment) -> None:
+        o = self._order
+        now: dict[str, int] = {}
+        for ln in shipment.lines:
+            now[ln.line_id] = now.get(ln.line_id, 0) + ln.quantity
+        try:
+            amounts = invoice_for_shipment(o, self._shipped, now, first=not self._shipments)
+        except (ValueError, KeyError) as exc:
+            self._record(f"shipment:{shipment.shipment_id}", "failed", f"rejected shipment: {exc}")
+            return
+        for line, qty in now.items():
+            self._shipped[line] = self._shipped.get(line, 0) + qty
+        self._shipments.append(shipment)
+        for number in shipment.tracking_numbers:
+            self._tracking.setdefault(number, "shipped")
+        partial = not self._all_shipped()
+        self._set_status("PartiallyShipped" if partial else "Shipped")
+        sid = shipment.shipment_id
+
+        await self._capture_for(amounts, sid)
+        if self._tax_document:
+            doc = self._tax_document
+            await self._step(
+                f"commit_tax:{sid}",
+                lambda _: self._call(
+                    names.COMMIT_TAX,
+                    [doc, f"{self._wf_id}:invoice:{sid}", amounts],
+                    TaxCommit,
+                    f"Commit tax {amounts.tax}",
+                ),
+            )
+        inv = await self._step(
+            f"invoice:{sid}",
+            lambda n: self._call(
+                names.INVOICE_SHIPMENT,
+                [self._erp_order_id or "", shipment, amounts, self._key(f"invoice:{sid}", n)],
+                InvoiceAck,
+                f"Invoice {amounts.total} for shipment {sid}",
+            ),
+        )
+        if inv is not None:
+            self._invoices.append(inv.invoice_id)
+        else:
+            self._invoices.append(self._skip_reference(f"invoice:{sid}") or "manual")
+        self._invoiced = self._invoiced + amounts.total
+        await self._step(
+            f"notify_channel:{sid}",
+            lambda n: self._call(
+                names.CHANNEL_FULFILLMENT,
+                [o.channel, o.external_id, shipment, self._key(f"channel_fulfillment:{sid}", n)],
+                ChannelAck,
+                f"Tell {o.channel}: shipped {', '.join(shipment.tracking_numbers) or 'without tracking'}",
+            ),
+        )
+
+    async def _capture_for(self, amounts: InvoiceAmounts, sid: str) -> None:
+        """Capture the platform's share of what has been billed so far (channel money first)."""
+        auth = self._authorization
+        if auth is None:
+            return
+        billed = self._invoiced + amounts.total
+        channel_paid = self._order.channel_payment
+        platform_due = billed - channel_paid if billed > channel_paid else Money.zero(billed.currency)
+        due = platform_due - self._captured
+        if due.amount <= 0:
+            return
+        cap = await self._step(
+            f"capture:{sid}",
+            lambda n: self._call(
+                names.CAPTURE_PAYMENT,
+                [auth.authorization_id, due, self._key(f"capture:{sid}", n)],
+                Capture,
+                f"Capture {due} for shipment {sid}",
+            ),
+        )
+        if cap is not None:
+            self._captures.append(cap)
+        # A skipped capture was taken outside the platform: it still counts as collected.
+        self._captured = self._captured + due
+
+    async def _await_delivery(self) -> None:
+        if not self._tracking:
+            return
+        self._waiting_for = "delivery by the carrier"
+        self._publish()
+        await workflow.wait_condition(lambda: all(s == "delivered" for s in self._tracking.values()))
+        self._waiting_for = None
+        self._set_status("Delivered")
+
+    # ---------------------------------------------------------------------------------
+    # cancellation and compensation
+    # ---------------------------------------------------------------------------------
+    def _cancel_pending(self) -> bool:
+        return self._cancel is not None
+
+    def _checkpoint(self) -> None:
+        if self._cancel is not None:
+            raise _Cancelled()
+
+    async def _compensate(self) -> None:
+        o = self._order
+        req = self._cancel
+        reason = req.reason if req else "cancelled"
+        self._set_status("Cancelling")
+        for location, fid in sorted(self._fulfillments.items()):
+            if self._location_shipped(location):
+                continue
+            res = await self._step(
+                f"cancel_fulfillment:{location}",
+                lambda _n, fid=fid: self._call(  # type: ignore[misc]
+                    names.CANCEL_FULFILLMENT,
+                    [fid, reason],
+                    FulfillmentCancel,
+                    f"Cancel warehouse order {fid}",
+                ),
+                cancellable=False,
+            )
+            if res is not None and not res.cancelled:
+                self._record(f"cancel_fulfillment:{location}", "failed", f"warehouse says {res.status}")
+        if self._erp_order_id:
+            erp_id = self._erp_order_id
+            await self._step(
+                "cancel_sales_order",
+                lambda n: self._call(
+                    names.CANCEL_SALES_ORDER,
+                    [erp_id, reason, self._key("cancel_sales_order", n)],
+                    CancelAck,
+                    f"Cancel ERP order {erp_id}",
+                ),
+                cancellable=False,
+            )
+        if self._tax_document and not self._shipments:
+            doc = self._tax_document
+            await self._step(
+                "void_tax",
+                lambda _: self._call(names.VOID_TAX, [doc], TaxVoid, f"Void tax document {doc}"),
+                cancellable=False,
+            )
+        auth = self._authorization
+        if auth is not None and self._captured < auth.amount:
+            void = await self._step(
+                "void_payment",
+                lambda n: self._call(
+                    names.VOID_PAYMENT,
+                    [auth.authorization_id, self._key("void", n)],
+                    PaymentVoid,
+                    f"Void authorization {auth.authorization_id}",
+                ),
+                cancellable=False,
+            )
+            if void is not None:
+                self._voided = self._voided + void.voided
+        channel_paid = o.channel_payment
+        kept = self._invoiced if self._invoiced < channel_paid else channel_paid
+        refund = channel_paid - kept
+        if refund.amount > 0:
+            await self._step(
+                "refund_channel_payment",
+                lambda n: self._call(
+                    names.CHANNEL_REFUND,
+                    [o.channel, o.external_id, refund, reason, self._key("channel_refund", n)],
+                    ChannelAck,
+                    f"Refund {refund} at {o.channel}",
+                ),
+                cancellable=False,
+            )
+            self._refunded = self._refunded + refund
+        if req is None or req.source != "channel":
+            await self._step(
+                "notify_channel_cancelled",
+                lambda n: self._call(
+                    names.CHANNEL_CANCELLED,
+                    [o.channel, o.external_id, reason, self._key("channel_cancel", n)],
+                    ChannelAck,
+                    f"Tell {o.channel} the order is cancelled",
+                ),
+                cancellable=False,
+            )
+        self._set_status("Cancelled")
+
+    def _location_shipped(self, location: str) -> bool:
+        lines = [a for a in self._allocations if a.location == location]
+        shipped_here: dict[str, int] = {}
+        for s in self._shipments:
+            if s.location == location:
+                for ln in s.lines:
+                    shipped_here[ln.line_id] = shipped_here.get(ln.line_id, 0) + ln.quantity
+        return all(shipped_here.get(a.line_id, 0) >= a.quantity for a in lines)
+
+    # ---------------------------------------------------------------------------------
+    # steps, attention and operators
+    # ---------------------------------------------------------------------------------
+    async def _call(self, activity: str, args: Sequence[Any], result_type: type[T], summary: str) -> T:
+        p = self._policy
+        result: T = await workflow.execute_activity(
+            activity,
+            args=list(args),
+            result_type=result_type,
+            start_to_close_timeout=timedelta(seconds=p.activity_timeout_s),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=p.retry_initial_s),
+                backoff_coefficient=2.0,
+                maximum_interval=timedelta(seconds=p.retry_max_s),
+                maximum_attempts=p.max_attempts,
+            ),
+            summary=summary[:200],
+        )
+        return result
+
+    async def _step(
+        self, step: str, call: Callable[[int], Awaitable[T]], *, cancellable: bool = True
+    ) -> T | None:
+        """Run one step; on a lasting failure wait for an operator. None means skipped."""
+        while True:
+            try:
+                result = await call(self._operator_retries.get(step, 0))
+            except ActivityError as err:
+                reason, message = _describe(err)
+                action = await self._await_operator(step, reason, message, cancellable=cancellable)
+                if action.action == "retry":
+                    self._operator_retries[step] = self._operator_retries.get(step, 0) + 1
+                    continue
+                if action.action == "skip":
+                    self._record(step, "skipped", action.reference)
+                    return None
+                raise _Cancelled() from None
+            self._record(step, "done")
+            return result
+
+    async def _await_operator(
+        self,
+        step: str,
+        reason: str,
+        message: str,
+        *,
+        cancellable: bool,
+        resolved_by: Callable[[], bool] | None = None,
+    ) -> OperatorAction:
+        previous = self._status
+        self._attention = Attention(reason=reason, step=step, message=message, since=workflow.now())
+        self._attention_cancellable = cancellable
+        self._pending_action = None
+        self._set_status("NeedsAttention")
+        workflow.logger.warning("order needs attention", extra={"reason": reason, "step": step})
+        await workflow.wait_condition(
+            lambda: (
+                self._pending_action is not None
+                or (cancellable and self._cancel is not None)
+                or (resolved_by is not None and resolved_by())
+            )
+        )
+        action = self._pending_action
+        self._pending_action = None
+        self._attention = None
+        self._set_status(previous)
+        if action is None:
+            if self._cancel is not None and cancellable:
+                raise _Cancelled()
+            # Resolved by an event (e.g. the late shipment arrived): carry on as if retried.
+            return OperatorAction(action="retry", operator="system", reason="resolved", at=workflow.now())
+        return action
+
+    def _operator_action(self, kind: str, req: OperatorRequest) -> OperatorAction:
+        action = OperatorAction(
+            action=kind,
+            operator=req.operator,
+            reason=req.reason,
+            reference=req.reference,
+            at=workflow.now(),
+            step=self._attention.step if self._attention else None,
+        )
+        self._actions.append(action)
+        return action
+
+    @workflow.update
+    async def retry(self, req: OperatorRequest) -> str:
+        """Retry the step that needs attention, after its cause was fixed."""
+        action = self._operator_action("retry", req)
+        self._pending_action = action
+        return f"retrying {action.step}"
+
+    @retry.validator
+    def _validate_retry(self, req: OperatorRequest) -> None:
+        if self._attention is None:
+            raise ValueError(f"nothing to retry: the order is {self._status}, not waiting for an operator")
+
+    @workflow.update
+    async def skip(self, req: OperatorRequest) -> str:
+        """Skip the failed step; the reference says where it was done by hand."""
+        action = self._operator_action("skip", req)
+        self._pending_action = action
+        return f"skipped {action.step} ({req.reference})"
+
+    @skip.validator
+    def _validate_skip(self, req: OperatorRequest) -> None:
+        if self._attention is None:
+            raise ValueError(f"nothing to skip: the order is {self._status}, not waiting for an operator")
+        if not req.reference:
+            raise ValueError(
+                "skip needs --reference: where the step was done by hand (e.g. an ERP order number)"
+            )
+        if self._attention.step == "await_shipment":
+            raise ValueError("a shipment cannot be skipped: retry to keep waiting, or cancel")
+
+    @workflow.update
+    async def cancel(self, req: OperatorRequest) -> str:
+        """Cancel the order: compensate what was done, or only what is unshipped."""
+        action = self._operator_action("cancel", req)
+        self._cancel = CancelRequest(reason=req.reason, source="operator", operator=req.operator)
+        if self._attention is not None:
+            self._pending_action = action
+        return "cancelling"
+
+    @cancel.validator
+    def _validate_cancel(self, req: OperatorRequest) -> None:
+        if self._status in _FINAL or self._cancel is not None:
+            raise ValueError(f"cannot cancel: the order is {self._status}")
+        if self._attention is not None and not self._attention_cancellable:
+            raise ValueError("cannot cancel during compensation: retry or skip the failed step")
+
+    # ---------------------------------------------------------------------------------
+    # events from other systems
+    # ---------------------------------------------------------------------------------
+    @workflow.signal
+    def request_cancel(self, req: CancelRequest) -> None:
+        """Cancellation from the channel or the API (a signal: the sender cannot wait)."""
+        if self._status in _FINAL or self._cancel is not None:
+            self._record("cancel_request", "failed", f"{req.source} asked to cancel while {self._status}")
+            return
+        self._cancel = req
+
+    @workflow.signal
+    def shipment_reported(self, shipment: Shipment) -> None:
+        if shipment.shipment_id in self._seen_shipments:
+            return  # a redelivered webhook
+        self._seen_shipments.add(shipment.shipment_id)
+        self._pending_shipments.append(shipment)
+
+    @workflow.signal
+    def tracking_updated(self, event: TrackingEvent) -> None:
+        if event.event_id in self._seen_tracking:
+            return
+        self._seen_tracking.add(event.event_id)
+        if self._tracking.get(event.tracking_number) != "delivered":
+            self._tracking[event.tracking_number] = event.status
+
+    # ---------------------------------------------------------------------------------
+    # visibility
+    # ---------------------------------------------------------------------------------
+    @workflow.query
+    def state(self) -> OrderState:
+        return OrderState(
+            order_key=self._order.key,
+            workflow_id=self._wf_id,
+            channel=self._order.channel,
+            external_id=self._order.external_id,
+            name=self._order.name,
+            status=self._status,
+            erp_order_id=self._erp_order_id,
+            customer_id=self._customer_id,
+            tax_document=self._tax_document,
+            authorization_id=self._authorization.authorization_id if self._authorization else None,
+            total=self._order.totals.total,
+            captured=self._captured,
+            invoiced=self._invoiced,
+            refunded=self._refunded,
+            voided=self._voided,
+            shipments=list(self._shipments),
+            tracking=dict(self._tracking),
+            fulfillments=dict(self._fulfillments),
+            invoices=list(self._invoices),
+            backordered=dict(self._backordered),
+            attention=self._attention,
+            actions=list(self._actions),
+            steps=list(self._steps),
+            waiting_for=self._waiting_for,
+        )
+
+    @property
+    def _wf_id(self) -> str:
+        return workflow.info().workflow_id
+
+    @property
+    def _label(self) -> str:
+        return self._order.name or self._order.external_id
+
+    def _key(self, step: str, operator_retries: int) -> str:
+        """Idempotency key: workflow + step, and a new one only after an operator's retry of a
+        step that failed for good (so no money or record can have been created under it)."""
+        base = f"{self._wf_id}:{step}"
+        return base if operator_retries == 0 else f"{base}:r{operator_retries}"
+
+    def _skip_reference(self, step: str) -> str | None:
+        for a in reversed(self._actions):
+            if a.action == "skip" and a.step == step:
+                return a.reference
+        return None
+
+    def _record(self, step: str, status: str, detail: str | None = None) -> None:
+        self._steps.append(StepRecord(step=step, status=status, at=workflow.now(), detail=detail))
+
+    def _set_status(self, status: OrderStatus) -> None:
+        self._status = status
+        self._publish()
+
+    def _publish(self) -> None:
+        """Keep search attributes and the UI's current details in step with the state."""
+        o = self._order
+        workflow.upsert_search_attributes(
+            [
+                sa.ORDER_ID.value_set(o.key),
+                sa.CHANNEL.value_set(o.channel),
+                sa.ORDER_STATUS.value_set(self._status),
+                sa.ATTENTION_REASON.value_set(self._attention.reason)
+                if self._attention
+                else sa.ATTENTION_REASON.value_unset(),
+                sa.CORRELATION_ID.value_set(self._correlation_id),
+            ]
+        )
+        lines = [
+            f"**{self._status}**",
+            f"ERP order: {self._erp_order_id or '-'}",
+            f"Captured {self._captured} / invoiced {self._invoiced} of {o.totals.total}",
+        ]
+        if self._fulfillments:
+            lines.append("Warehouse: " + ", ".join(f"{k}={v}" for k, v in sorted(self._fulfillments.items())))
+        if self._tracking:
+            lines.append("Tracking: " + ", ".join(f"{k} ({v})" for k, v in sorted(self._tracking.items())))
+        if self._attention:
+            a = self._attention
+            lines.append(f"Needs attention: {a.reason} at {a.step}: {a.message}")
+        if self._waiting_for:
+            lines.append(f"Waiting for {self._waiting_for}")
+        workflow.set_current_details("\n\n".join(lines))

@@ -1,0 +1,11 @@
+"""Custom search attributes: what operators filter on in the Temporal UI and `retail orders list`."""
+
+from temporalio.common import SearchAttributeKey
+
+ORDER_ID = SearchAttributeKey.for_keyword("OrderId")
+CHANNEL = SearchAttributeKey.for_keyword("Channel")
+ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
+ATTENTION_REASON = SearchAttributeKey.for_keyword("AttentionReason")
+CORRELATION_ID = SearchAttributeKey.for_keyword("CorrelationId")
+
+ALL = [ORDER_ID, CHANNEL, ORDER_STATUS, ATTENTION_REASON, CORRELATION_ID]
