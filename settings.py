@@ -29,6 +29,12 @@ class FaultSettings(BaseSettings):
         default_factory=list,
         description="permanent rejections by rule, 'field=value' (e.g. 'sku=BAD-1', 'operation=capture')",
     )
+    response_delay_ms: int = Field(
+        0, ge=0, description="after the call took effect, delay the answer (a slow or lost response)"
+    )
+    response_delay_operations: list[str] = Field(
+        default_factory=list, description="operations the response delay applies to; empty: all"
+    )
     seed: int | None = Field(None, description="fixed seed for reproducible fault sequences")
 
 

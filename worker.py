@@ -34,12 +34,10 @@ def build_worker(client: Client, settings: Settings, adapters: Adapters) -> Work
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     from activities.routing import build_adapters
-    from store.db import Store
-    from store.migrate import upgrade
+    from store.bootstrap import open_store
     from workflows.client import connect
 
-    upgrade(settings.store_url)
-    store = Store(settings.store_url)
+    store = open_store(settings.store_url)
     client = await connect(settings)
     worker = build_worker(client, settings, build_adapters(settings, store))
     log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_address)

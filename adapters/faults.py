@@ -51,3 +51,12 @@ class FaultInjector:
             )
         if c.transient_rate and self._rng.random() < c.transient_rate:
             raise TransientError(f"{self.system} {operation}: unavailable (injected)", system=self.system)
+
+    async def after(self, operation: str) -> None:
+        """Call once the operation took effect: a delayed answer is how a worker ends up dying
+        (or timing out) after the vendor already acted, the case idempotency keys exist for."""
+        c = self.config
+        if c.response_delay_ms and (
+            not c.response_delay_operations or operation in c.response_delay_operations
+        ):
+            await asyncio.sleep(c.response_delay_ms / 1000)

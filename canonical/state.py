@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from canonical.fulfillment import Shipment
 from canonical.money import Money
@@ -69,13 +69,14 @@ class OrderState(BaseModel):
     tax_document: str | None = None
     authorization_id: str | None = None
     total: Money
+    channel_paid: Money | None = Field(default=None, description="paid at the channel (not captured by us)")
     captured: Money
     invoiced: Money
     refunded: Money
     voided: Money
     shipments: list[Shipment] = []
     tracking: dict[str, str] = {}
-    fulfillments: dict[str, str] = {}
+    fulfillments: dict[str, str] = Field(default={}, description="warehouse order id -> location")
     invoices: list[str] = []
     backordered: dict[str, int] = {}
     attention: Attention | None = None

@@ -22,8 +22,8 @@ from adapters.wms.simulator import WmsSimulator
 from api.app import create_app
 from devserver import port_open, start_dev_server
 from settings import Settings
+from store.bootstrap import open_store
 from store.db import Store
-from store.migrate import upgrade
 from worker import build_worker
 from workflows.client import connect
 
@@ -80,8 +80,7 @@ async def running_stack(
             namespace=settings.temporal_namespace,
             log=settings.data_dir / "temporal.log",
         )
-    upgrade(settings.store_url)
-    store = Store(settings.store_url)
+    store = open_store(settings.store_url)
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     try:

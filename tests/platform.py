@@ -25,8 +25,8 @@ from api.app import create_app
 from canonical import OrderState
 from cli.stack import run_simulators
 from settings import Settings
+from store.bootstrap import open_store
 from store.db import Store
-from store.migrate import upgrade
 from worker import build_worker
 from workflows.order_to_cash import OrderToCash
 
@@ -114,8 +114,7 @@ async def platform(
     **overrides: Any,
 ) -> AsyncIterator[Platform]:
     settings = test_settings(database_url, client.service_client.config.target_host, **overrides)
-    upgrade(settings.store_url)
-    store = Store(settings.store_url)
+    store = open_store(settings.store_url)
     if seed is not None:
         maybe = seed(store)
         if maybe is not None:

@@ -93,6 +93,8 @@ class OrderToCash:
         self._authorization: Authorization | None = None
         self._allocations: list[Allocation] = []
         self._backordered: dict[str, int] = {}
+        self._backordered_skus: dict[str, str] = {}
+        self._release_round = 0
         self._fulfillments: dict[str, str] = {}
         self._expected: dict[str, int] = {}
         self._shipped: dict[str, int] = {}
@@ -206,13 +208,30 @@ class OrderToCash:
     # allocation and release
     # ---------------------------------------------------------------------------------
     async def _apply_allocation(self, ack: SalesOrderAck) -> None:
-        new: dict[str, list[Allocation]] = {}
+        """Release to each location what the ERP allocated beyond what was released before.
+
+        The ERP returns all of the order's allocations each time (a replay loses nothing), so
+        what is new is the cumulative quantity per (line, location) above what we hold."""
+        held: dict[tuple[str, str], int] = {}
+        for a in self._allocations:
+            held[(a.line_id, a.location)] = held.get((a.line_id, a.location), 0) + a.quantity
+        total: dict[tuple[str, str], Allocation] = {}
         for a in ack.allocations:
-            if a not in self._allocations:
-                self._allocations.append(a)
-                new.setdefault(a.location, []).append(a)
-                self._expected[a.line_id] = self._expected.get(a.line_id, 0) + a.quantity
+            k = (a.line_id, a.location)
+            prev = total.get(k)
+            qty = a.quantity + (prev.quantity if prev else 0)
+            total[k] = Allocation(location=a.location, line_id=a.line_id, sku=a.sku, quantity=qty)
+        new: dict[str, list[Allocation]] = {}
+        for k, a in sorted(total.items()):
+            extra = a.quantity - held.get(k, 0)
+            if extra > 0:
+                fresh = Allocation(location=a.location, line_id=a.line_id, sku=a.sku, quantity=extra)
+                self._allocations.append(fresh)
+                new.setdefault(a.location, []).append(fresh)
+                self._expected[a.line_id] = self._expected.get(a.line_id, 0) + extra
         self._backordered = {b.line_id: b.quantity for b in ack.backordered}
+        self._backordered_skus = {b.line_id: b.sku for b in ack.backordered}
+        self._release_round += 1
         o = self._order
         for location in sorted(new):
             allocs = new[location]
@@ -223,7 +242,7 @@ class OrderToCash:
                 lines=[FulfillmentLine(line_id=a.line_id, sku=a.sku, quantity=a.quantity) for a in allocs],
                 ship_to=o.shipping_address,
                 shipping_method=o.shipping_lines[0].code if o.shipping_lines else None,
-                idempotency_key=self._key(f"release:{location}:{len(self._allocations)}", 0),
+                idempotency_key=self._key(f"release:{location}:{self._release_round}", 0),
             )
             fa = await self._step(
                 f"release_fulfillment:{location}",
@@ -235,11 +254,12 @@ class OrderToCash:
                 ),
             )
             if fa is not None:
-                self._fulfillments[location] = fa.fulfillment_id
+                self._fulfillments[fa.fulfillment_id] = location
         self._set_status("AwaitingShipment")
 
     async def _handle_backorder(self) -> None:
-        what = ", ".join(f"{line}x{qty}" for line, qty in sorted(self._backordered.items()))
+        skus = self._backordered_skus
+        what = ", ".join(f"{qty} x {skus.get(line, line)}" for line, qty in sorted(self._backordered.items()))
         action = await self._await_operator(
             "allocate", "backordered", f"no location has stock for {what}", cancellable=True
         )
@@ -394,11 +414,11 @@ class OrderToCash:
         req = self._cancel
         reason = req.reason if req else "cancelled"
         self._set_status("Cancelling")
-        for location, fid in sorted(self._fulfillments.items()):
-            if self._location_shipped(location):
+        for fid, location in sorted(self._fulfillments.items()):
+            if self._fulfillment_shipped(fid, location):
                 continue
             res = await self._step(
-                f"cancel_fulfillment:{location}",
+                f"cancel_fulfillment:{fid}",
                 lambda _n, fid=fid: self._call(  # type: ignore[misc]
                     names.CANCEL_FULFILLMENT,
                     [fid, reason],
@@ -408,7 +428,7 @@ class OrderToCash:
                 cancellable=False,
             )
             if res is not None and not res.cancelled:
-                self._record(f"cancel_fulfillment:{location}", "failed", f"warehouse says {res.status}")
+                self._record(f"cancel_fulfillment:{fid}", "failed", f"warehouse says {res.status}")
         if self._erp_order_id:
             erp_id = self._erp_order_id
             await self._step(
@@ -470,14 +490,15 @@ class OrderToCash:
             )
         self._set_status("Cancelled")
 
-    def _location_shipped(self, location: str) -> bool:
-        lines = [a for a in self._allocations if a.location == location]
-        shipped_here: dict[str, int] = {}
+    def _fulfillment_shipped(self, fid: str, location: str) -> bool:
+        """Whether the warehouse order shipped everything released to it."""
+        shipped: dict[str, int] = {}
         for s in self._shipments:
-            if s.location == location:
+            if s.fulfillment_id == fid or (s.fulfillment_id is None and s.location == location):
                 for ln in s.lines:
-                    shipped_here[ln.line_id] = shipped_here.get(ln.line_id, 0) + ln.quantity
-        return all(shipped_here.get(a.line_id, 0) >= a.quantity for a in lines)
+                    shipped[ln.line_id] = shipped.get(ln.line_id, 0) + ln.quantity
+        released = [a for a in self._allocations if a.location == location]
+        return bool(shipped) and all(shipped.get(a.line_id, 0) >= a.quantity for a in released)
 
     # ---------------------------------------------------------------------------------
     # steps, attention and operators
@@ -656,6 +677,7 @@ class OrderToCash:
             captured=self._captured,
             invoiced=self._invoiced,
             refunded=self._refunded,
+            channel_paid=self._order.channel_payment,
             voided=self._voided,
             shipments=list(self._shipments),
             tracking=dict(self._tracking),
@@ -715,7 +737,7 @@ class OrderToCash:
             f"Captured {self._captured} / invoiced {self._invoiced} of {o.totals.total}",
         ]
         if self._fulfillments:
-            lines.append("Warehouse: " + ", ".join(f"{k}={v}" for k, v in sorted(self._fulfillments.items())))
+            lines.append("Warehouse: " + ", ".join(f"{v} {k}" for k, v in sorted(self._fulfillments.items())))
         if self._tracking:
             lines.append("Tracking: " + ", ".join(f"{k} ({v})" for k, v in sorted(self._tracking.items())))
         if self._attention:

@@ -102,7 +102,7 @@ class BuiltinPayment:
         """Hold ``amount``; the same key returns the same authorization."""
         await self.faults.before("authorize", reference=reference, currency=amount.currency)
         request = {"amount": str(amount.amount), "currency": amount.currency, "reference": reference}
-        return await in_thread(
+        result = await in_thread(
             lambda: self._idempotent(
                 idempotency_key,
                 "authorize",
@@ -111,6 +111,8 @@ class BuiltinPayment:
                 lambda s: self._authorize(s, amount, reference),
             )
         )
+        await self.faults.after("authorize")
+        return result
 
     async def capture(self, authorization_id: str, amount: Money, idempotency_key: str) -> Capture:
         """Capture part or all of what is left; more than that is ``insufficient_authorization``."""
@@ -120,7 +122,7 @@ class BuiltinPayment:
             "amount": str(amount.amount),
             "currency": amount.currency,
         }
-        return await in_thread(
+        result = await in_thread(
             lambda: self._idempotent(
                 idempotency_key,
                 "capture",
@@ -129,22 +131,26 @@ class BuiltinPayment:
                 lambda s: self._capture(s, authorization_id, amount),
             )
         )
+        await self.faults.after("capture")
+        return result
 
     async def void(self, authorization_id: str, idempotency_key: str) -> PaymentVoid:
         """Release what is not captured (zero when nothing is left)."""
         await self.faults.before("void", authorization_id=authorization_id)
         request = {"authorization_id": authorization_id}
-        return await in_thread(
+        result = await in_thread(
             lambda: self._idempotent(
                 idempotency_key, "void", request, PaymentVoid, lambda s: self._void(s, authorization_id)
             )
         )
+        await self.faults.after("void")
+        return result
 
     async def refund(self, capture_id: str, amount: Money, idempotency_key: str) -> PaymentRefund:
         """Refund up to the capture's amount minus earlier refunds."""
         await self.faults.before("refund", capture_id=capture_id, currency=amount.currency)
         request = {"capture_id": capture_id, "amount": str(amount.amount), "currency": amount.currency}
-        return await in_thread(
+        result = await in_thread(
             lambda: self._idempotent(
                 idempotency_key,
                 "refund",
@@ -153,6 +159,8 @@ class BuiltinPayment:
                 lambda s: self._refund(s, capture_id, amount),
             )
         )
+        await self.faults.after("refund")
+        return result
 
     # -- idempotency ------------------------------------------------------------------------
 
