@@ -25,6 +25,7 @@ from adapters.channels.shopify.signature import sign
 from adapters.erp.catalog import import_products, import_stock
 from canonical import OrderState
 from cli.common import settings
+from cli.logs import configure_logging
 from cli.output import print_table
 from settings import FaultSettings
 from store.db import Store
@@ -85,6 +86,8 @@ def demo(
     """Run the platform's main job on embedded defaults and print a summary."""
     from cli.stack import running_stack
 
+    # The demo injects failures on purpose: show the summary, not a traceback per attempt.
+    configure_logging("WARNING", quiet_activity_failures=True)
     shutil.rmtree(data_dir, ignore_errors=True)
     s = _demo_settings(data_dir, seed)
 
@@ -166,25 +169,22 @@ def _summary(states: dict[str, OrderState], ui_url: str) -> None:
     totals: dict[str, dict[str, Decimal]] = {}
     for st in states.values():
         t = totals.setdefault(
-            st.total.currency, {"total": Decimal(0), "captured": Decimal(0), "invoiced": Decimal(0)}
+            st.total.currency, dict.fromkeys(("total", "channel", "captured", "invoiced"), Decimal(0))
         )
         t["total"] += st.total.amount
+        t["channel"] += st.channel_paid.amount if st.channel_paid else Decimal(0)
         t["captured"] += st.captured.amount
         t["invoiced"] += st.invoiced.amount
     print_table(
         "money",
-        ["currency", "order total", "captured", "invoiced"],
-        [[c, v["total"], v["captured"], v["invoiced"]] for c, v in sorted(totals.items())],
+        ["currency", "order total", "paid at channel", "captured", "invoiced"],
+        [[c, v["total"], v["channel"], v["captured"], v["invoiced"]] for c, v in sorted(totals.items())],
     )
     stuck = [st for st in states.values() if st.attention is not None]
     if stuck:
         print_table(
-            "stuck orders (retail orders list --stuck)",
+            "stuck orders (retail orders list --stuck; retail orders show shopify-<id>)",
             ["order", "reason", "step", "message"],
-            [
-                [st.order_key, st.attention.reason, st.attention.step, st.attention.message]
-                for st in stuck
-                if st.attention
-            ],
+            [[st.name or st.order_key, a.reason, a.step, a.message] for st in stuck if (a := st.attention)],
         )
     typer.echo(f'Temporal UI: {ui_url}  (filter: OrderStatus="NeedsAttention")')

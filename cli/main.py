@@ -9,14 +9,27 @@ from typing import Annotated
 
 import typer
 
-from cli import catalog, demo, orders
+from cli import catalog, demo, orders, workflows_cmd
 from cli.common import settings
+from cli.logs import configure_logging
 
 app = typer.Typer(
     help="Retail Connect: storefronts <-> ERP, tax, payment, WMS and carrier, on Temporal.",
     no_args_is_help=True,
 )
 app.add_typer(orders.app, name="orders")
+app.add_typer(workflows_cmd.app, name="workflows")
+
+
+@app.callback()
+def _main(
+    log_level: Annotated[
+        str, typer.Option(envvar="RETAIL_LOG_LEVEL", help="DEBUG, INFO, WARNING, ERROR")
+    ] = "INFO",
+) -> None:
+    configure_logging(log_level)
+
+
 app.add_typer(catalog.catalog_app, name="catalog")
 app.add_typer(catalog.inventory_app, name="inventory")
 app.command("demo")(demo.demo)

@@ -111,6 +111,7 @@ async def platform(
     worker: bool = True,
     simulators: bool = True,
     seed: Callable[[Store], Awaitable[None] | None] | None = None,
+    wms_extra_delay: dict[str, float] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Platform]:
     settings = test_settings(database_url, client.service_client.config.target_host, **overrides)
@@ -129,7 +130,9 @@ async def platform(
             if w is not None:
                 await w.__aenter__()
             if simulators:
-                sims = asyncio.create_task(run_simulators(settings, store, stop, http_client=http))
+                sims = asyncio.create_task(
+                    run_simulators(settings, store, stop, wms_extra_delay, http_client=http)
+                )
             yield Platform(settings, store, client, http, adapters)
         finally:
             stop.set()

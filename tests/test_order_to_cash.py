@@ -180,3 +180,47 @@ async def test_retry_is_refused_when_nothing_waits_for_an_operator(
             assert "nothing to retry" in str(exc.cause)
         st = await p.state("shopify-1009")
         assert st.actions == []
+
+
+async def test_cancel_after_partial_shipment_cancels_only_the_unshipped_part(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with platform(
+        client, tmp_path, database_url, seed=seed_catalog, wms_extra_delay={"WH-WEST": 120.0}
+    ) as p:
+        # HAT-RED: 3 at WH-EAST ship quickly; 2 at WH-WEST sit in a slow warehouse.
+        await p.send_shopify(shopify_order(1010, [("HAT-RED", 5, "18.00")]))
+        st = await p.wait_status("shopify-1010", "PartiallyShipped")
+        assert _stock(p.store, "HAT-RED", "WH-WEST") == (3, 2)
+
+        await p.handle("shopify-1010").execute_update(
+            OrderToCash.cancel, OperatorRequest(operator="ops", reason="customer cancelled the rest")
+        )
+        st = await p.wait_status("shopify-1010", "Cancelled")
+
+        assert len(st.shipments) == 1 and st.shipments[0].location == "WH-EAST"
+        assert st.captured == st.invoiced and not st.captured.is_zero
+        assert st.captured + st.voided == st.total
+        assert st.erp_order_id is not None
+        so = get_sales_order(p.store, st.erp_order_id)
+        assert so is not None and so.status == "partially_cancelled"
+        assert _stock(p.store, "HAT-RED", "WH-WEST") == (3, 0)  # the reservation was released
+        assert _stock(p.store, "HAT-RED", "WH-EAST") == (0, 0)  # what shipped stays shipped
+        west = [fid for fid, loc in st.fulfillments.items() if loc == "WH-WEST"]
+        assert any(s.step == f"cancel_fulfillment:{west[0]}" and s.status == "done" for s in st.steps)
+
+
+async def test_order_not_shipped_within_sla_is_escalated_and_can_be_cancelled(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with platform(
+        client, tmp_path, database_url, seed=seed_catalog, wms_pick_delay_s=120.0, shipping_sla_s=1.0
+    ) as p:
+        await p.send_shopify(shopify_order(1011, [("MUG-01", 1, "12.50")]))
+        st = await p.wait_status("shopify-1011", "NeedsAttention")
+        assert st.attention is not None and st.attention.reason == "shipping_sla_breached"
+        await p.handle("shopify-1011").execute_update(
+            OrderToCash.cancel, OperatorRequest(operator="ops", reason="warehouse lost it")
+        )
+        st = await p.wait_status("shopify-1011", "Cancelled")
+        assert st.voided == st.total and st.attention is None

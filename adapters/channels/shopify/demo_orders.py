@@ -48,10 +48,10 @@ _CATALOG: tuple[tuple[str, str, str | None, str, int], ...] = (
 # on hand at (WH-EAST, WH-WEST); the short ones force split shipments or backorders.
 _STOCK: dict[str, tuple[int, int]] = {
     "MUG-WHT": (2, 30),
-    "LAMP-DESK": (3, 6),
+    "LAMP-DESK": (4, 8),
     "HEADPHONES-BT": (0, 12),
-    "JACKET-RAIN-M": (4, 6),
-    "BEANIE-NVY": (2, 2),
+    "JACKET-RAIN-M": (6, 8),
+    "BEANIE-NVY": (6, 5),
 }
 _DEFAULT_STOCK = (40, 25)
 
