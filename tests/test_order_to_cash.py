@@ -4,12 +4,16 @@ carrier on a real database, and the warehouse/carrier simulators reporting throu
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 
+from adapters.carrier.builtin import BuiltinCarrier
 from adapters.erp.builtin import get_sales_order, list_invoices, stock_levels
 from adapters.payment.builtin import get_authorization, list_captures
+from adapters.signing import as_poster
+from adapters.wms.simulator import WmsSimulator
 from canonical import Money
 from store.db import Store
 from tests.platform import platform
@@ -224,3 +228,53 @@ async def test_order_not_shipped_within_sla_is_escalated_and_can_be_cancelled(
         )
         st = await p.wait_status("shopify-1011", "Cancelled")
         assert st.voided == st.total and st.attention is None
+
+
+async def test_cancel_the_warehouse_refuses_bills_what_it_shipped(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    """The warehouse ships just before the cancellation reaches it: the goods are billed, the
+    rest of the authorization is voided, and nothing is left unbilled or uncancelled."""
+    async with platform(
+        client,
+        tmp_path,
+        database_url,
+        seed=seed_catalog,
+        simulators=False,
+        wms_pick_delay_s=0.0,
+        wms_ship_delay_s=0.0,
+    ) as p:
+        await p.send_shopify(shopify_order(1012, [("MUG-01", 2, "12.50")]))
+        await p.wait_status("shopify-1012", "AwaitingShipment")
+
+        async def unreachable(url: str, raw: bytes, headers: Mapping[str, str]) -> int:
+            return 503
+
+        carrier = BuiltinCarrier(p.store)
+        offline = WmsSimulator(p.store, carrier, unreachable, p.settings, retry_max_s=0.05)
+        for _ in range(3):  # released -> picking -> packed and shipped; the webhook fails
+            await offline.run_once()
+        await p.handle("shopify-1012").execute_update(
+            OrderToCash.cancel, OperatorRequest(operator="ops", reason="too late?")
+        )
+        st = await p.wait_for(
+            "shopify-1012", lambda s: s.waiting_for is not None and "could not cancel" in s.waiting_for
+        )
+        assert st.status == "Cancelling"
+
+        online = WmsSimulator(p.store, carrier, as_poster(p.http), p.settings, retry_max_s=0.05)
+        for _ in range(20):
+            await online.run_once()
+            if (await p.state("shopify-1012")).status == "Shipped":
+                break
+            await asyncio.sleep(0.1)
+        # Everything shipped before the warehouse heard of the cancellation: the order is
+        # billed in full and goes on to delivery instead of being half cancelled.
+        st = await p.wait_status("shopify-1012", "Shipped")
+        assert len(st.shipments) == 1
+        assert st.captured == st.invoiced == st.total
+        assert st.voided.is_zero and st.attention is None
+        assert any(s.step == "cancel" and s.status == "failed" for s in st.steps)
+        assert st.erp_order_id is not None
+        so = get_sales_order(p.store, st.erp_order_id)
+        assert so is not None and so.status != "cancelled"

@@ -12,14 +12,14 @@ shipment cancels only what is unshipped.
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities import names
@@ -72,7 +72,7 @@ def _describe(err: ActivityError) -> tuple[str, str]:
     cause = err.cause
     if isinstance(cause, ApplicationError):
         return cause.type or "error", cause.message
-    if isinstance(cause, TimeoutError):
+    if isinstance(cause, ActivityTimeoutError):
         return "timeout", f"{err.activity_type} timed out ({cause.type.name if cause.type else 'timeout'})"
     return "error", str(cause or err)
 
@@ -127,7 +127,11 @@ class OrderToCash:
         try:
             await self._process()
         except _Cancelled:
-            await self._compensate()
+            if not await self._compensate():
+                # Everything shipped before the cancellation reached the warehouse.
+                self._set_status("Shipped")
+                await self._await_delivery()
+                self._set_status("Completed")
         return self.state()
 
     async def _process(self) -> None:
@@ -287,9 +291,7 @@ class OrderToCash:
     async def _ship_and_bill(self) -> None:
         sla = timedelta(seconds=self._policy.shipping_sla_s)
         while True:
-            while self._pending_shipments:
-                shipment = self._pending_shipments.pop(0)
-                await self._bill_shipment(shipment)
+            await self._bill_pending()
             if self._all_shipped():
                 return
             self._checkpoint()
@@ -299,7 +301,7 @@ class OrderToCash:
                 await workflow.wait_condition(
                     lambda: bool(self._pending_shipments) or self._cancel_pending(), timeout=sla
                 )
-            except builtins.TimeoutError:
+            except TimeoutError:  # the SLA passed
                 await self._await_operator(
                     "await_shipment",
                     "shipping_sla_breached",
@@ -310,7 +312,7 @@ class OrderToCash:
             finally:
                 self._waiting_for = None
 
-    async def _bill_shipment(self, shipment: Shipment) -> None:
+    async def _bill_shipment(self, shipment: Shipment, *, keep_status: bool = False) -> None:
         o = self._order
         now: dict[str, int] = {}
         for ln in shipment.lines:
@@ -325,8 +327,8 @@ class OrderToCash:
         self._shipments.append(shipment)
         for number in shipment.tracking_numbers:
             self._tracking.setdefault(number, "shipped")
-        partial = not self._all_shipped()
-        self._set_status("PartiallyShipped" if partial else "Shipped")
+        if not keep_status:
+            self._set_status("Shipped" if self._all_shipped() else "PartiallyShipped")
         sid = shipment.shipment_id
 
         await self._capture_for(amounts, sid)
@@ -409,11 +411,15 @@ class OrderToCash:
         if self._cancel is not None:
             raise _Cancelled()
 
-    async def _compensate(self) -> None:
+    async def _compensate(self) -> bool:
+        """Undo in reverse what can be undone; False when nothing was left to cancel."""
         o = self._order
         req = self._cancel
         reason = req.reason if req else "cancelled"
         self._set_status("Cancelling")
+        # Shipments that reached us before the cancellation are billed, never dropped.
+        await self._bill_pending(keep_status=True)
+        too_late: list[tuple[str, str]] = []
         for fid, location in sorted(self._fulfillments.items()):
             if self._fulfillment_shipped(fid, location):
                 continue
@@ -428,7 +434,16 @@ class OrderToCash:
                 cancellable=False,
             )
             if res is not None and not res.cancelled:
-                self._record(f"cancel_fulfillment:{fid}", "failed", f"warehouse says {res.status}")
+                self._record(f"cancel_fulfillment:{fid}", "failed", f"too late, warehouse says {res.status}")
+                too_late.append((fid, location))
+        if too_late:
+            await self._bill_uncancellable(too_late)
+            if self._expected and self._all_shipped() and not self._backordered:
+                self._record(
+                    "cancel", "failed", "everything shipped before the warehouse heard of the cancellation"
+                )
+                self._cancel = None
+                return False
         if self._erp_order_id:
             erp_id = self._erp_order_id
             await self._step(
@@ -489,6 +504,38 @@ class OrderToCash:
                 cancellable=False,
             )
         self._set_status("Cancelled")
+        return True
+
+    async def _bill_pending(self, *, keep_status: bool = False) -> None:
+        while self._pending_shipments:
+            await self._bill_shipment(self._pending_shipments.pop(0), keep_status=keep_status)
+
+    async def _bill_uncancellable(self, fulfillments: list[tuple[str, str]]) -> None:
+        """The warehouse shipped before it heard of the cancellation: wait for those shipments
+        and bill them, so that goods never leave unbilled."""
+        sla = timedelta(seconds=self._policy.shipping_sla_s)
+        while not all(self._fulfillment_shipped(f, loc) for f, loc in fulfillments):
+            await self._bill_pending(keep_status=True)
+            if all(self._fulfillment_shipped(f, loc) for f, loc in fulfillments):
+                break
+            self._waiting_for = "shipments the warehouse could not cancel"
+            self._publish()
+            try:
+                await workflow.wait_condition(lambda: bool(self._pending_shipments), timeout=sla)
+            except TimeoutError:
+                action = await self._await_operator(
+                    "await_cancelled_shipment",
+                    "cancel_conflict",
+                    "the warehouse could not cancel "
+                    + ", ".join(f for f, _ in fulfillments)
+                    + " and has not reported shipping it",
+                    cancellable=False,
+                    resolved_by=lambda: bool(self._pending_shipments),
+                )
+                if action.action == "skip":
+                    break
+            finally:
+                self._waiting_for = None
 
     def _fulfillment_shipped(self, fid: str, location: str) -> bool:
         """Whether the warehouse order shipped everything released to it."""
