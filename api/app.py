@@ -14,7 +14,7 @@ from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.carrier.webhook import parse_tracking
@@ -24,7 +24,7 @@ from adapters.channels.shopify.mapping import order_from_shopify
 from adapters.signing import verify_signature
 from adapters.wms.webhook import parse_shipment
 from api.errors import problem
-from api.metrics import ORDERS_INGESTED, WEBHOOKS_REJECTED
+from api.metrics import ORDERS_INGESTED, WEBHOOKS_REJECTED, webhook_source
 from canonical import Order, OrderState
 from settings import Settings
 from workflows.client import connect, start_order
@@ -53,11 +53,18 @@ class TemporalGateway:
         return self._client
 
 
+# Money arithmetic runs in a 28-digit decimal context: a bigger amount (e.g. "1e30") raises
+# decimal.InvalidOperation, an ArithmeticError rather than a ValueError.
+_OUT_OF_RANGE = "an amount or quantity is too large to compute exactly"
+
+
 def _json_body(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise problem(400, "malformed_json", f"body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # nesting deeper than the parser's stack: not an order
+        raise problem(400, "malformed_json", "body is nested too deeply") from exc
 
 
 def _require_json(content_type: str | None) -> None:
@@ -94,15 +101,28 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         log.info("order accepted", order_key=order.key, workflow_id=handle.id, correlation_id=correlation_id)
         return {"order_key": order.key, "workflow_id": handle.id, "correlation_id": correlation_id}
 
-    async def _signal(workflow_id: str, signal: str, arg: Any, source: str) -> None:
+    async def _signal(workflow_id: str, signal: str, arg: Any, source: str) -> bool:
+        """Signal the order's workflow. False when it has already closed (a late event: the
+        sender gets a 2xx so it stops retrying); 404 when the platform never had the order."""
         c = await gateway.client()
+        handle = c.get_workflow_handle(workflow_id)
         try:
-            await c.get_workflow_handle(workflow_id).signal(signal, arg)
+            await handle.signal(signal, arg)
+            return True
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise problem(
+                    503, "temporal_unavailable", f"Temporal refused the signal: {exc.message}"
+                ) from exc
+        try:
+            await handle.describe()
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 WEBHOOKS_REJECTED.labels(source, "unknown_order").inc()
-                raise problem(404, "unknown_order", f"no running order workflow {workflow_id}") from exc
-            raise problem(503, "temporal_unavailable", f"Temporal refused the signal: {exc.message}") from exc
+                raise problem(404, "unknown_order", f"no order workflow {workflow_id}") from exc
+            raise problem(503, "temporal_unavailable", exc.message) from exc
+        log.info("event for a closed order ignored", workflow_id=workflow_id, signal=signal, source=source)
+        return False
 
     # -- health and metrics ---------------------------------------------------------------
     @app.get("/healthz", tags=["operations"])
@@ -132,6 +152,13 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             raise problem(
                 422, "invalid_order", "the order is not valid", errors=_validation_errors(exc)
             ) from exc
+        except ArithmeticError as exc:  # decimal.InvalidOperation: an amount beyond exact arithmetic
+            raise problem(
+                422,
+                "invalid_order",
+                "the order is not valid",
+                errors=[{"path": "", "message": _OUT_OF_RANGE}],
+            ) from exc
         return await _start(order, "api", idempotency_key)
 
     @app.get("/v1/orders/{order_key}", tags=["orders"])
@@ -140,6 +167,8 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         wf_id = order_key if order_key.startswith("order-") else f"order-{order_key}"
         try:
             return await c.get_workflow_handle_for(OrderToCash.run, wf_id).query(OrderToCash.state)
+        except WorkflowQueryFailedError as exc:
+            raise problem(503, "query_failed", f"the order's workflow could not answer: {exc}") from exc
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise problem(404, "unknown_order", f"no order {order_key}") from exc
@@ -152,7 +181,8 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         if not reason:
             raise problem(400, "missing_reason", "body must be an object with a reason")
         wf_id = order_key if order_key.startswith("order-") else f"order-{order_key}"
-        await _signal(wf_id, "request_cancel", CancelRequest(reason=reason, source="api"), "api")
+        if not await _signal(wf_id, "request_cancel", CancelRequest(reason=reason, source="api"), "api"):
+            raise problem(409, "order_closed", f"{wf_id} has already finished; nothing to cancel")
         return {"workflow_id": wf_id, "status": "cancel requested"}
 
     # -- storefront webhooks ----------------------------------------------------------
@@ -179,19 +209,22 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             except (MappingError, ValidationError, ValueError) as exc:
                 WEBHOOKS_REJECTED.labels("shopify", "mapping_error").inc()
                 raise problem(422, "mapping_error", str(exc), path=getattr(exc, "path", None)) from exc
+            except ArithmeticError as exc:  # decimal.InvalidOperation: see _OUT_OF_RANGE
+                WEBHOOKS_REJECTED.labels("shopify", "mapping_error").inc()
+                raise problem(422, "mapping_error", _OUT_OF_RANGE) from exc
             return await _start(order, "shopify_webhook", cid)
         if topic == "orders/cancelled":
             order_id = payload.get("id") if isinstance(payload, dict) else None
             if order_id is None:
                 raise problem(422, "mapping_error", "orders/cancelled payload has no id", path="id")
             reason = str(payload.get("cancel_reason") or "cancelled at the channel")
-            await _signal(
+            delivered = await _signal(
                 f"order-shopify-{order_id}",
                 "request_cancel",
                 CancelRequest(reason=reason, source="channel"),
                 "shopify",
             )
-            return {"status": "cancel requested"}
+            return {"status": "cancel requested" if delivered else "ignored: the order has finished"}
         WEBHOOKS_REJECTED.labels("shopify", "unsupported_topic").inc()
         raise problem(422, "unsupported_topic", f"topic {x_shopify_topic!r} is not handled")
 
@@ -201,32 +234,40 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         name: str, request: Request, x_retail_signature: str | None = Header(default=None)
     ) -> dict[str, str]:
         raw = await request.body()
+        source = webhook_source("wms", name)
         if not verify_signature(raw, x_retail_signature, settings.wms_webhook_secret.get_secret_value()):
-            WEBHOOKS_REJECTED.labels(f"wms:{name}", "invalid_signature").inc()
+            WEBHOOKS_REJECTED.labels(source, "invalid_signature").inc()
             raise problem(401, "invalid_signature", "missing or invalid X-Retail-Signature")
         try:
             shipment = parse_shipment(raw)
         except (ValueError, ValidationError) as exc:
-            WEBHOOKS_REJECTED.labels(f"wms:{name}", "mapping_error").inc()
+            WEBHOOKS_REJECTED.labels(source, "mapping_error").inc()
             raise problem(422, "mapping_error", str(exc)) from exc
-        await _signal(f"order-{shipment.order_key}", "shipment_reported", shipment, f"wms:{name}")
-        return {"status": "accepted", "shipment_id": shipment.shipment_id}
+        delivered = await _signal(f"order-{shipment.order_key}", "shipment_reported", shipment, source)
+        return {
+            "status": "accepted" if delivered else "ignored: the order has finished",
+            "shipment_id": shipment.shipment_id,
+        }
 
     @app.post("/webhooks/carrier/{name}", tags=["webhooks"])
     async def carrier_webhook(
         name: str, request: Request, x_retail_signature: str | None = Header(default=None)
     ) -> dict[str, str]:
         raw = await request.body()
+        source = webhook_source("carrier", name)
         if not verify_signature(raw, x_retail_signature, settings.carrier_webhook_secret.get_secret_value()):
-            WEBHOOKS_REJECTED.labels(f"carrier:{name}", "invalid_signature").inc()
+            WEBHOOKS_REJECTED.labels(source, "invalid_signature").inc()
             raise problem(401, "invalid_signature", "missing or invalid X-Retail-Signature")
         try:
             event = parse_tracking(raw)
         except (ValueError, ValidationError) as exc:
-            WEBHOOKS_REJECTED.labels(f"carrier:{name}", "mapping_error").inc()
+            WEBHOOKS_REJECTED.labels(source, "mapping_error").inc()
             raise problem(422, "mapping_error", str(exc)) from exc
-        await _signal(f"order-{event.order_key}", "tracking_updated", event, f"carrier:{name}")
-        return {"status": "accepted", "event_id": event.event_id}
+        delivered = await _signal(f"order-{event.order_key}", "tracking_updated", event, source)
+        return {
+            "status": "accepted" if delivered else "ignored: the order has finished",
+            "event_id": event.event_id,
+        }
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -112,7 +112,10 @@ class Money(BaseModel):
         if not self.amount.is_finite():
             raise ValueError("money amount must be finite")
         q = quantum(self.currency)
-        exact = self.amount.quantize(q, rounding=ROUNDING)
+        try:
+            exact = self.amount.quantize(q, rounding=ROUNDING)
+        except InvalidOperation:
+            raise ValueError(f"amount {self.amount} is out of range") from None
         if exact != self.amount:
             raise ValueError(
                 f"{self.amount} has more decimals than {self.currency} allows ({minor_units(self.currency)})"

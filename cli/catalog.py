@@ -27,18 +27,24 @@ def _store() -> Store:
 @catalog_app.command("import")
 def catalog_import(file: FileArg) -> None:
     """Upsert products (sku, title, price, currency[, weight_grams][, active]); all or nothing."""
+    store = _store()
     try:
-        counts = import_products(_store(), file)
+        counts = import_products(store, file)
     except ValueError as exc:
         raise fail(f"{file}: {exc}") from exc
+    finally:
+        store.dispose()  # close the pool: a PostgreSQL connection must not outlive the command
     typer.echo(f"products: {counts}")
 
 
 @inventory_app.command("import")
 def inventory_import(file: FileArg) -> None:
     """Set on-hand stock per location (sku, location, on_hand); all or nothing."""
+    store = _store()
     try:
-        counts = import_stock(_store(), file)
+        counts = import_stock(store, file)
     except ValueError as exc:
         raise fail(f"{file}: {exc}") from exc
+    finally:
+        store.dispose()
     typer.echo(f"stock levels: {counts}")

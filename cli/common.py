@@ -7,8 +7,10 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import typer
+from temporalio.client import Client
 
 from settings import Settings, get_settings
+from workflows.client import connect
 
 T = TypeVar("T")
 
@@ -19,6 +21,15 @@ def settings() -> Settings:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
+
+
+async def temporal_client() -> Client:
+    """A client for the configured Temporal; an unreachable server is a clear error, not a traceback."""
+    s = settings()
+    try:
+        return await connect(s)
+    except Exception as exc:  # connection refused, DNS, TLS, unknown namespace...
+        raise fail(f"cannot reach Temporal at {s.temporal_address}: {exc}") from exc
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

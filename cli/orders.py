@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import getpass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from temporalio.client import Client, WorkflowUpdateFailedError
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from canonical import OrderState
-from cli.common import fail, run, settings, workflow_id
+from cli.common import fail, run, temporal_client, workflow_id
 from cli.output import print_json, print_table
 from workflows import search_attributes as sa
-from workflows.client import connect
 from workflows.models import OperatorRequest
 from workflows.order_to_cash import OrderToCash
 
@@ -34,18 +34,17 @@ def list_query(
     if channel:
         parts.append(f'Channel = "{channel}"')
     if since:
-        parts.append(
-            f'StartTime >= "{since.isoformat()}Z"'
-            if since.tzinfo is None
-            else f'StartTime >= "{since.isoformat()}"'
-        )
+        # Always RFC 3339 in UTC: a naive time is taken as UTC, an aware one converted (an offset
+        # with seconds, which Python's isoformat() can produce, is not RFC 3339).
+        utc = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
+        parts.append(f'StartTime >= "{utc.replace(tzinfo=None).isoformat()}Z"')
     if query:
         parts.append(f"({query})")
     return " AND ".join(parts)
 
 
 async def _list(q: str, limit: int) -> list[dict[str, object]]:
-    client = await connect(settings())
+    client = await temporal_client()
     rows: list[dict[str, object]] = []
     async for wf in client.list_workflows(q, limit=limit):
         attrs = wf.typed_search_attributes
@@ -68,7 +67,9 @@ def list_orders(
     status: Annotated[str | None, typer.Option(help="OrderStatus, e.g. NeedsAttention, Completed")] = None,
     channel: Annotated[str | None, typer.Option(help="channel name, e.g. shopify")] = None,
     stuck: Annotated[bool, typer.Option("--stuck", help="only orders waiting for an operator")] = False,
-    since: Annotated[datetime | None, typer.Option(help="started at or after (ISO 8601)")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="started at or after (ISO 8601; UTC unless it has an offset)")
+    ] = None,
     query: Annotated[str | None, typer.Option(help="extra Temporal list filter")] = None,
     limit: Annotated[int, typer.Option(help="at most this many")] = 200,
     as_json: JsonOpt = False,
@@ -138,10 +139,12 @@ def show(
     """One order's state: status, amounts, shipments, attention, operator actions."""
 
     async def go() -> OrderState:
-        return await _state(await connect(settings()), workflow_id(order))
+        return await _state(await temporal_client(), workflow_id(order))
 
     try:
         s = run(go())
+    except WorkflowQueryFailedError as exc:
+        raise fail(f"{order}: its workflow could not answer the query: {exc}") from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise fail(f"no order {order}") from exc
@@ -153,10 +156,14 @@ def show(
 
 
 def _act(order: str, action: str, reason: str, operator: str | None, reference: str | None) -> None:
-    req = OperatorRequest(operator=operator or getpass.getuser(), reason=reason, reference=reference)
+    try:
+        req = OperatorRequest(operator=operator or getpass.getuser(), reason=reason, reference=reference)
+    except ValidationError as exc:  # e.g. --reason ""
+        why = "; ".join(f"--{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise fail(f"refused: {why}") from exc
 
     async def go() -> str:
-        client = await connect(settings())
+        client = await temporal_client()
         handle = client.get_workflow_handle_for(OrderToCash.run, workflow_id(order))
         update = {"retry": OrderToCash.retry, "skip": OrderToCash.skip, "cancel": OrderToCash.cancel}[action]
         result: str = await handle.execute_update(update, req)

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+_PIPE_WIDTH = 400
 
 
 def print_json(data: Any) -> None:
@@ -19,7 +20,9 @@ def print_json(data: Any) -> None:
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     table = Table(title=title)
     for c in columns:
-        table.add_column(c)
+        # Fold rather than cut: an order id must never be shortened to "shopify-10…".
+        table.add_column(c, overflow="fold")
     for r in rows:
         table.add_row(*[("" if v is None else str(v)) for v in r])
-    console.print(table)
+    # Piped output (grep, less, logs) gets whole rows, not the 80 columns rich assumes.
+    (console if console.is_terminal else Console(width=_PIPE_WIDTH)).print(table)

@@ -125,7 +125,10 @@ async def test_concurrent_calls_with_one_key_record_one_notification(store: Stor
     acks = await asyncio.gather(
         *(channel.notify_fulfillment("1001", shipment(), "k-concurrent") for _ in range(8))
     )
-    assert {a.reference for a in acks} == {"CH-000001"}
+    # One notification, and every caller got its reference (a lost insert may use up a
+    # sequence number on PostgreSQL, so the number itself is not asserted).
+    refs = {a.reference for a in acks}
+    assert len(refs) == 1 and next(iter(refs)).startswith("CH-")
     assert count(store) == 1
 
 

@@ -53,3 +53,8 @@ def test_allocate_always_adds_up() -> None:
     assert Money.sum(parts, "USD") == Money.of("100.00", "USD")
     yen = allocate(Money.of("1000", "JPY"), [Decimal(2), Decimal(1)])
     assert Money.sum(yen, "JPY") == Money.of("1000", "JPY")
+
+
+def test_amounts_beyond_decimal_range_are_a_validation_error() -> None:
+    with pytest.raises(ValidationError, match="out of range"):
+        Money.of("1e30", "USD")

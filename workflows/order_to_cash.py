@@ -578,7 +578,12 @@ class OrderToCash:
                 reason, message = _describe(err)
                 action = await self._await_operator(step, reason, message, cancellable=cancellable)
                 if action.action == "retry":
-                    self._operator_retries[step] = self._operator_retries.get(step, 0) + 1
+                    if isinstance(err.cause, ApplicationError) and err.cause.non_retryable:
+                        # Refused for good, so nothing happened under the old key: a new key lets
+                        # the vendor act on the corrected request. After timeouts or exhausted
+                        # transient retries the vendor may have acted: keep the key, so a retry
+                        # returns that result instead of acting twice.
+                        self._operator_retries[step] = self._operator_retries.get(step, 0) + 1
                     continue
                 if action.action == "skip":
                     self._record(step, "skipped", action.reference)
@@ -671,10 +676,20 @@ class OrderToCash:
             self._pending_action = action
         return "cancelling"
 
+    def _cancellable(self) -> str | None:
+        """Why the order can no longer be cancelled, or None if it can."""
+        if self._status in _FINAL or self._cancel is not None:
+            return f"the order is {self._status}"
+        if self._shipments and self._all_shipped() and not self._backordered:
+            # Status may read NeedsAttention (e.g. stuck on capture) while everything shipped.
+            return "everything has shipped"
+        return None
+
     @cancel.validator
     def _validate_cancel(self, req: OperatorRequest) -> None:
-        if self._status in _FINAL or self._cancel is not None:
-            raise ValueError(f"cannot cancel: the order is {self._status}")
+        why = self._cancellable()
+        if why:
+            raise ValueError(f"cannot cancel: {why}")
         if self._attention is not None and not self._attention_cancellable:
             raise ValueError("cannot cancel during compensation: retry or skip the failed step")
 
@@ -684,8 +699,9 @@ class OrderToCash:
     @workflow.signal
     def request_cancel(self, req: CancelRequest) -> None:
         """Cancellation from the channel or the API (a signal: the sender cannot wait)."""
-        if self._status in _FINAL or self._cancel is not None:
-            self._record("cancel_request", "failed", f"{req.source} asked to cancel while {self._status}")
+        why = self._cancellable()
+        if why:
+            self._record("cancel_request", "failed", f"{req.source} asked to cancel but {why}")
             return
         self._cancel = req
 
