@@ -5,14 +5,14 @@ Tracking events come later from ``CarrierSimulator``, once the warehouse hands t
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
+from adapters.store_calls import in_thread
 from canonical import Address
 from canonical.documents import Label
 from store.carrier import CarrierLabel
@@ -52,22 +52,9 @@ class BuiltinCarrier:
         await self.faults.before(
             "create_label", order_key=order_key, ship_from=ship_from, service=service or DEFAULT_SERVICE
         )
-        return await asyncio.to_thread(
-            self._create_label, order_key, ship_from, ship_to, service, idempotency_key
+        return await in_thread(
+            SYSTEM, lambda: self._buy(order_key, ship_from, ship_to, service, idempotency_key)
         )
-
-    def _create_label(
-        self,
-        order_key: str,
-        ship_from: str,
-        ship_to: Address | None,
-        service: str | None,
-        idempotency_key: str,
-    ) -> Label:
-        try:
-            return self._buy(order_key, ship_from, ship_to, service, idempotency_key)
-        except OperationalError as exc:  # the store is down or locked: worth retrying
-            raise TransientError(f"carrier store unavailable: {exc.orig or exc}", system=SYSTEM) from exc
 
     def _buy(
         self,

@@ -8,15 +8,15 @@ blocks on a lock or a slow disk.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
-from adapters.errors import PermanentError, TransientError
+from adapters.errors import PermanentError
 from adapters.faults import FaultInjector
+from adapters.store_calls import in_thread
 from canonical import Money, Shipment
 from canonical.documents import ChannelAck
 from store.channel import ChannelNotification, Notification, NotificationKind, list_notifications, utcnow
@@ -78,14 +78,7 @@ class BuiltinChannel:
 
     @staticmethod
     async def _in_thread(fn: Callable[[], T]) -> T:
-        def run() -> T:
-            try:
-                return fn()
-            except OperationalError as exc:
-                # A database that is down or locked is worth retrying.
-                raise TransientError(f"channel store unavailable: {exc.orig or exc}", system=SYSTEM) from exc
-
-        return await asyncio.to_thread(run)
+        return await in_thread(SYSTEM, fn)
 
     def _record(
         self,

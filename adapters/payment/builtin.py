@@ -13,19 +13,17 @@ Test rule: the reference ``tok_decline`` is declined (``card_declined``).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from adapters import store_calls
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
 from canonical import Money
@@ -50,28 +48,8 @@ T = TypeVar("T")
 D = TypeVar("D", bound=BaseModel)
 
 
-@contextmanager
-def store_errors() -> Iterator[None]:
-    """A database that is down, locked or deadlocked is worth retrying; a value the schema
-    cannot hold (too long, out of range) is not."""
-    try:
-        yield
-    except DataError as exc:
-        raise PermanentError(
-            f"payment store refused the data: {exc.orig}", reason="invalid_data", system=SYSTEM
-        ) from exc
-    except (OperationalError, PoolTimeoutError) as exc:
-        raise TransientError(
-            f"payment store unavailable: {getattr(exc, 'orig', None) or exc}", system=SYSTEM
-        ) from exc
-
-
 async def in_thread(fn: Callable[[], T]) -> T:
-    def run() -> T:
-        with store_errors():
-            return fn()
-
-    return await asyncio.to_thread(run)
+    return await store_calls.in_thread(SYSTEM, fn)
 
 
 def permanent(message: str, reason: str) -> PermanentError:

@@ -14,8 +14,9 @@ from canonical.documents import Authorization, Capture, PaymentRefund, PaymentVo
 class PaymentPort(Protocol):
     name: str
 
-    async def authorize(self, amount: Money, reference: str | None, idempotency_key: str) -> Authorization:
-        ...
+    async def authorize(
+        self, amount: Money, reference: str | None, idempotency_key: str
+    ) -> Authorization: ...
 
     async def capture(self, authorization_id: str, amount: Money, idempotency_key: str) -> Capture:
         """Capture part or all of what is left on the authorization."""
@@ -25,5 +26,4 @@ class PaymentPort(Protocol):
         """Release what is not captured."""
         ...
 
-    async def refund(self, capture_id: str, amount: Money, idempotency_key: str) -> PaymentRefund:
-        ...
+    async def refund(self, capture_id: str, amount: Money, idempotency_key: str) -> PaymentRefund: ...

@@ -10,18 +10,16 @@ tax = gross - gross / (1 + rate).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from adapters import store_calls
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
 from canonical import Address, InvoiceAmounts, Money, Order
@@ -54,28 +52,8 @@ SYSTEM = "tax"
 T = TypeVar("T")
 
 
-@contextmanager
-def store_errors() -> Iterator[None]:
-    """A database that is down, locked or deadlocked is worth retrying; a value the schema
-    cannot hold (too long, out of range) is not."""
-    try:
-        yield
-    except DataError as exc:
-        raise PermanentError(
-            f"tax store refused the data: {exc.orig}", reason="invalid_data", system=SYSTEM
-        ) from exc
-    except (OperationalError, PoolTimeoutError) as exc:
-        raise TransientError(
-            f"tax store unavailable: {getattr(exc, 'orig', None) or exc}", system=SYSTEM
-        ) from exc
-
-
 async def in_thread(fn: Callable[[], T]) -> T:
-    def run() -> T:
-        with store_errors():
-            return fn()
-
-    return await asyncio.to_thread(run)
+    return await store_calls.in_thread(SYSTEM, fn)
 
 
 def permanent(message: str, reason: str) -> PermanentError:

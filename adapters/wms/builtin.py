@@ -6,16 +6,14 @@ blocks on a lock or a slow disk.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import TypeVar, cast
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
-from adapters.errors import PermanentError, TransientError
+from adapters.errors import PermanentError
 from adapters.faults import FaultInjector
+from adapters.store_calls import in_thread
 from canonical import FulfillmentRequest
 from canonical.documents import FulfillmentAck, FulfillmentCancel
 from store.db import Store
@@ -31,23 +29,6 @@ from store.wms import (
 
 SYSTEM = "wms"
 T = TypeVar("T")
-
-
-@contextmanager
-def store_errors(system: str) -> Iterator[None]:
-    """A database that is down or locked is worth retrying: say so in the adapter taxonomy."""
-    try:
-        yield
-    except OperationalError as exc:
-        raise TransientError(f"{system} store unavailable: {exc.orig or exc}", system=system) from exc
-
-
-async def in_thread(system: str, fn: Callable[[], T]) -> T:
-    def run() -> T:
-        with store_errors(system):
-            return fn()
-
-    return await asyncio.to_thread(run)
 
 
 class BuiltinWms:
