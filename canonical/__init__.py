@@ -14,6 +14,7 @@ from canonical.fulfillment import (
     TrackingEvent,
     TrackingStatus,
 )
+from canonical.inventory import ChannelAvailability, InventoryEvent, MovementKind, StockPosition
 from canonical.money import CurrencyMismatchError, Money, allocate, minor_units
 from canonical.order import (
     DiscountAllocation,
@@ -34,14 +35,17 @@ __all__ = [
     "SCHEMA_VERSION",
     "Address",
     "Attention",
+    "ChannelAvailability",
     "CurrencyMismatchError",
     "Customer",
     "DiscountAllocation",
     "FulfillmentLine",
     "FulfillmentRequest",
+    "InventoryEvent",
     "InvoiceAmounts",
     "InvoiceLine",
     "Money",
+    "MovementKind",
     "OperatorAction",
     "Order",
     "OrderCancelRequested",
@@ -58,6 +62,7 @@ __all__ = [
     "ShipmentReported",
     "ShippingLine",
     "StepRecord",
+    "StockPosition",
     "TaxLine",
     "TrackingEvent",
     "TrackingStatus",

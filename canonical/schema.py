@@ -10,6 +10,7 @@ from pydantic import TypeAdapter
 
 from canonical.events import OrderEvent
 from canonical.fulfillment import FulfillmentRequest, Shipment, TrackingEvent
+from canonical.inventory import ChannelAvailability, InventoryEvent, StockPosition
 from canonical.order import Order
 from canonical.party import Customer
 from canonical.state import OrderState
@@ -24,6 +25,9 @@ ROOTS: dict[str, Any] = {
     "TrackingEvent": TrackingEvent,
     "OrderEvent": OrderEvent,
     "OrderState": OrderState,
+    "InventoryEvent": InventoryEvent,
+    "StockPosition": StockPosition,
+    "ChannelAvailability": ChannelAvailability,
 }
 
 
