@@ -20,3 +20,7 @@ CANCEL_FULFILLMENT = "wms.cancel"
 CHANNEL_FULFILLMENT = "channel.notify_fulfillment"
 CHANNEL_REFUND = "channel.refund_payment"
 CHANNEL_CANCELLED = "channel.notify_cancelled"
+
+INVENTORY_APPLY = "inventory.apply"
+INVENTORY_PENDING = "inventory.pending_for_channel"
+INVENTORY_PUSH = "inventory.push_to_channel"

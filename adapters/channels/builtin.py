@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from adapters.errors import PermanentError
 from adapters.faults import FaultInjector
 from adapters.store_calls import in_thread
-from canonical import Money, Shipment
+from canonical import ChannelAvailability, Money, Shipment
 from canonical.documents import ChannelAck
 from store.channel import ChannelNotification, Notification, NotificationKind, list_notifications, utcnow
 from store.db import Store
@@ -73,6 +73,12 @@ class BuiltinChannel:
         return await self._in_thread(
             lambda: self._record("cancelled", external_order_id, idempotency_key, payload, None)
         )
+
+    async def push_inventory(self, levels: list[ChannelAvailability], idempotency_key: str) -> ChannelAck:
+        """The builtin channel sells exactly what it is told: its stock is the platform's record
+        of the last push (store.channel_stock), so accepting the push is all there is to do."""
+        await self.faults.before("push_inventory", kind="inventory")
+        return ChannelAck(channel=self.name, reference=f"inventory:{idempotency_key}")
 
     # -- synchronous halves (run in a worker thread) ---------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from canonical import Money, Shipment
+from canonical import ChannelAvailability, Money, Shipment
 from canonical.documents import ChannelAck
 
 
@@ -26,3 +26,9 @@ class ChannelPort(Protocol):
     async def notify_cancelled(
         self, external_order_id: str, reason: str, idempotency_key: str
     ) -> ChannelAck: ...
+
+    async def push_inventory(self, levels: list[ChannelAvailability], idempotency_key: str) -> ChannelAck:
+        """Tell the channel how many of each SKU it may sell now: absolute numbers, never deltas.
+
+        Raises RateLimitedError when the channel asks to slow down."""
+        ...

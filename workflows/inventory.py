@@ -1,0 +1,193 @@
+"""Inventory: every stock change goes through one ledger, and every channel hears the result.
+
+``InventoryAdjustment`` applies one event (receipt, adjustment, transfer, cycle count, POS sale,
+...) to the ledger and pokes each channel's sync. ``ChannelInventorySync`` runs forever per
+channel: it collects what changed, waits a short debounce so bursts coalesce, and pushes
+absolute sellable numbers in batches; a channel's rate limit slows it down (the activity
+retries after the channel's Retry-After) without losing the latest value, because each round
+reads the ledger afresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import names
+    from canonical import StockPosition
+    from canonical.documents import ChannelAck
+    from workflows.inventory_models import (
+        ChannelSyncInput,
+        InventoryAdjustmentInput,
+        PendingSync,
+        SyncState,
+    )
+    from workflows.models import OperatorRequest
+
+
+def sync_workflow_id(channel: str) -> str:
+    return f"inventory-sync-{channel}"
+
+
+def adjustment_workflow_id(event_id: str) -> str:
+    return f"inventory-{event_id}"
+
+
+@workflow.defn
+class InventoryAdjustment:
+    """Apply one stock event to the ledger; if it cannot be applied, wait for an operator."""
+
+    @workflow.init
+    def __init__(self, inp: InventoryAdjustmentInput) -> None:
+        self._attention: str | None = None
+        self._decision: str | None = None
+
+    @workflow.run
+    async def run(self, inp: InventoryAdjustmentInput) -> list[StockPosition]:
+        e = inp.event
+        while True:
+            try:
+                positions: list[StockPosition] = await workflow.execute_activity(
+                    names.INVENTORY_APPLY,
+                    inp.event,
+                    result_type=list[StockPosition],
+                    start_to_close_timeout=timedelta(seconds=inp.activity_timeout_s),
+                    retry_policy=RetryPolicy(maximum_attempts=inp.max_attempts),
+                    summary=f"{e.kind} {e.quantity} x {e.sku} at {e.location}",
+                )
+                break
+            except ActivityError as err:
+                cause = err.cause
+                self._attention = (
+                    f"{cause.type}: {cause.message}" if isinstance(cause, ApplicationError) else str(err)
+                )
+                self._decision = None
+                await workflow.wait_condition(lambda: self._decision is not None)
+                self._attention = None
+                if self._decision == "discard":
+                    return []
+        for channel in inp.channels:
+            await _poke(channel)
+        return positions
+
+    @workflow.query
+    def attention(self) -> str | None:
+        return self._attention
+
+    @workflow.update
+    async def retry(self, req: OperatorRequest) -> str:
+        self._decision = "retry"
+        return "retrying"
+
+    @retry.validator
+    def _validate_retry(self, req: OperatorRequest) -> None:
+        if self._attention is None:
+            raise ValueError("nothing to retry")
+
+    @workflow.update
+    async def discard(self, req: OperatorRequest) -> str:
+        self._decision = "discard"
+        return "discarded"
+
+    @discard.validator
+    def _validate_discard(self, req: OperatorRequest) -> None:
+        if self._attention is None:
+            raise ValueError("nothing to discard")
+
+
+async def _poke(channel: str) -> None:
+    """Tell the channel's sync that the ledger moved. If it is not running the signal fails:
+    the sync's own poll (and its start at worker boot) catches up, so that is not an error."""
+    try:
+        await workflow.get_external_workflow_handle(sync_workflow_id(channel)).signal("ledger_changed")
+    except Exception:
+        workflow.logger.info("inventory sync for %s not running; it will catch up", channel)
+
+
+@workflow.defn
+class ChannelInventorySync:
+    @workflow.init
+    def __init__(self, inp: ChannelSyncInput) -> None:
+        self._channel = inp.channel
+        self._seq = inp.seq
+        self._pushes = inp.pushes
+        self._skus_pushed = inp.skus_pushed
+        self._dirty = True  # on (re)start, look once
+        self._waiting = False
+        self._last_push_at: datetime | None = None
+
+    @workflow.signal
+    def ledger_changed(self) -> None:
+        self._dirty = True
+
+    @workflow.query
+    def state(self) -> SyncState:
+        return SyncState(
+            channel=self._channel,
+            seq=self._seq,
+            pushes=self._pushes,
+            skus_pushed=self._skus_pushed,
+            last_push_at=self._last_push_at,
+            waiting=self._waiting,
+        )
+
+    @workflow.run
+    async def run(self, inp: ChannelSyncInput) -> None:
+        p = inp.policy
+        timeout = timedelta(seconds=p.activity_timeout_s)
+        # Channel calls retry without limit: a rate-limited or unavailable channel only delays
+        # the sync, and the next round reads the ledger afresh, so the newest number wins.
+        forever = RetryPolicy(maximum_interval=timedelta(seconds=60))
+        wf_id = workflow.info().workflow_id
+        for _ in range(p.iterations_before_continue_as_new):
+            self._waiting = True
+            # On timeout look anyway: a poke may have been missed.
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self._dirty, timeout=timedelta(seconds=p.poll_s))
+            self._waiting = False
+            self._dirty = False
+            await workflow.sleep(timedelta(seconds=p.debounce_s))
+            pending: PendingSync = await workflow.execute_activity(
+                names.INVENTORY_PENDING,
+                args=[self._channel, self._seq],
+                result_type=PendingSync,
+                start_to_close_timeout=timeout,
+                retry_policy=forever,
+                summary=f"What changed for {self._channel} since #{self._seq}",
+            )
+            levels = pending.levels
+            for start in range(0, len(levels), p.batch_size):
+                batch = levels[start : start + p.batch_size]
+                await workflow.execute_activity(
+                    names.INVENTORY_PUSH,
+                    args=[
+                        self._channel,
+                        batch,
+                        pending.seq,
+                        pending.changed_at,
+                        f"{wf_id}:{pending.seq}:{start}",
+                    ],
+                    result_type=ChannelAck,
+                    start_to_close_timeout=timeout,
+                    retry_policy=forever,
+                    summary=f"Tell {self._channel}: {len(batch)} SKUs",
+                )
+                self._pushes += 1
+                self._skus_pushed += len(batch)
+                self._last_push_at = workflow.now()
+            self._seq = max(self._seq, pending.seq)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(
+            ChannelSyncInput(
+                channel=self._channel,
+                policy=p,
+                seq=self._seq,
+                pushes=self._pushes,
+                skus_pushed=self._skus_pushed,
+            )
+        )
