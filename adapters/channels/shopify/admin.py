@@ -1,0 +1,538 @@
+"""The Shopify channel over the REST Admin API: ``ChannelPort`` plus order sync and inventory.
+
+Follows ``shared/contracts/shopify.md``. Decisions stated once here:
+
+* **Errors say whether to retry, and this class never retries.** 429 is
+  :class:`RateLimitedError` with the ``Retry-After`` delay; 5xx, 408/409, timeouts and
+  connection failures are :class:`TransientError`; 401/402/403/404/422/423 and other 4xx are
+  :class:`PermanentError` with a ``shopify_*`` reason. Temporal does the retrying.
+* **Idempotency without idempotency keys.** Shopify's REST API takes no key for
+  fulfillments, refunds or cancellations, so each call looks before it writes:
+
+  - a fulfillment carries a *marker* in its tracking number (the shipment's first tracking
+    number, which a carrier never reuses, or the shipment id when it has none); quantities
+    already fulfilled under that marker are not fulfilled again, so a retry after a lost
+    answer (or after some of several fulfillments went through) creates only what is
+    missing;
+  - a refund's ``note`` ends with ``[<idempotency key>]``; a refund with that note is the
+    answer to a retry (a different amount under the same key is refused);
+  - an order already cancelled is not cancelled again.
+
+  Two *concurrent* calls for the same shipment or refund could both write; Temporal does
+  not run one activity twice at once, which is what this relies on.
+* **Shipments to fulfillment orders.** A shipment's lines (Shopify line item ids) are taken
+  from open fulfillment orders, those at the shipment's location first; Shopify requires
+  one location per fulfillment, so lines spread over locations become one fulfillment per
+  location, each with the marker. The tracking company is the shipment's carrier.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import structlog
+
+from adapters.errors import PermanentError, RateLimitedError, TransientError
+from canonical import ChannelAvailability, Money, Shipment
+from canonical.documents import ChannelAck
+
+log = structlog.get_logger(__name__)
+
+SYSTEM = "shopify"
+DEFAULT_API_VERSION = "2025-07"
+PAGE_SIZE = 250
+CANCEL_REASONS = frozenset({"customer", "fraud", "inventory", "declined", "other", "staff"})
+DEFAULT_RETRY_AFTER_S = 2.0
+_DONE_FULFILLMENT = frozenset({"cancelled", "error", "failure"})
+_PERMANENT_REASONS = {
+    400: "shopify_bad_request",
+    401: "shopify_unauthorized",
+    402: "shopify_payment_required",
+    403: "shopify_forbidden",
+    404: "shopify_not_found",
+    406: "shopify_bad_request",
+    422: "shopify_invalid",
+    423: "shopify_locked",
+}
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class InventoryLevel:
+    inventory_item_id: int
+    location_id: int
+    available: int
+    updated_at: str | None
+
+
+def _errors_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return response.text[:300]
+    errors = body.get("errors", body) if isinstance(body, dict) else body
+    return (errors if isinstance(errors, str) else json.dumps(errors, separators=(",", ":")))[:300]
+
+
+def _retry_after(response: httpx.Response) -> float:
+    raw = response.headers.get("Retry-After")
+    try:
+        value = float(raw) if raw is not None else DEFAULT_RETRY_AFTER_S
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_S
+    return value if value >= 0 else DEFAULT_RETRY_AFTER_S
+
+
+def _money(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return Decimal(0)
+
+
+class ShopifyAdminChannel:
+    """``ChannelPort`` for one Shopify store over the REST Admin API.
+
+    ``base_url`` is the store's origin (``https://{shop}.myshopify.com``); requests go to
+    ``{base_url}/admin/api/{api_version}/...`` with ``X-Shopify-Access-Token``. Pass ``http``
+    to share a client (e.g. an ``httpx.ASGITransport`` one in tests); otherwise one is made
+    with ``timeout_s`` and closed by :meth:`aclose`. ``location_ids`` and
+    ``inventory_item_ids`` map the platform's location names and SKUs to Shopify ids; names
+    not given are looked up (``locations.json``, ``products.json``) once and cached.
+    ``inventory_location`` is where :meth:`push_inventory` publishes sellable quantities.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        access_token: str,
+        api_version: str = DEFAULT_API_VERSION,
+        http: httpx.AsyncClient | None = None,
+        location_ids: Mapping[str, int] | None = None,
+        inventory_item_ids: Mapping[str, int] | None = None,
+        *,
+        name: str = "shopify",
+        timeout_s: float = 10.0,
+        notify_customer: bool = False,
+        inventory_location: str | int | None = None,
+    ) -> None:
+        if not access_token:
+            raise ValueError("an access token is required")
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.api_version = api_version
+        self.notify_customer = notify_customer
+        self.inventory_location = inventory_location
+        self._origin = urlsplit(self.base_url)[:2]
+        self._token = access_token
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=timeout_s)
+        self._locations: dict[str, int] | None = dict(location_ids) if location_ids else None
+        self._items: dict[str, int] = dict(inventory_item_ids or {})
+        self.last_call_limit: tuple[int, int] | None = None
+        """The latest ``X-Shopify-Shop-Api-Call-Limit`` as (used, bucket size)."""
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> ShopifyAdminChannel:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- HTTP and the error taxonomy ------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}/admin/api/{self.api_version}/{path}"
+
+    async def _request(
+        self, method: str, url: str, *, params: Mapping[str, str] | None = None, body: Json | None = None
+    ) -> httpx.Response:
+        what = f"{method} {urlsplit(url).path}"
+        headers = {"X-Shopify-Access-Token": self._token, "Accept": "application/json"}
+        try:
+            response = await self._http.request(method, url, params=params, json=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"shopify {what} timed out: {type(exc).__name__}", system=SYSTEM) from exc
+        except httpx.HTTPError as exc:
+            raise TransientError(
+                f"shopify {what} failed: {type(exc).__name__}: {exc}", system=SYSTEM
+            ) from exc
+        self._note_call_limit(response)
+        status = response.status_code
+        if status < 300:
+            return response
+        detail = f"shopify {what}: HTTP {status} {_errors_text(response)}"
+        if status == 429:
+            raise RateLimitedError(detail, retry_after=_retry_after(response), system=SYSTEM)
+        if status >= 500 or status in (408, 409):
+            raise TransientError(detail, system=SYSTEM)
+        raise PermanentError(detail, reason=_PERMANENT_REASONS.get(status, "shopify_rejected"), system=SYSTEM)
+
+    def _note_call_limit(self, response: httpx.Response) -> None:
+        used, _, size = response.headers.get("X-Shopify-Shop-Api-Call-Limit", "").partition("/")
+        if used.isdigit() and size.isdigit():
+            self.last_call_limit = (int(used), int(size))
+
+    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Json:
+        return self._json(await self._request("GET", self._url(path), params=params))
+
+    async def _post(self, path: str, body: Json) -> Json:
+        return self._json(await self._request("POST", self._url(path), body=body))
+
+    @staticmethod
+    def _json(response: httpx.Response) -> Json:
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise TransientError(
+                f"shopify {response.request.url.path}: answer is not JSON", system=SYSTEM
+            ) from exc
+        if not isinstance(body, dict):
+            raise TransientError(f"shopify {response.request.url.path}: unexpected answer", system=SYSTEM)
+        return body
+
+    async def _pages(self, path: str, params: Mapping[str, str], key: str) -> AsyncIterator[Json]:
+        """Every item of a paginated list, following ``Link: <...>; rel="next"``."""
+        response = await self._request("GET", self._url(path), params=params)
+        while True:
+            for item in self._json(response).get(key) or []:
+                yield item
+            nxt = response.links.get("next", {}).get("url")
+            if not nxt:
+                return
+            if urlsplit(nxt)[:2] != self._origin:
+                # Never send the access token anywhere but the store.
+                raise PermanentError(
+                    f"shopify pagination link leaves {self.base_url}",
+                    reason="shopify_bad_link",
+                    system=SYSTEM,
+                )
+            response = await self._request("GET", nxt)
+
+    @staticmethod
+    def _order_id(external_order_id: str) -> str:
+        oid = external_order_id.strip()
+        if not oid.isdigit():
+            raise PermanentError(
+                f"{external_order_id!r} is not a Shopify order id", reason="shopify_invalid", system=SYSTEM
+            )
+        return oid
+
+    # -- ChannelPort ----------------------------------------------------------------------
+
+    async def notify_fulfillment(
+        self, external_order_id: str, shipment: Shipment, idempotency_key: str
+    ) -> ChannelAck:
+        """Create the fulfillment(s) for ``shipment`` with tracking, unless they exist."""
+        oid = self._order_id(external_order_id)
+        marker = shipment.tracking_numbers[0] if shipment.tracking_numbers else shipment.shipment_id
+        existing = (await self._get(f"orders/{oid}/fulfillments.json")).get("fulfillments") or []
+        mine = [
+            f
+            for f in existing
+            if f.get("status") not in _DONE_FULFILLMENT
+            and marker in (f.get("tracking_numbers") or [f.get("tracking_number")])
+        ]
+        done: Counter[int] = Counter()
+        for f in mine:
+            for li in f.get("line_items") or []:
+                done[int(li["id"])] += int(li.get("quantity") or 0)
+        need: Counter[int] = Counter()
+        for line in shipment.lines:
+            if not line.line_id.isdigit():
+                raise PermanentError(
+                    f"shipment {shipment.shipment_id}: line {line.line_id!r} is not a Shopify line item id",
+                    reason="shopify_invalid",
+                    system=SYSTEM,
+                )
+            need[int(line.line_id)] += line.quantity
+        remaining = +(need - done)
+        refs = [str(f["id"]) for f in mine]
+        if remaining:
+            fulfillment_orders = (await self._get(f"orders/{oid}/fulfillment_orders.json")).get(
+                "fulfillment_orders"
+            ) or []
+            for groups in self._allocate(fulfillment_orders, remaining, shipment).values():
+                created = await self._post(
+                    "fulfillments.json",
+                    {
+                        "fulfillment": {
+                            "line_items_by_fulfillment_order": groups,
+                            "tracking_info": {"number": marker, "company": shipment.carrier},
+                            "notify_customer": self.notify_customer,
+                            "message": f"shipment {shipment.shipment_id} from {shipment.location}"
+                            f" [{idempotency_key}]",
+                        }
+                    },
+                )
+                refs.append(str(created["fulfillment"]["id"]))
+        return ChannelAck(channel=self.name, reference=",".join(refs))
+
+    def _allocate(
+        self, fulfillment_orders: list[Json], remaining: Counter[int], shipment: Shipment
+    ) -> dict[int, list[Json]]:
+        """Fulfillment order lines covering ``remaining``, grouped by location; all or nothing."""
+        wanted_location = (self._locations or {}).get(shipment.location)
+
+        def preference(fo: Json) -> tuple[int, int]:
+            at = fo.get("assigned_location") or {}
+            here = fo.get("assigned_location_id") == wanted_location or at.get("name") == shipment.location
+            return (0 if here else 1, int(fo["id"]))
+
+        left = Counter(remaining)
+        by_location: dict[int, dict[int, list[Json]]] = {}
+        for fo in sorted(fulfillment_orders, key=preference):
+            if fo.get("status") not in ("open", "in_progress"):
+                continue
+            for li in fo.get("line_items") or []:
+                line_item_id = int(li["line_item_id"])
+                take = min(left[line_item_id], int(li.get("fulfillable_quantity") or 0))
+                if take <= 0:
+                    continue
+                left[line_item_id] -= take
+                groups = by_location.setdefault(int(fo["assigned_location_id"]), {})
+                groups.setdefault(int(fo["id"]), []).append({"id": int(li["id"]), "quantity": take})
+        short = +left
+        if short:
+            missing = ", ".join(f"{qty} of line {line}" for line, qty in sorted(short.items()))
+            raise PermanentError(
+                f"shipment {shipment.shipment_id}: Shopify has nothing open to fulfil for {missing}",
+                reason="shopify_nothing_to_fulfill",
+                system=SYSTEM,
+            )
+        return {
+            loc: [
+                {"fulfillment_order_id": fo_id, "fulfillment_order_line_items": items}
+                for fo_id, items in fos.items()
+            ]
+            for loc, fos in by_location.items()
+        }
+
+    async def refund_payment(
+        self, external_order_id: str, amount: Money, reason: str, idempotency_key: str
+    ) -> ChannelAck:
+        """Refund ``amount`` against the order's sales/captures, once per idempotency key."""
+        oid = self._order_id(external_order_id)
+        if amount.amount <= 0:
+            raise PermanentError(
+                f"refund of {amount} for order {oid}: the amount must be positive",
+                reason="invalid_amount",
+                system=SYSTEM,
+            )
+        if not idempotency_key:
+            raise PermanentError("an idempotency key is required", reason="invalid_request", system=SYSTEM)
+        tag = f"[{idempotency_key}]"
+        for refund in (await self._get(f"orders/{oid}/refunds.json")).get("refunds") or []:
+            if tag in str(refund.get("note") or ""):
+                recorded = sum(
+                    (
+                        _money(t.get("amount"))
+                        for t in refund.get("transactions") or []
+                        if t.get("kind") == "refund"
+                    ),
+                    Decimal(0),
+                )
+                if recorded != amount.amount:
+                    raise PermanentError(
+                        f"idempotency key {idempotency_key!r} already refunded {recorded} {amount.currency}"
+                        f" on order {oid} (refund {refund.get('id')}), not {amount}",
+                        reason="idempotency_conflict",
+                        system=SYSTEM,
+                    )
+                return ChannelAck(channel=self.name, reference=str(refund["id"]))
+        txns = (await self._get(f"orders/{oid}/transactions.json")).get("transactions") or []
+        parents = [t for t in txns if t.get("kind") in ("sale", "capture") and t.get("status") == "success"]
+        for t in parents:
+            if t.get("currency") not in (None, amount.currency):
+                raise PermanentError(
+                    f"order {oid} was paid in {t.get('currency')}, the refund is in {amount.currency}",
+                    reason="currency_mismatch",
+                    system=SYSTEM,
+                )
+        left_by_parent: list[tuple[Json, Decimal]] = []
+        for t in sorted(parents, key=lambda t: int(t["id"])):
+            back = sum(
+                (
+                    _money(r.get("amount"))
+                    for r in txns
+                    if r.get("kind") == "refund"
+                    and r.get("status") == "success"
+                    and r.get("parent_id") == t["id"]
+                ),
+                Decimal(0),
+            )
+            left_by_parent.append((t, _money(t.get("amount")) - back))
+        plan: list[Json] = []
+        todo = amount.amount
+        for parent, left in left_by_parent:
+            if todo <= 0:
+                break
+            take = min(todo, left)
+            if take > 0:
+                plan.append(
+                    {
+                        "parent_id": parent["id"],
+                        "amount": str(take),
+                        "kind": "refund",
+                        "gateway": parent.get("gateway"),
+                    }
+                )
+                todo -= take
+        if todo > 0:
+            raise PermanentError(
+                f"refund of {amount} for order {oid}: only {amount.amount - todo} {amount.currency} is left"
+                " to refund on Shopify",
+                reason="shopify_nothing_to_refund",
+                system=SYSTEM,
+            )
+        created = await self._post(
+            f"orders/{oid}/refunds.json",
+            {
+                "refund": {
+                    "currency": amount.currency,
+                    "notify": self.notify_customer,
+                    "note": f"{reason} {tag}".strip(),
+                    "transactions": plan,
+                }
+            },
+        )
+        return ChannelAck(channel=self.name, reference=str(created["refund"]["id"]))
+
+    async def notify_cancelled(self, external_order_id: str, reason: str, idempotency_key: str) -> ChannelAck:
+        """Cancel the order on Shopify (``reason`` if it is one of Shopify's, else ``other``)."""
+        oid = self._order_id(external_order_id)
+        order = (await self._get(f"orders/{oid}.json", {"fields": "id,cancelled_at"})).get("order") or {}
+        if not order.get("cancelled_at"):
+            code = reason if reason in CANCEL_REASONS else "other"
+            await self._post(f"orders/{oid}/cancel.json", {"reason": code, "email": self.notify_customer})
+        return ChannelAck(channel=self.name, reference=oid)
+
+    # -- beyond the port: order sync and inventory ------------------------------------------
+
+    async def get_order(self, external_order_id: str) -> Json:
+        oid = self._order_id(external_order_id)
+        order = (await self._get(f"orders/{oid}.json")).get("order")
+        if not isinstance(order, dict):
+            raise TransientError(f"shopify orders/{oid}.json: no order in the answer", system=SYSTEM)
+        return order
+
+    async def list_orders_updated_since(
+        self, since: datetime, *, status: str = "any", page_size: int = PAGE_SIZE
+    ) -> AsyncIterator[Json]:
+        """Every order updated at or after ``since``, oldest update first, across all pages."""
+        if since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+        params = {
+            "updated_at_min": since.isoformat(),
+            "status": status,
+            "limit": str(min(max(page_size, 1), PAGE_SIZE)),
+            "order": "updated_at asc",
+        }
+        async for order in self._pages("orders.json", params, "orders"):
+            yield order
+
+    async def location_id(self, location: str | int) -> int:
+        if isinstance(location, int):
+            return location
+        if self._locations is None or location not in self._locations:
+            found = (await self._get("locations.json")).get("locations") or []
+            self._locations = {
+                **{str(loc["name"]): int(loc["id"]) for loc in found},
+                **(self._locations or {}),
+            }
+        if location not in self._locations:
+            raise PermanentError(
+                f"Shopify has no location named {location!r}",
+                reason="shopify_unknown_location",
+                system=SYSTEM,
+            )
+        return self._locations[location]
+
+    async def _refresh_items(self) -> None:
+        params = {"limit": str(PAGE_SIZE), "fields": "id,variants"}
+        async for product in self._pages("products.json", params, "products"):
+            for variant in product.get("variants") or []:
+                if variant.get("sku") and variant.get("inventory_item_id") is not None:
+                    self._items[str(variant["sku"])] = int(variant["inventory_item_id"])
+
+    async def inventory_item_id(self, sku: str | int) -> int:
+        """The inventory item of a SKU (an int is taken as the id itself)."""
+        if isinstance(sku, int):
+            return sku
+        if sku not in self._items:
+            # Looked up on a miss (a SKU added on Shopify since); a known one costs nothing.
+            await self._refresh_items()
+        if sku not in self._items:
+            raise PermanentError(
+                f"Shopify has no variant with SKU {sku!r}", reason="shopify_unknown_sku", system=SYSTEM
+            )
+        return self._items[sku]
+
+    async def set_inventory(self, item: str | int, location: str | int, available: int) -> InventoryLevel:
+        """Set the available quantity (absolute, so naturally idempotent).
+
+        ``item`` is a SKU (str) or an inventory item id (int); ``location`` a location name
+        or id.
+        """
+        body = {
+            "location_id": await self.location_id(location),
+            "inventory_item_id": await self.inventory_item_id(item),
+            "available": int(available),
+        }
+        level = (await self._post("inventory_levels/set.json", body)).get("inventory_level") or {}
+        return InventoryLevel(
+            inventory_item_id=int(level.get("inventory_item_id", body["inventory_item_id"])),
+            location_id=int(level.get("location_id", body["location_id"])),
+            available=int(level.get("available", body["available"])),
+            updated_at=level.get("updated_at"),
+        )
+
+    async def push_inventory(self, levels: list[ChannelAvailability], idempotency_key: str) -> ChannelAck:
+        """Publish what may be sold: ``available`` is set (absolute) at one Shopify location.
+
+        The location is ``inventory_location`` when configured, else the one location the
+        availability was computed over; several without a configured one is a configuration
+        error. SKUs Shopify does not sell are skipped (logged): there is nothing to tell it.
+        Absolute sets make a retried batch harmless; a 429 mid-batch is RateLimitedError and
+        the retry sends the whole batch again.
+        """
+        missing = {a.sku for a in levels} - set(self._items)
+        if missing:
+            await self._refresh_items()
+        skipped = sorted({a.sku for a in levels} - set(self._items))
+        if skipped:
+            log.warning(
+                "shopify_inventory_skus_unknown", channel=self.name, skus=skipped[:20], count=len(skipped)
+            )
+        pushed = 0
+        for a in levels:
+            if a.sku in skipped:
+                continue
+            if self.inventory_location is not None:
+                location: str | int = self.inventory_location
+            elif len(a.locations) == 1:
+                location = a.locations[0]
+            else:
+                raise PermanentError(
+                    f"{a.sku}: available over {a.locations} but no Shopify inventory_location is configured",
+                    reason="shopify_inventory_location",
+                    system=SYSTEM,
+                )
+            await self.set_inventory(a.sku, location, a.available)
+            pushed += 1
+        return ChannelAck(channel=self.name, reference=f"inventory:{idempotency_key}:{pushed}")

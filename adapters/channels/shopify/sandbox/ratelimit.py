@@ -1,0 +1,87 @@
+"""Shopify's REST rate limit: a leaky bucket per app and store (here: per access token).
+
+Every request adds one to the bucket, which leaks at a steady rate (2 a second on the
+Standard plan, bucket 40). A request that would overflow it is refused with 429 and a
+``Retry-After`` saying when one slot will have leaked; a refused request does not count.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+DEFAULT_BUCKET_SIZE = 40
+DEFAULT_LEAK_PER_S = 2.0
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The answer for one request: admitted or not, the bucket's fill, and when to retry."""
+
+    allowed: bool
+    used: int
+    size: int
+    retry_after_s: float
+
+    @property
+    def call_limit_header(self) -> str:
+        """The ``X-Shopify-Shop-Api-Call-Limit`` value, e.g. ``32/40``."""
+        return f"{self.used}/{self.size}"
+
+    @property
+    def retry_after_header(self) -> str:
+        """The ``Retry-After`` value in Shopify's style: seconds as a decimal (``0.5``, ``2.0``)."""
+        return f"{max(0.1, math.ceil(self.retry_after_s * 10) / 10):.1f}"
+
+
+class LeakyBucket:
+    """One bucket per key; safe to call from several threads and event loops."""
+
+    def __init__(
+        self,
+        size: int = DEFAULT_BUCKET_SIZE,
+        leak_per_s: float = DEFAULT_LEAK_PER_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if size < 1:
+            raise ValueError("the bucket must hold at least one request")
+        if leak_per_s <= 0:
+            raise ValueError("the bucket must leak (leak_per_s > 0)")
+        self.size = size
+        self.leak_per_s = leak_per_s
+        self._clock = clock
+        self._levels: dict[str, tuple[float, float]] = {}  # key -> (level, measured at)
+        self._lock = threading.Lock()
+
+    def _level(self, key: str, now: float) -> float:
+        level, at = self._levels.get(key, (0.0, now))
+        return max(0.0, level - (now - at) * self.leak_per_s)
+
+    def admit(self, key: str) -> Admission:
+        """Count one request for ``key``, or refuse it when the bucket is full."""
+        with self._lock:
+            now = self._clock()
+            level = self._level(key, now)
+            if level + 1 > self.size + 1e-9:
+                self._levels[key] = (level, now)
+                wait = (level + 1 - self.size) / self.leak_per_s
+                return Admission(False, min(self.size, math.ceil(level - 1e-9)), self.size, wait)
+            level += 1
+            self._levels[key] = (level, now)
+            return Admission(True, math.ceil(level - 1e-9), self.size, 0.0)
+
+    def level(self, key: str) -> float:
+        """How full ``key``'s bucket is now (requests, fractional while leaking)."""
+        with self._lock:
+            return self._level(key, self._clock())
+
+    def reset(self, key: str | None = None) -> None:
+        """Empty one bucket, or all of them."""
+        with self._lock:
+            if key is None:
+                self._levels.clear()
+            else:
+                self._levels.pop(key, None)
