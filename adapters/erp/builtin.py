@@ -5,7 +5,10 @@ Every operation is one database transaction run in a worker thread, so an activi
 loop never blocks on a lock. Stock is never oversold: rows are locked before availability is
 read (``SELECT ... FOR UPDATE`` on PostgreSQL, always in (sku, location) order so two
 orders cannot deadlock; SQLite's ``BEGIN IMMEDIATE`` serialises writers). Lock order is
-always "the sales order row, then stock rows".
+always "the sales order row, then stock rows". Every stock change goes through the inventory
+journal (``adapters.erp.inventory.move``) in the same transaction, under event ids derived
+from the ERP document (``erp:<SO>:create``, ``erp:<SO>:allocate:<n>``, ``erp:<SO>:ship:<INV>``,
+``erp:<SO>:cancel``), each written at most once because the operation itself runs once.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from adapters import store_calls
+from adapters.erp.inventory import move
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
 from canonical import Address, Customer, InvoiceAmounts, Money, Order, Shipment
@@ -262,19 +266,45 @@ def _allocate(
     lines: Sequence[ErpSalesOrderLine],
     quantities: Mapping[str, int],
     stock: Mapping[tuple[str, str], ErpStock],
-) -> None:
+) -> list[tuple[ErpAllocation, str]]:
     """Allocate ``quantities`` (by line id) of stocked ``lines`` from the locked ``stock``
-    rows; what cannot be allocated stays backordered."""
+    rows; what cannot be allocated stays backordered. Returns the new allocations with their
+    SKU: the caller reserves them (:func:`_reserve`) once the order has its id."""
     demand = [
         (ln.line_id, _sku(ln), quantities[ln.line_id]) for ln in lines if quantities.get(ln.line_id, 0) > 0
     ]
     allocations, _ = plan_allocation(demand, {k: r.available for k, r in stock.items()})
     by_id = {ln.line_id: ln for ln in lines}
+    made: list[tuple[ErpAllocation, str]] = []
     for a in allocations:
         ln = by_id[a.line_id]
-        ln.allocations.append(ErpAllocation(location=a.location, quantity=a.quantity, shipped=0, released=0))
+        alloc = ErpAllocation(location=a.location, quantity=a.quantity, shipped=0, released=0)
+        ln.allocations.append(alloc)
         ln.backordered -= a.quantity
-        stock[(a.sku, a.location)].reserved += a.quantity
+        made.append((alloc, a.sku))
+    return made
+
+
+def _reserve(
+    s: Session,
+    made: Sequence[tuple[ErpAllocation, str]],
+    stock: Mapping[tuple[str, str], ErpStock],
+    event_id: str,
+    erp_order_id: str,
+) -> None:
+    """Reserve new allocations on their locked stock rows, one journal leg each."""
+    for leg, (alloc, sku) in enumerate(made):
+        move(
+            s,
+            stock[(sku, alloc.location)],
+            kind="reservation",
+            event_id=event_id,
+            leg=leg,
+            quantity=alloc.quantity,
+            reserved=alloc.quantity,
+            source=SYSTEM,
+            reference=erp_order_id,
+        )
 
 
 class BuiltinErp:
@@ -450,11 +480,13 @@ class BuiltinErp:
                 )
             )
         stocked_rows = [ln for ln in so.lines if ln.stocked]
-        _allocate(stocked_rows, {ln.line_id: ln.quantity for ln in stocked_rows}, stock)
+        made = _allocate(stocked_rows, {ln.line_id: ln.quantity for ln in stocked_rows}, stock)
         so.status = _status(so)
         s.add(so)
         s.flush()
         so.erp_order_id = f"SO-{so.id:06d}"
+        s.flush()
+        _reserve(s, made, stock, f"erp:{so.erp_order_id}:create", so.erp_order_id)
         s.flush()
         return _ack(so, created=True)
 
@@ -465,9 +497,12 @@ class BuiltinErp:
                 waiting = [ln for ln in so.lines if ln.stocked and ln.backordered > 0]
                 if waiting:
                     stock = _lock_stock(s, (_sku(ln) for ln in waiting))
-                    _allocate(waiting, {ln.line_id: ln.backordered for ln in waiting}, stock)
+                    made = _allocate(waiting, {ln.line_id: ln.backordered for ln in waiting}, stock)
                     so.status = _status(so)
                     s.flush()
+                    if made:  # one event per run, named by its first allocation
+                        _reserve(s, made, stock, f"erp:{erp_order_id}:allocate:{made[0][0].id}", erp_order_id)
+                        s.flush()
             return _ack(so, created=False)
 
     # -- invoicing ---------------------------------------------------------------------------
@@ -532,9 +567,6 @@ class BuiltinErp:
             moves.append((ln, qty))
         stock = _lock_stock(s, (_sku(ln) for ln, _ in moves), shipment.location)
         for ln, qty in moves:
-            row = stock[(_sku(ln), shipment.location)]
-            row.on_hand -= qty
-            row.reserved -= qty
             left = qty
             for a in sorted(ln.allocations, key=lambda x: x.id):  # oldest allocation first
                 if a.location == shipment.location and left > 0:
@@ -569,6 +601,20 @@ class BuiltinErp:
         inv.invoice_id = f"INV-{inv.id:06d}"
         so.status = _status(so)
         s.flush()
+        for leg, (ln, qty) in enumerate(moves):  # stock leaves on hand and reserved: journalled
+            move(
+                s,
+                stock[(_sku(ln), shipment.location)],
+                kind="shipment",
+                event_id=f"erp:{erp_order_id}:ship:{inv.invoice_id}",
+                leg=leg,
+                quantity=qty,
+                on_hand=-qty,
+                reserved=-qty,
+                source=SYSTEM,
+                reference=shipment.shipment_id,
+            )
+        s.flush()
         return InvoiceAck(invoice_id=inv.invoice_id, total=amounts.total)
 
     # -- cancellation --------------------------------------------------------------------------
@@ -596,11 +642,21 @@ class BuiltinErp:
             stock = _lock_stock(s, (_sku(ln) for ln, _ in open_allocs))
             released: list[Allocation] = []
             cancelled_units = 0
-            for ln, a in open_allocs:
+            for leg, (ln, a) in enumerate(open_allocs):
                 qty = a.open
                 a.released += qty
                 ln.cancelled += qty
-                stock[(_sku(ln), a.location)].reserved -= qty
+                move(
+                    s,
+                    stock[(_sku(ln), a.location)],
+                    kind="release",
+                    event_id=f"erp:{erp_order_id}:cancel",
+                    leg=leg,
+                    quantity=qty,
+                    reserved=-qty,
+                    source=SYSTEM,
+                    reference=erp_order_id,
+                )
                 released.append(
                     Allocation(location=a.location, line_id=ln.line_id, sku=_sku(ln), quantity=qty)
                 )

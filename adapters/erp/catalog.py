@@ -6,7 +6,9 @@ file twice changes nothing the second time. Row numbers count data records from 
 header is not a row).
 
 Products: ``sku, title, price, currency[, weight_grams][, active]``.
-Stock: ``sku, location, on_hand`` (absolute on-hand counts; reservations are untouched).
+Stock: ``sku, location, on_hand`` (absolute on-hand counts; reservations are untouched). Every
+count that changes a position (or creates one) is journalled as a ``cycle_count`` movement,
+event id ``import:<run>:<row>``; an unchanged count writes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from adapters.erp.inventory import import_run_id, move
 from canonical.money import Money
 from store.db import Store
 from store.erp import ErpItem, ErpStock
@@ -222,6 +225,8 @@ def import_stock(store: Store, source: Source) -> ImportCounts:
     order, like allocation, so an import cannot deadlock with orders."""
     rows: list[StockRow] = []
     seen: dict[tuple[str, str], int] = {}
+    run = import_run_id()
+    reference = Path(source).name[:200] if isinstance(source, str | Path) else None
     for i, raw in enumerate(_rows(source, ("stock", "inventory")), start=1):
         r = parse_stock(raw, i)
         key = (r.sku, r.location)
@@ -248,14 +253,30 @@ def import_stock(store: Store, source: Source) -> ImportCounts:
                 raise ValueError(
                     f"row {seen[(r.sku, r.location)]}: unknown sku {r.sku!r} (import products first)"
                 )
+        counted: list[tuple[StockRow, ErpStock]] = []
         for r in rows:
             row = existing.get((r.sku, r.location))
             if row is None:
-                s.add(ErpStock(sku=r.sku, location=r.location, on_hand=r.on_hand, reserved=0))
+                row = ErpStock(sku=r.sku, location=r.location, on_hand=0, reserved=0)
+                s.add(row)
                 created += 1
             elif row.on_hand == r.on_hand:
                 unchanged += 1
+                continue
             else:
-                row.on_hand = r.on_hand
                 updated += 1
+            counted.append((r, row))
+        s.flush()  # new positions exist (or conflict) before the journal is written
+        for r, row in counted:
+            move(
+                s,
+                row,
+                kind="cycle_count",
+                event_id=f"import:{run}:{seen[(r.sku, r.location)]}",
+                leg=0,
+                quantity=r.on_hand,
+                on_hand=r.on_hand - row.on_hand,
+                source="import",
+                reference=reference,
+            )
     return ImportCounts(created, updated, unchanged)

@@ -1,0 +1,432 @@
+"""The inventory ledger: one journal for every stock movement, positions per SKU and location,
+what each channel may sell, and a cheap "what changed" feed for the channel sync.
+
+Positions are the builtin ERP's ``erp_stock`` rows (on hand, reserved; available to promise is
+on hand minus reserved, never below zero). Nothing changes them except :func:`move`, which
+appends a journal row in the same transaction: the ERP's own allocation, shipment and
+cancellation, the stock import and :meth:`InventoryLedger.apply` for events from elsewhere.
+See docs/inventory.md for the model, the movement kinds and the locking rules.
+
+Idempotency: an event's ``event_id`` is stored with its journal rows (unique with the leg).
+A replay writes nothing and returns the positions the event produced the first time (the
+balances recorded in its journal rows), not the current ones. Ids starting ``erp:`` or
+``import:`` are the ledger's own (derived from ERP documents and import runs) and refused
+from outside.
+
+Locking: the stock rows an event touches are locked before they are read (``SELECT ... FOR
+UPDATE`` on PostgreSQL, always in (sku, location) order, after the sales order row when
+there is one; SQLite's ``BEGIN IMMEDIATE`` serialises writers). Journal ids come from a
+sequence, which on PostgreSQL hands them out in insert order, not commit order: every writer
+holds the shared side of an advisory "sequence barrier" from its first journal insert to its
+commit, and :meth:`InventoryLedger.changes_since` takes the exclusive side for an instant to
+find the highest id below which nothing can still appear.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from adapters.errors import PermanentError, TransientError
+from adapters.store_calls import store_errors
+from canonical.inventory import ChannelAvailability, InventoryEvent, MovementKind, StockPosition
+from store.db import Store
+from store.erp import ErpItem, ErpStock
+from store.inventory import ChannelPolicy, InventoryChannelPolicy, InventoryMovement, Movement, utcnow
+
+__all__ = [
+    "RESERVED_PREFIXES",
+    "InventoryLedger",
+    "apply_in",
+    "import_run_id",
+    "journal_barrier",
+    "move",
+]
+
+SYSTEM = "inventory"
+# Event ids the ledger writes itself; an outside event may not use them.
+RESERVED_PREFIXES = ("erp:", "import:")
+# The advisory lock key of the journal's sequence barrier (PostgreSQL), "RCINV".
+_BARRIER_KEY = 0x5243494E56
+_BARRIER_TXN = "inventory.barrier_txn"
+_ATTEMPTS = 4
+_CHUNK = 500
+
+
+def _permanent(message: str, reason: str) -> PermanentError:
+    return PermanentError(message, reason=reason, system=SYSTEM)
+
+
+# -- the journal (used by the ERP, the import and apply) -------------------------------------
+
+
+def journal_barrier(s: Session) -> None:
+    """Take the shared side of the sequence barrier once per transaction (PostgreSQL only).
+
+    Flushes pending writes first, so a wait on someone else's insert (a unique key, a new
+    position) never happens while the barrier is held; from here to the commit a writer
+    only touches rows it has locked already."""
+    txn = s.get_transaction()
+    if txn is not None and s.info.get(_BARRIER_TXN) is txn:
+        return
+    s.flush()
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": _BARRIER_KEY})
+    s.info[_BARRIER_TXN] = txn
+
+
+def move(
+    s: Session,
+    row: ErpStock,
+    *,
+    kind: MovementKind,
+    event_id: str,
+    leg: int,
+    quantity: int,
+    on_hand: int = 0,
+    reserved: int = 0,
+    source: str,
+    reference: str | None,
+    occurred_at: datetime | None = None,
+) -> InventoryMovement:
+    """Change a locked position by ``on_hand``/``reserved`` and journal it: the one way stock
+    changes. The caller has checked the rules and holds the row lock."""
+    journal_barrier(s)
+    row.on_hand += on_hand
+    row.reserved += reserved
+    m = InventoryMovement(
+        event_id=event_id,
+        leg=leg,
+        kind=kind,
+        sku=row.sku,
+        location=row.location,
+        quantity=quantity,
+        on_hand_delta=on_hand,
+        reserved_delta=reserved,
+        on_hand_after=row.on_hand,
+        reserved_after=row.reserved,
+        source=source,
+        reference=reference,
+        occurred_at=occurred_at or utcnow(),
+        recorded_at=utcnow(),
+    )
+    s.add(m)
+    return m
+
+
+def import_run_id() -> str:
+    """A fresh id for one stock import; its rows are journalled as ``import:<run>:<row>``."""
+    return uuid.uuid4().hex[:16]
+
+
+def _position(row: ErpStock) -> StockPosition:
+    return StockPosition(sku=row.sku, location=row.location, on_hand=row.on_hand, reserved=row.reserved)
+
+
+def _recorded(s: Session, event_id: str) -> list[InventoryMovement]:
+    q = (
+        select(InventoryMovement)
+        .where(InventoryMovement.event_id == event_id)
+        .order_by(InventoryMovement.leg)
+    )
+    return list(s.scalars(q))
+
+
+def _replay(event: InventoryEvent, done: list[InventoryMovement]) -> list[StockPosition]:
+    """The positions the event produced the first time; refuses an id reused for another change."""
+    first = done[0]
+    to_location = done[1].location if first.kind == "transfer" and len(done) > 1 else None
+    if (first.kind, first.sku, first.location, first.quantity, to_location) != (
+        event.kind,
+        event.sku,
+        event.location,
+        event.quantity,
+        event.to_location,
+    ):
+        raise _permanent(
+            f"event {event.event_id} was already applied as a {first.kind} of {first.quantity}"
+            f" {first.sku} at {first.location}",
+            "event_id_reuse",
+        )
+    after: dict[tuple[str, str], StockPosition] = {}
+    for m in done:
+        after[(m.sku, m.location)] = StockPosition(
+            sku=m.sku, location=m.location, on_hand=m.on_hand_after, reserved=m.reserved_after
+        )
+    return list(after.values())
+
+
+def _legs(event: InventoryEvent, rows: dict[str, ErpStock]) -> list[tuple[ErpStock, int, int]]:
+    """(position, on hand delta, reserved delta) per leg, or PermanentError when the rules
+    refuse the movement (nothing is written then)."""
+    q = event.quantity
+    row = rows[event.location]
+    where = f"{event.sku} at {event.location}"
+    match event.kind:
+        case "receipt" | "return_restock":
+            return [(row, q, 0)]
+        case "adjustment":
+            if row.on_hand + q < 0:
+                raise _permanent(
+                    f"adjusting {where} by {q}: only {row.on_hand} on hand", "insufficient_stock"
+                )
+            return [(row, q, 0)]
+        case "transfer":
+            assert event.to_location is not None
+            if event.to_location == event.location:
+                raise _permanent(f"transfer of {where} to the same location", "invalid_event")
+            if row.available < q:
+                raise _permanent(
+                    f"transferring {q} {where}: {row.available} unreserved", "insufficient_stock"
+                )
+            return [(row, -q, 0), (rows[event.to_location], q, 0)]
+        case "cycle_count":
+            return [(row, q - row.on_hand, 0)]
+        case "reservation":
+            if row.available < q:
+                raise _permanent(f"reserving {q} {where}: {row.available} available", "insufficient_stock")
+            return [(row, 0, q)]
+        case "release":
+            if row.reserved < q:
+                raise _permanent(f"releasing {q} {where}: {row.reserved} reserved", "insufficient_reserved")
+            return [(row, 0, -q)]
+        case "shipment":
+            if row.on_hand < q:
+                raise _permanent(f"shipping {q} {where}: {row.on_hand} on hand", "insufficient_stock")
+            if row.reserved < q:
+                raise _permanent(f"shipping {q} {where}: {row.reserved} reserved", "not_reserved")
+            return [(row, -q, -q)]
+        case "channel_sale":
+            # Already happened at the till: recorded even past zero; available clamps at 0.
+            return [(row, -q, 0)]
+    raise AssertionError(f"unhandled movement kind {event.kind}")  # pragma: no cover
+
+
+# Column widths, checked up front so both databases refuse the same events the same way.
+_WIDTHS = {"sku": 100, "location": 100, "to_location": 100, "source": 100, "reference": 200}
+
+
+def _check(event: InventoryEvent) -> None:
+    if event.event_id.startswith(RESERVED_PREFIXES):
+        raise _permanent(f"event id {event.event_id!r} uses a reserved prefix", "reserved_event_id")
+    for name, width in _WIDTHS.items():
+        value = getattr(event, name)
+        if value is not None and len(value) > width:
+            raise _permanent(
+                f"event {event.event_id}: {name} longer than {width} characters", "invalid_event"
+            )
+
+
+def apply_in(s: Session, event: InventoryEvent) -> list[StockPosition]:
+    """Apply ``event`` inside the caller's transaction (see :meth:`InventoryLedger.apply`)."""
+    _check(event)
+    done = _recorded(s, event.event_id)
+    if done:
+        return _replay(event, done)
+    if s.get(ErpItem, event.sku) is None:
+        raise _permanent(f"SKU {event.sku} is not in the item master", "unknown_sku")
+    locations = sorted({event.location, *([event.to_location] if event.to_location else [])})
+    q = (
+        select(ErpStock)
+        .where(ErpStock.sku == event.sku, ErpStock.location.in_(locations))
+        .order_by(ErpStock.location)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    rows = {r.location: r for r in s.scalars(q)}
+    # With the locks held, a concurrent copy of this event has committed (seen now) or has not
+    # started writing; a copy racing to create the same new position fails on its key.
+    done = _recorded(s, event.event_id)
+    if done:
+        return _replay(event, done)
+    new = [
+        ErpStock(sku=event.sku, location=loc, on_hand=0, reserved=0) for loc in locations if loc not in rows
+    ]
+    rows.update((r.location, r) for r in new)
+    legs = _legs(event, rows)  # refuses before anything is added
+    s.add_all(new)
+    for i, (row, on_hand, reserved) in enumerate(legs):
+        move(
+            s,
+            row,
+            kind=event.kind,
+            event_id=event.event_id,
+            leg=i,
+            quantity=event.quantity,
+            on_hand=on_hand,
+            reserved=reserved,
+            source=event.source,
+            reference=event.reference,
+            occurred_at=event.occurred_at,
+        )
+    s.flush()
+    return [_position(row) for row, _, _ in legs]
+
+
+# -- the ledger -------------------------------------------------------------------------------
+
+
+class InventoryLedger:
+    """Stock movements, positions and channel availability over the store.
+
+    Methods are synchronous (one transaction each); from async code run them in a thread
+    (``asyncio.to_thread`` or ``adapters.store_calls.in_thread``). Store failures surface as
+    ``TransientError``/``PermanentError`` like every adapter's."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- movements ---------------------------------------------------------------------------
+
+    def apply(self, event: InventoryEvent) -> list[StockPosition]:
+        """Apply one movement; returns the positions it changed (two for a transfer).
+
+        Idempotent on ``event.event_id``: a replay writes nothing and returns the positions as
+        the first application left them. PermanentError reasons: ``unknown_sku``,
+        ``insufficient_stock``, ``insufficient_reserved``, ``not_reserved``, ``invalid_event``,
+        ``event_id_reuse`` (same id, different change), ``reserved_event_id``."""
+        with store_errors(SYSTEM):
+            for _ in range(_ATTEMPTS):
+                try:
+                    with self.store.session() as s:
+                        return apply_in(s, event)
+                except IntegrityError:
+                    continue  # a concurrent writer created the position or the event: look again
+        raise TransientError(
+            f"event {event.event_id} kept conflicting with concurrent writers", system=SYSTEM
+        )
+
+    def positions(self, sku: str | None = None, location: str | None = None) -> list[StockPosition]:
+        """Positions ordered by sku then location, optionally for one sku and/or location."""
+        q = select(ErpStock).order_by(ErpStock.sku, ErpStock.location)
+        if sku is not None:
+            q = q.where(ErpStock.sku == sku)
+        if location is not None:
+            q = q.where(ErpStock.location == location)
+        with store_errors(SYSTEM), self.store.session() as s:
+            return [_position(r) for r in s.scalars(q)]
+
+    def movements(self, sku: str, limit: int = 100, location: str | None = None) -> list[Movement]:
+        """The latest ``limit`` journal rows of ``sku`` (optionally at one location), newest first."""
+        q = select(InventoryMovement).where(InventoryMovement.sku == sku)
+        if location is not None:
+            q = q.where(InventoryMovement.location == location)
+        q = q.order_by(InventoryMovement.id.desc()).limit(limit)
+        with store_errors(SYSTEM), self.store.session() as s:
+            return [Movement.of(m) for m in s.scalars(q)]
+
+    def changes_since(self, seq: int, limit: int = 10_000) -> tuple[list[str], int]:
+        """SKUs whose on hand or reserved changed in journal rows after ``seq``, and the
+        sequence to pass next time.
+
+        No row is ever skipped: rows are read only up to the highest id below which no
+        transaction is still writing (on PostgreSQL ids are handed out before commit, so a
+        higher id can commit first). At most ``limit`` rows are read per call."""
+        if limit < 1:
+            raise ValueError(f"limit must be positive, got {limit}")
+        with store_errors(SYSTEM):
+            with self.store.session() as s:
+                if s.get_bind().dialect.name == "postgresql":
+                    s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _BARRIER_KEY})
+                high = s.scalar(select(func.max(InventoryMovement.id))) or 0
+            if high <= seq:
+                return [], seq
+            q = (
+                select(
+                    InventoryMovement.id,
+                    InventoryMovement.sku,
+                    InventoryMovement.on_hand_delta,
+                    InventoryMovement.reserved_delta,
+                )
+                .where(InventoryMovement.id > seq, InventoryMovement.id <= high)
+                .order_by(InventoryMovement.id)
+                .limit(limit)
+            )
+            with self.store.session() as s:
+                rows = s.execute(q).all()
+        last = rows[-1].id if len(rows) >= limit else high
+        skus = sorted({r.sku for r in rows if r.on_hand_delta or r.reserved_delta})
+        return skus, last
+
+    # -- channels ----------------------------------------------------------------------------
+
+    def set_channel_policy(
+        self, channel: str, locations: Sequence[str] | None = None, safety_buffer: int = 0
+    ) -> ChannelPolicy:
+        """Sell ``channel`` from ``locations`` (None: every location) holding back
+        ``safety_buffer`` units per SKU. Changes every SKU's number for the channel: push the
+        channel's whole catalogue afterwards (the journal does not record policy changes)."""
+        if not channel.strip():
+            raise ValueError("channel must not be blank")
+        if safety_buffer < 0:
+            raise ValueError(f"safety_buffer must not be negative, got {safety_buffer}")
+        mapped: list[str] | None = None
+        if locations is not None:
+            if isinstance(locations, str):
+                raise ValueError("locations must be a list of location names, not a string")
+            mapped = sorted({loc.strip() for loc in locations})
+            if not mapped or "" in mapped:
+                raise ValueError("locations must name at least one location (None means all)")
+        with store_errors(SYSTEM):
+            for _ in range(_ATTEMPTS):
+                try:
+                    with self.store.session() as s:
+                        row = s.get(InventoryChannelPolicy, channel, with_for_update=True)
+                        if row is None:
+                            s.add(
+                                InventoryChannelPolicy(
+                                    channel=channel, locations=mapped, safety_buffer=safety_buffer
+                                )
+                            )
+                        else:
+                            row.locations, row.safety_buffer = mapped, safety_buffer
+                    return ChannelPolicy(channel, mapped, safety_buffer)
+                except IntegrityError:
+                    continue  # set concurrently for a new channel: update the winner's row
+        raise TransientError(f"channel policy {channel} kept conflicting", system=SYSTEM)
+
+    def channel_policy(self, channel: str) -> ChannelPolicy:
+        """The channel's policy; a channel never set sells every location with no buffer."""
+        with store_errors(SYSTEM), self.store.session() as s:
+            return _policy(s, channel)
+
+    def channel_availability(self, channel: str, skus: Iterable[str]) -> list[ChannelAvailability]:
+        """Per SKU (in the order given, once each): available summed over the channel's
+        locations, minus its safety buffer, never below zero. A SKU without stock (or unknown
+        to the ERP) is 0: a channel is never told it may sell what the ledger cannot back."""
+        wanted = list(dict.fromkeys(skus))
+        with store_errors(SYSTEM), self.store.session() as s:
+            policy = _policy(s, channel)
+            total = dict.fromkeys(wanted, 0)
+            where: dict[str, set[str]] = {sku: set() for sku in wanted}
+            for n in range(0, len(wanted), _CHUNK):
+                q = select(ErpStock).where(ErpStock.sku.in_(wanted[n : n + _CHUNK]))
+                if policy.locations is not None:
+                    q = q.where(ErpStock.location.in_(policy.locations))
+                for r in s.scalars(q):
+                    total[r.sku] += r.available
+                    where[r.sku].add(r.location)
+        return [
+            ChannelAvailability(
+                channel=channel,
+                sku=sku,
+                available=max(0, total[sku] - policy.safety_buffer),
+                locations=policy.locations if policy.locations is not None else sorted(where[sku]),
+                safety_buffer=policy.safety_buffer,
+            )
+            for sku in wanted
+        ]
+
+
+def _policy(s: Session, channel: str) -> ChannelPolicy:
+    row = s.get(InventoryChannelPolicy, channel)
+    if row is None:
+        return ChannelPolicy(channel, None, 0)
+    return ChannelPolicy(
+        channel, list(row.locations) if row.locations is not None else None, row.safety_buffer
+    )
