@@ -24,6 +24,7 @@ dev: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	bash scripts/ensure-chromium.sh
 	$(BIN)/pytest $(ARGS)
 
 lint: $(STAMP)
