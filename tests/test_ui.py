@@ -427,7 +427,7 @@ async def test_order_page_shows_summary_current_details_and_failure(
     stuck: StuckOrder, browser: Chromium
 ) -> None:
     shown = await asyncio.to_thread(_order_page, browser, stuck.ui)
-    assert f"Order #{STUCK} from shopify, 1 lines (1 units)" in shown  # the static summary
+    assert f"Order #{STUCK} from shopify, 1 line (1 unit)" in shown  # the static summary
     assert "Needs attention: unknown_sku at create_sales_order" in shown  # current details
 
 

@@ -42,9 +42,10 @@ def policy_from(settings: Settings) -> ProcessingPolicy:
 def order_summary(order: Order) -> str:
     """The UI's static summary: what this workflow is, at a glance."""
     units = sum(ln.quantity for ln in order.lines)
+    lines = len(order.lines)
     return (
-        f"Order {order.name or order.external_id} from {order.channel}, {len(order.lines)} lines "
-        f"({units} units), {order.totals.total}"
+        f"Order {order.name or order.external_id} from {order.channel}, {lines} line{'s' * (lines != 1)} "
+        f"({units} unit{'s' * (units != 1)}), {order.totals.total}"
     )
 
 
