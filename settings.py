@@ -5,11 +5,28 @@ Secrets come only from the environment (or files mounted into it) and are never 
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _secret_list(value: Any) -> Any:
+    """Old webhook secrets from the environment: a JSON list or a comma-separated string."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+# Secrets still accepted during a rotation (RETAIL_<KIND>_WEBHOOK_SECRETS_OLD='old1,old2' or '["old1"]').
+OldSecrets = Annotated[list[SecretStr], NoDecode, BeforeValidator(_secret_list)]
 
 
 class FaultSettings(BaseSettings):
@@ -76,6 +93,31 @@ class Settings(BaseSettings):
     wms_webhook_secret: SecretStr = SecretStr("wms_sandbox_secret")
     carrier_webhook_secret: SecretStr = SecretStr("carrier_sandbox_secret")
 
+    # Webhook secret rotation: the previous secrets stay valid alongside the current one until
+    # the given time (aware, or taken as UTC); without a time they stay valid until removed.
+    shopify_webhook_secrets_old: OldSecrets = Field(default_factory=list)
+    shopify_webhook_old_secrets_until: datetime | None = None
+    wms_webhook_secrets_old: OldSecrets = Field(default_factory=list)
+    wms_webhook_old_secrets_until: datetime | None = None
+    carrier_webhook_secrets_old: OldSecrets = Field(default_factory=list)
+    carrier_webhook_old_secrets_until: datetime | None = None
+
+    # Webhook ingress: every accepted delivery is kept in the inbox before it is acknowledged,
+    # then relayed to Temporal (inline when possible, else by the relay loop with backoff).
+    webhook_max_bytes: int = Field(1024 * 1024, gt=0, description="larger deliveries are refused (413)")
+    webhook_inline_relay_timeout_s: float = Field(
+        2.0, ge=0, description="how long a webhook request waits for Temporal before answering 'queued'"
+    )
+    webhook_relay_timeout_s: float = Field(10.0, gt=0, description="one relay attempt (start or signal)")
+    webhook_relay_interval_s: float = Field(1.0, gt=0, description="how often the relay loop looks")
+    webhook_relay_retry_initial_s: float = Field(1.0, gt=0)
+    webhook_relay_retry_max_s: float = Field(60.0, gt=0)
+    webhook_relay_lease_s: float = Field(
+        60.0, gt=0, description="a claimed inbox row is left to its relay for this long"
+    )
+    webhook_relay_batch: int = Field(100, gt=0)
+    webhook_relay_concurrency: int = Field(10, gt=0, description="workflows relayed to at once")
+
     # Workflow timings: short in tests, realistic in production.
     activity_timeout_s: float = 30.0
     activity_max_attempts: int = Field(8, description="transient retries before a step needs an operator")
@@ -91,6 +133,11 @@ class Settings(BaseSettings):
     simulator_poll_s: float = 0.5
 
     default_location: str = "WH-EAST"
+
+    worker_metrics_address: str = Field(
+        "127.0.0.1:9464",
+        description="host:port of the worker's Prometheus /metrics (SDK and business metrics); empty: off",
+    )
 
     faults: Faults = Faults()
 

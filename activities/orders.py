@@ -61,11 +61,16 @@ class Adapters:
 
 
 def _bind() -> structlog.stdlib.BoundLogger:
+    """The activity's logger, bound to the order's correlation ID (put in structlog's context by
+    the worker's CorrelationInterceptor, from the workflow's CorrelationId search attribute) and
+    to the workflow, run and activity IDs: every line can be traced to the webhook delivery."""
     info = activity.info()
     return log.bind(  # type: ignore[no-any-return]
+        correlation_id=structlog.contextvars.get_contextvars().get("correlation_id"),
         workflow_id=info.workflow_id,
         run_id=info.workflow_run_id,
         activity=info.activity_type,
+        activity_id=info.activity_id,
         attempt=info.attempt,
     )
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import uuid
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,40 +18,22 @@ from pydantic import ValidationError
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from adapters.carrier.webhook import parse_tracking
-from adapters.channels.errors import MappingError
-from adapters.channels.shopify import signature as shopify_signature
-from adapters.channels.shopify.mapping import order_from_shopify
-from adapters.signing import verify_signature
-from adapters.wms.webhook import parse_shipment
 from api.errors import problem
-from api.metrics import ORDERS_INGESTED, WEBHOOKS_REJECTED, webhook_source
+from api.ingress import Ingress, is_json, json_body
+from api.metrics import ORDERS_INGESTED, WEBHOOKS_REJECTED
+from api.relay import InboxRelay
+from api.temporal import ClientFactory, TemporalGateway
 from canonical import Order, OrderState
 from settings import Settings
-from workflows.client import connect, start_order
+from store.db import Store
+from store.migrate import upgrade
+from workflows.client import start_order
 from workflows.models import CancelRequest
 from workflows.order_to_cash import OrderToCash
 
+__all__ = ["TemporalGateway", "create_app"]
+
 log = structlog.get_logger("api")
-
-
-class TemporalGateway:
-    """One lazily connected client: the API starts even while Temporal is still coming up."""
-
-    def __init__(self, settings: Settings, client: Client | None = None) -> None:
-        self.settings = settings
-        self._client = client
-        self._lock = asyncio.Lock()
-
-    async def client(self) -> Client:
-        if self._client is None:
-            async with self._lock:
-                if self._client is None:
-                    try:
-                        self._client = await connect(self.settings)
-                    except Exception as exc:  # connection refused, DNS, TLS...
-                        raise problem(503, "temporal_unavailable", f"cannot reach Temporal: {exc}") from exc
-        return self._client
 
 
 # Money arithmetic runs in a 28-digit decimal context: a bigger amount (e.g. "1e30") raises
@@ -59,16 +42,11 @@ _OUT_OF_RANGE = "an amount or quantity is too large to compute exactly"
 
 
 def _json_body(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise problem(400, "malformed_json", f"body is not valid JSON: {exc}") from exc
-    except RecursionError as exc:  # nesting deeper than the parser's stack: not an order
-        raise problem(400, "malformed_json", "body is nested too deeply") from exc
+    return json_body(raw)
 
 
 def _require_json(content_type: str | None) -> None:
-    if not content_type or content_type.split(";")[0].strip().lower() != "application/json":
+    if not is_json(content_type):
         raise problem(415, "unsupported_media_type", "Content-Type must be application/json")
 
 
@@ -76,12 +54,41 @@ def _validation_errors(exc: ValidationError) -> list[dict[str, str]]:
     return [{"path": ".".join(str(p) for p in err["loc"]), "message": err["msg"]} for err in exc.errors()]
 
 
-def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
-    gateway = TemporalGateway(settings, client)
+def create_app(
+    settings: Settings,
+    client: Client | None = None,
+    *,
+    store: Store | None = None,
+    client_factory: ClientFactory | None = None,
+    relay_loop: bool = True,
+) -> FastAPI:
+    """The API. Without a ``store`` it opens its own (migrated when the app starts). Its
+    lifespan runs the inbox relay loop unless ``relay_loop`` is False."""
+    gateway = TemporalGateway(settings, client, client_factory)
+    owns_store = store is None
+    app_store = store if store is not None else Store(settings.store_url)
+    relay = InboxRelay(app_store, gateway, settings)
+    ingress = Ingress(settings, app_store, relay)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
+        if owns_store:
+            await asyncio.to_thread(upgrade, settings.store_url)
+        stop = asyncio.Event()
+        loop = asyncio.create_task(relay.run(stop)) if relay_loop else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if loop is not None:
+                try:
+                    await asyncio.wait_for(loop, settings.webhook_relay_timeout_s + 5)
+                except TimeoutError:
+                    loop.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await loop
+            if owns_store:
+                app_store.dispose()
 
     app = FastAPI(
         title="Retail Connect",
@@ -90,6 +97,12 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    app.state.store = app_store
+    app.state.relay = relay
+    if owns_store:
+        # Also when the app is used without its lifespan (in-process tests): no pooled
+        # connections outlive it.
+        weakref.finalize(app, app_store.dispose)
 
     async def _start(order: Order, source: str, correlation_id: str) -> dict[str, str]:
         c = await gateway.client()
@@ -185,89 +198,21 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             raise problem(409, "order_closed", f"{wf_id} has already finished; nothing to cancel")
         return {"workflow_id": wf_id, "status": "cancel requested"}
 
-    # -- storefront webhooks ----------------------------------------------------------
+    # -- webhooks: checked, kept in the inbox, then relayed (see api/ingress.py) ----------------
     @app.post("/webhooks/shopify", tags=["webhooks"])
-    async def shopify_webhook(
-        request: Request,
-        x_shopify_hmac_sha256: str | None = Header(default=None),
-        x_shopify_topic: str | None = Header(default=None),
-        x_shopify_webhook_id: str | None = Header(default=None),
-        content_type: str | None = Header(default=None),
-    ) -> dict[str, str]:
-        raw = await request.body()
-        secret = settings.shopify_webhook_secret.get_secret_value()
-        if not shopify_signature.verify(raw, x_shopify_hmac_sha256, [secret]):
-            WEBHOOKS_REJECTED.labels("shopify", "invalid_signature").inc()
-            raise problem(401, "invalid_signature", "missing or invalid X-Shopify-Hmac-Sha256")
-        _require_json(content_type)
-        payload = _json_body(raw)
-        topic = (x_shopify_topic or "").lower()
-        cid = x_shopify_webhook_id or uuid.uuid4().hex
-        if topic == "orders/create":
-            try:
-                order = order_from_shopify(payload)
-            except (MappingError, ValidationError, ValueError) as exc:
-                WEBHOOKS_REJECTED.labels("shopify", "mapping_error").inc()
-                raise problem(422, "mapping_error", str(exc), path=getattr(exc, "path", None)) from exc
-            except ArithmeticError as exc:  # decimal.InvalidOperation: see _OUT_OF_RANGE
-                WEBHOOKS_REJECTED.labels("shopify", "mapping_error").inc()
-                raise problem(422, "mapping_error", _OUT_OF_RANGE) from exc
-            return await _start(order, "shopify_webhook", cid)
-        if topic == "orders/cancelled":
-            order_id = payload.get("id") if isinstance(payload, dict) else None
-            if order_id is None:
-                raise problem(422, "mapping_error", "orders/cancelled payload has no id", path="id")
-            reason = str(payload.get("cancel_reason") or "cancelled at the channel")
-            delivered = await _signal(
-                f"order-shopify-{order_id}",
-                "request_cancel",
-                CancelRequest(reason=reason, source="channel"),
-                "shopify",
-            )
-            return {"status": "cancel requested" if delivered else "ignored: the order has finished"}
-        WEBHOOKS_REJECTED.labels("shopify", "unsupported_topic").inc()
-        raise problem(422, "unsupported_topic", f"topic {x_shopify_topic!r} is not handled")
+    async def shopify_webhook(request: Request) -> JSONResponse:
+        """Shopify `orders/create` and `orders/cancelled`, signed with the app's client secret."""
+        return await ingress.shopify(request)
 
-    # -- warehouse and carrier webhooks ---------------------------------------------------
     @app.post("/webhooks/wms/{name}", tags=["webhooks"])
-    async def wms_webhook(
-        name: str, request: Request, x_retail_signature: str | None = Header(default=None)
-    ) -> dict[str, str]:
-        raw = await request.body()
-        source = webhook_source("wms", name)
-        if not verify_signature(raw, x_retail_signature, settings.wms_webhook_secret.get_secret_value()):
-            WEBHOOKS_REJECTED.labels(source, "invalid_signature").inc()
-            raise problem(401, "invalid_signature", "missing or invalid X-Retail-Signature")
-        try:
-            shipment = parse_shipment(raw)
-        except (ValueError, ValidationError) as exc:
-            WEBHOOKS_REJECTED.labels(source, "mapping_error").inc()
-            raise problem(422, "mapping_error", str(exc)) from exc
-        delivered = await _signal(f"order-{shipment.order_key}", "shipment_reported", shipment, source)
-        return {
-            "status": "accepted" if delivered else "ignored: the order has finished",
-            "shipment_id": shipment.shipment_id,
-        }
+    async def wms_webhook(name: str, request: Request) -> JSONResponse:
+        """Shipment reports from a warehouse (`X-Retail-Signature: sha256=<hex>`)."""
+        return await ingress.wms(name, request)
 
     @app.post("/webhooks/carrier/{name}", tags=["webhooks"])
-    async def carrier_webhook(
-        name: str, request: Request, x_retail_signature: str | None = Header(default=None)
-    ) -> dict[str, str]:
-        raw = await request.body()
-        source = webhook_source("carrier", name)
-        if not verify_signature(raw, x_retail_signature, settings.carrier_webhook_secret.get_secret_value()):
-            WEBHOOKS_REJECTED.labels(source, "invalid_signature").inc()
-            raise problem(401, "invalid_signature", "missing or invalid X-Retail-Signature")
-        try:
-            event = parse_tracking(raw)
-        except (ValueError, ValidationError) as exc:
-            WEBHOOKS_REJECTED.labels(source, "mapping_error").inc()
-            raise problem(422, "mapping_error", str(exc)) from exc
-        delivered = await _signal(f"order-{event.order_key}", "tracking_updated", event, source)
-        return {
-            "status": "accepted" if delivered else "ignored: the order has finished",
-            "event_id": event.event_id,
-        }
+    async def carrier_webhook(name: str, request: Request) -> JSONResponse:
+        """Tracking events from a carrier (`X-Retail-Signature: sha256=<hex>`)."""
+        return await ingress.carrier(name, request)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli import catalog, demo, orders, workflows_cmd
+from cli import catalog, demo, orders, status, webhooks, workflows_cmd
 from cli.common import settings
 from cli.logs import configure_logging
 
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(orders.app, name="orders")
 app.add_typer(workflows_cmd.app, name="workflows")
+app.add_typer(webhooks.app, name="webhooks")
 
 
 @app.callback()
@@ -33,6 +34,7 @@ def _main(
 app.add_typer(catalog.catalog_app, name="catalog")
 app.add_typer(catalog.inventory_app, name="inventory")
 app.command("demo")(demo.demo)
+app.command("status")(status.status)
 
 
 @app.command()

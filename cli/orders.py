@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
-from datetime import UTC, datetime
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -155,12 +158,16 @@ def show(
         _show_table(s)
 
 
-def _act(order: str, action: str, reason: str, operator: str | None, reference: str | None) -> None:
+def _request(reason: str, operator: str | None, reference: str | None) -> OperatorRequest:
     try:
-        req = OperatorRequest(operator=operator or getpass.getuser(), reason=reason, reference=reference)
+        return OperatorRequest(operator=operator or getpass.getuser(), reason=reason, reference=reference)
     except ValidationError as exc:  # e.g. --reason ""
         why = "; ".join(f"--{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise fail(f"refused: {why}") from exc
+
+
+def _act(order: str, action: str, reason: str, operator: str | None, reference: str | None) -> None:
+    req = _request(reason, operator, reference)
 
     async def go() -> str:
         client = await temporal_client()
@@ -184,10 +191,159 @@ ReasonOpt = Annotated[str, typer.Option("--reason", help="why (recorded in the o
 OperatorOpt = Annotated[str | None, typer.Option("--operator", help="who; default: the OS user")]
 
 
+# -- bulk retry ---------------------------------------------------------------------------------
+Outcome = Literal["retried", "refused", "failed"]
+_QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+def stuck_query(query: str) -> str:
+    """Running orders waiting for an operator that match the operator's filter."""
+    return list_query(None, None, True, None, query) + ' AND ExecutionStatus = "Running"'
+
+
+async def _stuck_orders(client: Client, query: str, limit: int, concurrency: int) -> list[dict[str, Any]]:
+    """The matching stuck orders (visibility), with the step and message each is stuck on (a
+    query per order; blank if the order cannot answer)."""
+    rows: list[dict[str, Any]] = []
+    async for wf in client.list_workflows(stuck_query(query), limit=limit):
+        attrs = wf.typed_search_attributes
+        rows.append(
+            {
+                "workflow_id": wf.id,
+                "order_id": attrs.get(sa.ORDER_ID),
+                "reason": attrs.get(sa.ATTENTION_REASON),
+                "step": None,
+                "message": None,
+                "started": wf.start_time.isoformat() if wf.start_time else None,
+            }
+        )
+    gate = asyncio.Semaphore(concurrency)
+
+    async def describe(row: dict[str, Any]) -> None:
+        async with gate:
+            try:
+                state = await client.get_workflow_handle_for(OrderToCash.run, row["workflow_id"]).query(
+                    OrderToCash.state, rpc_timeout=_QUERY_TIMEOUT
+                )
+            except (RPCError, WorkflowQueryFailedError):
+                return
+        if state.attention is not None:
+            row["reason"] = state.attention.reason
+            row["step"], row["message"] = state.attention.step, state.attention.message
+
+    await asyncio.gather(*(describe(r) for r in rows))
+    return rows
+
+
+async def _retry_one(client: Client, row: dict[str, Any], req: OperatorRequest) -> tuple[Outcome, str]:
+    handle = client.get_workflow_handle_for(OrderToCash.run, row["workflow_id"])
+    try:
+        return "retried", await handle.execute_update(OrderToCash.retry, req)
+    except WorkflowUpdateFailedError as exc:  # the validator said no: e.g. it moved on already
+        return "refused", str(getattr(exc.cause, "message", None) or exc)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return "refused", "no longer running"
+        return "failed", exc.message
+    except Exception as exc:
+        return "failed", f"{type(exc).__name__}: {exc}"
+
+
+async def _retry_many(
+    client: Client, rows: list[dict[str, Any]], req: OperatorRequest, concurrency: int
+) -> list[dict[str, Any]]:
+    gate = asyncio.Semaphore(concurrency)
+    results: list[dict[str, Any]] = []
+    columns = (TextColumn("retrying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task("retry", total=len(rows))
+
+        async def one(row: dict[str, Any]) -> None:
+            async with gate:
+                outcome, detail = await _retry_one(client, row, req)
+            ids = {"order_id": row["order_id"], "workflow_id": row["workflow_id"]}
+            results.append({**ids, "outcome": outcome, "detail": detail})
+            progress.advance(task)
+
+        await asyncio.gather(*(one(r) for r in rows))
+    return sorted(results, key=lambda r: str(r["workflow_id"]))
+
+
+def _bulk_retry(
+    query: str, req: OperatorRequest, *, yes: bool, limit: int, concurrency: int, as_json: bool
+) -> None:
+    async def go() -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+        client = await temporal_client()
+        rows = await _stuck_orders(client, query, limit, concurrency)
+        return rows, (await _retry_many(client, rows, req, concurrency) if yes and rows else None)
+
+    try:
+        rows, results = run(go())
+    except RPCError as exc:
+        raise fail(f"cannot list orders: {exc.message}") from exc
+    if results is None:  # the dry run
+        if as_json:
+            print_json({"dry_run": True, "query": stuck_query(query), "orders": rows})
+            return
+        print_table(
+            f"{len(rows)} stuck orders would be retried",
+            ["order", "reason", "step", "message", "started"],
+            [[r["order_id"], r["reason"], r["step"], r["message"], r["started"]] for r in rows],
+        )
+        if rows:
+            typer.echo("Nothing changed. Run again with --yes to retry them.")
+        return
+    by: dict[str, list[dict[str, Any]]] = {"retried": [], "refused": [], "failed": []}
+    for r in results:
+        by[r["outcome"]].append(r)
+    if as_json:
+        print_json({"dry_run": False, "query": stuck_query(query), **by})
+    else:
+        print_table(
+            f"retried {len(by['retried'])}, refused {len(by['refused'])}, failed {len(by['failed'])}",
+            ["order", "outcome", "detail"],
+            [[r["order_id"], r["outcome"], r["detail"]] for r in results],
+        )
+    if by["failed"]:
+        raise typer.Exit(1)
+
+
 @app.command("retry")
-def retry(order: str, reason: ReasonOpt, operator: OperatorOpt = None) -> None:
-    """Retry the step an order is stuck on, after fixing its cause."""
-    _act(order, "retry", reason, operator, None)
+def retry(
+    reason: ReasonOpt,
+    order: Annotated[
+        str | None, typer.Argument(help="order key or workflow id; omit it and give --query for many")
+    ] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            help="every stuck order matching this filter, e.g. 'AttentionReason=\"erp_unavailable\"'"
+        ),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="with --query: retry them (without it: a dry run)")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="with --query: at most this many orders")] = 500,
+    concurrency: Annotated[int, typer.Option(min=1, help="with --query: retries at a time")] = 4,
+    operator: OperatorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Retry the step an order is stuck on, after fixing its cause; with --query, every stuck
+    order that matches (a dry run first: nothing changes without --yes)."""
+    if (order is None) == (query is None):
+        raise fail("give an ORDER, or --query to retry every stuck order matching it (not both)", 2)
+    if order is not None:
+        _act(order, "retry", reason, operator, None)
+        return
+    assert query is not None
+    _bulk_retry(
+        query,
+        _request(reason, operator, None),
+        yes=yes,
+        limit=limit,
+        concurrency=concurrency,
+        as_json=as_json,
+    )
 
 
 @app.command("skip")

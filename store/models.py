@@ -1,6 +1,7 @@
 """Imports every table module so Base.metadata (and Alembic) sees all tables."""
 
 from store import carrier, channel, channel_stock, erp, inventory, payment, tax, wms
+from store import inbox as inbox
 from store.db import Base
 
 __all__ = ["Base", "carrier", "channel", "channel_stock", "erp", "inventory", "payment", "tax", "wms"]

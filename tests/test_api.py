@@ -360,9 +360,11 @@ async def test_wms_and_carrier_webhooks_check_signature_payload_and_order(
             assert problem(r, 401)["reason"] == "invalid_signature", sig
             assert secret not in r.text and sign(raw, secret) not in r.text
 
-        for bad in (b'{"event_id": "e1"}', b"not json", b"[]", b"{}"):
+        for bad in (b'{"event_id": "e1"}', b"[]", b"{}"):
             body = problem(await post(bad, sign(bad, secret)), 422)
             assert body["reason"] == "mapping_error"
+        # Not JSON at all: 400, as on every route (it was a 422 before the webhook inbox).
+        assert problem(await post(b"not json", sign(b"not json", secret)), 400)["reason"] == "malformed_json"
         body = problem(await post(b'{"event_id": "e1"}', sign(b'{"event_id": "e1"}', secret)), 422)
         assert "order_key" in body["detail"]  # names what is missing
 

@@ -136,3 +136,58 @@ def test_dockerfile_runs_the_retail_console_script() -> None:
 def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".env", ".venv", ".data", ".git"} <= ignored
+
+
+# -- observability: Prometheus and Grafana ------------------------------------------------------
+
+
+def mounted(service: dict[str, Any], container_path: str) -> Path:
+    """The host path (relative to the compose file) a container path of the service comes from."""
+    for volume in service.get("volumes", []):
+        source, target, *_ = volume.split(":")
+        if container_path == target or container_path.startswith(target.rstrip("/") + "/"):
+            assert source.startswith("./"), f"{volume} is not a bind mount"
+            return ROOT / str(source) / Path(container_path).relative_to(target)
+    raise AssertionError(f"nothing is mounted at {container_path}")
+
+
+def test_prometheus_scrapes_the_api_and_every_worker_and_loads_the_alerts(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    prometheus = services["prometheus"]
+    args = prometheus["command"]
+    [config_arg] = [a for a in args if a.startswith("--config.file=")]
+    config = load(mounted(prometheus, config_arg.split("=", 1)[1]))
+    [rules] = config["rule_files"]
+    assert mounted(prometheus, rules).is_file()
+
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["retail-api"]["static_configs"][0]["targets"] == ["api:8000"]
+    assert "8000:8000" in services["api"]["ports"]
+    # Workers scale, so they are found by DNS, on the port their exporter binds on all interfaces.
+    [dns] = jobs["retail-worker"]["dns_sd_configs"]
+    assert dns["names"] == ["worker"] and dns["type"] == "A"
+    address = environment(services["worker"])["RETAIL_WORKER_METRICS_ADDRESS"]
+    assert address == f"0.0.0.0:{dns['port']}"
+    assert not services["worker"].get("ports")  # still scalable
+    assert any(v.endswith(":/prometheus") for v in prometheus["volumes"])
+
+
+def test_grafana_provisions_the_prometheus_datasource_and_the_dashboard(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    grafana = services["grafana"]
+    provisioning = mounted(grafana, "/etc/grafana/provisioning")
+    [datasource] = load(provisioning / "datasources" / "prometheus.yml")["datasources"]
+    assert datasource["type"] == "prometheus" and datasource["url"] == "http://prometheus:9090"
+    [provider] = load(provisioning / "dashboards" / "retail.yml")["providers"]
+    dashboards = mounted(grafana, provider["options"]["path"])
+    files = sorted(dashboards.glob("*.json"))
+    assert [f.name for f in files] == ["retail-orders.json"]
+    dashboard = json.loads(files[0].read_text())
+    uids = {p["datasource"]["uid"] for p in dashboard["panels"] if "datasource" in p}
+    assert uids == {datasource["uid"]}
+    home = environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert mounted(grafana, home) == files[0]
+    assert "prometheus" in grafana["depends_on"]
+    assert "prometheus" in services and services["prometheus"]["image"].startswith("prom/prometheus:")

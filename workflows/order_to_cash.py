@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         TaxVoid,
     )
     from workflows import search_attributes as sa
+    from workflows.metrics import OrderMetrics, Resolution
     from workflows.models import CancelRequest, OperatorRequest, OrderToCashInput
 
 T = TypeVar("T")
@@ -117,6 +118,8 @@ class OrderToCash:
         self._cancel: CancelRequest | None = None
         self._waiting_for: str | None = None
         self._attention_cancellable = True
+        # Business metrics: replay-safe, and no history events (docs/observability.md).
+        self._metrics = OrderMetrics(o.channel)
 
     # ---------------------------------------------------------------------------------
     # run
@@ -130,8 +133,10 @@ class OrderToCash:
             if not await self._compensate():
                 # Everything shipped before the cancellation reached the warehouse.
                 self._set_status("Shipped")
+                self._metrics.shipped()
                 await self._await_delivery()
                 self._set_status("Completed")
+                self._completed()
         return self.state()
 
     async def _process(self) -> None:
@@ -197,6 +202,7 @@ class OrderToCash:
                 created=False,
             )
         self._erp_order_id = ack.erp_order_id
+        self._metrics.erp_accepted()
         await self._apply_allocation(ack)
         self._checkpoint()
 
@@ -205,8 +211,10 @@ class OrderToCash:
 
         await self._ship_and_bill()
         self._set_status("Shipped")
+        self._metrics.shipped()
         await self._await_delivery()
         self._set_status("Completed")
+        self._completed()
 
     # ---------------------------------------------------------------------------------
     # allocation and release
@@ -504,6 +512,8 @@ class OrderToCash:
                 cancellable=False,
             )
         self._set_status("Cancelled")
+        self._metrics.cancelled()
+        workflow.logger.info("order cancelled", extra=self._log_extra(reason=reason))
         return True
 
     async def _bill_pending(self, *, keep_status: bool = False) -> None:
@@ -602,11 +612,13 @@ class OrderToCash:
         resolved_by: Callable[[], bool] | None = None,
     ) -> OperatorAction:
         previous = self._status
-        self._attention = Attention(reason=reason, step=step, message=message, since=workflow.now())
+        attention = Attention(reason=reason, step=step, message=message, since=workflow.now())
+        self._attention = attention
         self._attention_cancellable = cancellable
         self._pending_action = None
         self._set_status("NeedsAttention")
-        workflow.logger.warning("order needs attention", extra={"reason": reason, "step": step})
+        self._metrics.attention_entered(reason)
+        workflow.logger.warning("order needs attention", extra=self._log_extra(reason=reason, step=step))
         await workflow.wait_condition(
             lambda: (
                 self._pending_action is not None
@@ -620,10 +632,20 @@ class OrderToCash:
         self._set_status(previous)
         if action is None:
             if self._cancel is not None and cancellable:
+                self._attention_resolved(attention, "cancel")
                 raise _Cancelled()
             # Resolved by an event (e.g. the late shipment arrived): carry on as if retried.
+            self._attention_resolved(attention, "resolved")
             return OperatorAction(action="retry", operator="system", reason="resolved", at=workflow.now())
+        self._attention_resolved(attention, action.action)
         return action
+
+    def _attention_resolved(self, attention: Attention, resolution: Resolution) -> None:
+        self._metrics.attention_resolved(attention.reason, attention.since, resolution)
+        workflow.logger.info(
+            "order attention resolved",
+            extra=self._log_extra(reason=attention.reason, step=attention.step, resolution=resolution),
+        )
 
     def _operator_action(self, kind: str, req: OperatorRequest) -> OperatorAction:
         action = OperatorAction(
@@ -772,6 +794,15 @@ class OrderToCash:
             if a.action == "skip" and a.step == step:
                 return a.reference
         return None
+
+    def _log_extra(self, **fields: Any) -> dict[str, Any]:
+        """Fields of a workflow log line: the correlation id links it to the webhook delivery
+        and to the activities' lines (workflow and run ids come from the SDK's logger)."""
+        return {"correlation_id": self._correlation_id, "order_key": self._order.key, **fields}
+
+    def _completed(self) -> None:
+        self._metrics.completed()
+        workflow.logger.info("order completed", extra=self._log_extra())
 
     def _record(self, step: str, status: str, detail: str | None = None) -> None:
         self._steps.append(StepRecord(step=step, status=status, at=workflow.now(), detail=detail))

@@ -1,0 +1,418 @@
+"""Webhook ingress: check, map, keep, then relay.
+
+Every webhook route runs the same steps, and every refusal is a 4xx with a reason (never a
+500), counted in ``retail_webhooks_rejected_total`` and recorded (``retail webhooks rejected``):
+
+1. size: ``Content-Length`` and the bytes actually read, at most ``webhook_max_bytes`` (413);
+2. signature over the raw body, constant-time, current or still-valid old secret (401);
+3. ``Content-Type: application/json`` (415), then JSON (400);
+4. mapping to what the workflow needs: an order to start, an event to signal (422, with the
+   path of the offending field);
+5. kept in the inbox, deduplicated on the vendor's event/delivery id and on the business key;
+   a redelivery is answered 200 ``duplicate`` and relays nothing;
+6. relayed inline when Temporal answers within ``webhook_inline_relay_timeout_s``; otherwise
+   answered 200 ``queued``: the delivery is safe in the inbox and the relay loop hands it over
+   when Temporal is back.
+
+An event for an order the platform never had is a 404 when that can be decided at once; when
+Temporal is down it is accepted and decided when relayed (the row is then ``rejected``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import structlog
+from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+
+from adapters.carrier.webhook import TrackingWebhook, parse_tracking
+from adapters.channels.errors import MappingError
+from adapters.channels.shopify.mapping import order_from_shopify
+from adapters.wms.webhook import ShipmentWebhook, parse_shipment
+from api import signatures
+from api.errors import problem
+from api.metrics import WEBHOOK_DELIVERIES, WEBHOOKS_REJECTED, metric_source
+from api.relay import InboxRelay, RelayResult
+from settings import Settings
+from store import inbox
+from store.db import Store
+from workflows.models import CancelRequest
+
+log = structlog.get_logger("api")
+
+INBOX_ID_HEADER = "X-Retail-Inbox-Id"
+OUT_OF_RANGE = "an amount or quantity is too large to compute exactly"
+MAX_WORKFLOW_ID = 1000
+
+# Header names (lower case) containing any of these are never stored: signatures, secrets,
+# credentials.
+_SECRET_BEARING = ("hmac", "signature", "secret", "token", "authorization", "cookie", "api-key", "apikey")
+_MAX_HEADERS = 64
+_MAX_HEADER_VALUE = 1000
+
+
+def safe_headers(request: Request) -> dict[str, str]:
+    """The request's headers without anything that carries a signature or a secret."""
+    out: dict[str, str] = {}
+    for name, value in request.headers.items():
+        lower = name.lower()
+        if any(word in lower for word in _SECRET_BEARING):
+            continue
+        if len(out) >= _MAX_HEADERS:
+            break
+        out[lower[:100]] = value[:_MAX_HEADER_VALUE]
+    return out
+
+
+def json_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise problem(400, "malformed_json", f"body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # nesting deeper than the parser's stack: not an order
+        raise problem(400, "malformed_json", "body is nested too deeply") from exc
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise problem(400, "malformed_json", f"body is not usable JSON: {exc}") from exc
+
+
+def is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    return content_type.split(";")[0].strip().lower() == "application/json"
+
+
+def _error_path(model: type[BaseModel], payload: Any) -> tuple[str | None, list[dict[str, str]]]:
+    """The path of the first field ``payload`` gets wrong for ``model``, and all the errors."""
+    try:
+        model.model_validate_json(json.dumps(payload))  # JSON mode, as the mapping parses it
+    except ValidationError as exc:
+        errors = [
+            {"path": ".".join(str(p) for p in err["loc"]), "message": err["msg"]} for err in exc.errors()
+        ]
+        return (errors[0]["path"] or None) if errors else None, errors
+    return None, []
+
+
+@dataclass
+class Delivery:
+    """What is known about one request so far (for the inbox row or the rejection record)."""
+
+    source: str  # "shopify", "wms:<name>", "carrier:<name>"
+    headers: dict[str, str]
+    topic: str | None = None
+    delivery_id: str | None = None
+    event_id: str | None = None
+    raw: bytes | None = None
+    size: int | None = None
+    authenticated: bool = False
+
+
+@dataclass
+class Command:
+    """What the workflow should be told, and how to answer the sender."""
+
+    topic: str
+    workflow_id: str
+    action: Literal["start", "signal"]
+    argument: BaseModel
+    dedupe_key: str
+    business_key: str | None
+    correlation_id: str
+    signal: str | None = None
+    ids: dict[str, str] = field(default_factory=dict)  # echoed in every 2xx answer
+    accepted: dict[str, str] = field(default_factory=dict)  # the answer once relayed
+
+
+class PayloadTooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+class Ingress:
+    def __init__(self, settings: Settings, store: Store, relay: InboxRelay) -> None:
+        self.settings = settings
+        self.store = store
+        self.relay = relay
+
+    # -- the common steps --------------------------------------------------------------------
+
+    async def _read(self, request: Request) -> bytes:
+        limit = self.settings.webhook_max_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(int(declared))
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(size)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def reject(self, d: Delivery, status: int, reason: str, detail: str, **extra: Any) -> HTTPException:
+        """Count and record a refused delivery; the exception to raise for it."""
+        WEBHOOKS_REJECTED.labels(metric_source(d.source), reason).inc()
+        raw = d.raw
+        keep_body = raw is not None and d.authenticated and len(raw) <= self.settings.webhook_max_bytes
+        record = inbox.NewRejection(
+            source=d.source,
+            status_code=status,
+            reason=reason,
+            detail=detail,
+            headers=d.headers,
+            topic=d.topic,
+            delivery_id=d.delivery_id,
+            event_id=d.event_id,
+            path=extra.get("path"),
+            body=raw if keep_body else None,
+            body_sha256=hashlib.sha256(raw).hexdigest() if raw is not None else None,
+            body_size=len(raw) if raw is not None else d.size,
+        )
+        try:
+            await asyncio.to_thread(inbox.record_rejection, self.store, record)
+        except Exception:  # the answer matters more than the record of it
+            log.exception("could not record a rejected webhook", source=d.source, reason=reason)
+        log.info("webhook rejected", source=d.source, status=status, reason=reason, topic=d.topic)
+        return problem(status, reason, detail, **extra)
+
+    async def _receive(
+        self, request: Request, d: Delivery, sender: signatures.Sender, header: str, what: str
+    ) -> Any:
+        """Steps 1 to 3: the parsed JSON body of an authentic delivery."""
+        try:
+            raw = await self._read(request)
+        except PayloadTooLarge as exc:
+            d.size = exc.size
+            limit = self.settings.webhook_max_bytes
+            raise await self.reject(
+                d, 413, "payload_too_large", f"the body is larger than {limit} bytes"
+            ) from None
+        d.raw = raw
+        if not signatures.verify(sender, self.settings, raw, request.headers.get(header), datetime.now(UTC)):
+            raise await self.reject(d, 401, "invalid_signature", f"missing or invalid {what}")
+        d.authenticated = True
+        if not is_json(request.headers.get("content-type")):
+            raise await self.reject(d, 415, "unsupported_media_type", "Content-Type must be application/json")
+        try:
+            return json_body(raw)
+        except HTTPException as exc:
+            detail = exc.detail.get("detail", "") if isinstance(exc.detail, dict) else str(exc.detail)
+            raise await self.reject(d, 400, "malformed_json", str(detail)) from None
+
+    async def _accept(self, d: Delivery, cmd: Command) -> JSONResponse:
+        """Steps 5 and 6: keep the delivery, then relay it if Temporal answers in time."""
+        if len(cmd.workflow_id) > MAX_WORKFLOW_ID:
+            raise await self.reject(d, 422, "mapping_error", "the order key is too long")
+        assert d.raw is not None
+        owner = self.relay.lease_owner()
+        now = datetime.now(UTC)
+        inline = self.relay.temporal_ok and self.settings.webhook_inline_relay_timeout_s > 0
+        new = inbox.NewDelivery(
+            source=d.source,
+            topic=cmd.topic,
+            delivery_id=d.delivery_id,
+            event_id=d.event_id,
+            dedupe_key=cmd.dedupe_key,
+            business_key=cmd.business_key,
+            workflow_id=cmd.workflow_id,
+            action=cmd.action,
+            signal=cmd.signal,
+            argument=cmd.argument.model_dump(mode="json"),
+            correlation_id=cmd.correlation_id,
+            headers=d.headers,
+            body=d.raw,
+        )
+        try:
+            recorded = await asyncio.to_thread(
+                inbox.record_delivery,
+                self.store,
+                new,
+                now=now,
+                lease_owner=owner if inline else None,
+                lease_until=now + self.relay.lease_until() if inline else None,
+            )
+        except Exception as exc:  # not kept, so not acknowledged: the sender will retry
+            log.exception("could not keep a webhook delivery", source=d.source, topic=cmd.topic)
+            raise problem(503, "inbox_unavailable", "the delivery could not be stored; retry later") from exc
+        entry = recorded.entry
+        headers = {INBOX_ID_HEADER: str(entry.id)}
+        label = metric_source(d.source)
+        if recorded.original is not None:
+            WEBHOOK_DELIVERIES.labels(label, "duplicate").inc()
+            log.info(
+                "duplicate webhook delivery",
+                inbox_id=entry.id,
+                duplicate_of=recorded.original.id,
+                topic=cmd.topic,
+            )
+            body = {"status": "duplicate", "duplicate_of": str(recorded.original.id), **cmd.ids}
+            return JSONResponse(body, headers=headers)
+        WEBHOOK_DELIVERIES.labels(label, "accepted").inc()
+        result: RelayResult | None = None
+        if inline:
+            try:
+                result = await self.relay.relay_claimed(
+                    entry, timeout=self.settings.webhook_inline_relay_timeout_s
+                )
+            except Exception:  # kept all the same: the relay loop takes it when its lease ends
+                log.exception("inline relay failed", inbox_id=entry.id)
+        if result is not None and result.status == "relayed":
+            return JSONResponse(cmd.accepted, headers=headers)
+        if result is not None and result.status == "ignored":
+            return JSONResponse({"status": "ignored: the order has finished", **cmd.ids}, headers=headers)
+        if result is not None and result.status == "rejected":
+            # Already recorded and counted by the relay.
+            raise problem(result.status_code, result.reason or "rejected", result.detail)
+        detail = "kept in the inbox; it is handed to Temporal as soon as it answers"
+        if result is not None:
+            detail = f"kept in the inbox; will be relayed ({result.detail})"
+        return JSONResponse({"status": "queued", "detail": detail, **cmd.ids}, headers=headers)
+
+    # -- Shopify ---------------------------------------------------------------------------------
+
+    async def shopify(self, request: Request) -> JSONResponse:
+        h = request.headers
+        d = Delivery(
+            source="shopify",
+            headers=safe_headers(request),
+            topic=(h.get("x-shopify-topic") or "").strip().lower() or None,
+            delivery_id=h.get("x-shopify-webhook-id") or None,
+            event_id=h.get("x-shopify-event-id") or None,
+        )
+        payload = await self._receive(request, d, "shopify", "x-shopify-hmac-sha256", "X-Shopify-Hmac-Sha256")
+        topic = d.topic or ""
+        cid = d.delivery_id or uuid.uuid4().hex
+        assert d.raw is not None
+        if d.event_id:
+            dedupe = f"shopify|{topic}|event:{d.event_id}"
+        elif d.delivery_id:
+            dedupe = f"shopify|{topic}|webhook:{d.delivery_id}"
+        else:
+            dedupe = f"shopify|{topic}|sha256:{hashlib.sha256(d.raw).hexdigest()}"
+        updated_at = payload.get("updated_at") if isinstance(payload, dict) else None
+
+        def business(workflow_id: str) -> str | None:
+            return (
+                f"{workflow_id}|{topic}|{updated_at}" if isinstance(updated_at, str) and updated_at else None
+            )
+
+        if topic == "orders/create":
+            try:
+                order = order_from_shopify(payload)
+            except (MappingError, ValidationError, ValueError) as exc:
+                raise await self.reject(
+                    d, 422, "mapping_error", str(exc), path=getattr(exc, "path", None)
+                ) from exc
+            except ArithmeticError as exc:  # decimal.InvalidOperation: beyond exact arithmetic
+                raise await self.reject(d, 422, "mapping_error", OUT_OF_RANGE) from exc
+            ids = {"order_key": order.key, "workflow_id": order.workflow_id}
+            cmd = Command(
+                topic=topic,
+                workflow_id=order.workflow_id,
+                action="start",
+                argument=order,
+                dedupe_key=dedupe,
+                business_key=business(order.workflow_id),
+                correlation_id=cid,
+                ids=ids,
+                accepted={"status": "accepted", **ids, "correlation_id": cid},
+            )
+            return await self._accept(d, cmd)
+        if topic == "orders/cancelled":
+            if not isinstance(payload, dict):
+                raise await self.reject(d, 422, "mapping_error", "the payload is not an object", path="")
+            order_id = payload.get("id")
+            if order_id is None:
+                raise await self.reject(
+                    d, 422, "mapping_error", "orders/cancelled payload has no id", path="id"
+                )
+            if isinstance(order_id, bool) or not (
+                (isinstance(order_id, int) and order_id > 0)
+                or (isinstance(order_id, str) and order_id.isdigit())
+            ):
+                raise await self.reject(d, 422, "mapping_error", "id must be a Shopify order id", path="id")
+            reason = str(payload.get("cancel_reason") or "cancelled at the channel")[:500]
+            workflow_id = f"order-shopify-{order_id}"
+            ids = {"workflow_id": workflow_id}
+            cmd = Command(
+                topic=topic,
+                workflow_id=workflow_id,
+                action="signal",
+                signal="request_cancel",
+                argument=CancelRequest(reason=reason, source="channel"),
+                dedupe_key=dedupe,
+                business_key=business(workflow_id),
+                correlation_id=cid,
+                ids=ids,
+                accepted={"status": "cancel requested"},
+            )
+            return await self._accept(d, cmd)
+        raise await self.reject(d, 422, "unsupported_topic", f"topic {d.topic!r} is not handled")
+
+    # -- warehouse and carrier -------------------------------------------------------------------
+
+    async def wms(self, name: str, request: Request) -> JSONResponse:
+        d = Delivery(source=f"wms:{name}"[:64], headers=safe_headers(request), topic="shipment.shipped")
+        payload = await self._receive(request, d, "wms", "x-retail-signature", "X-Retail-Signature")
+        if isinstance(payload, dict) and isinstance(payload.get("event_id"), str):
+            d.event_id = d.delivery_id = payload["event_id"]
+        assert d.raw is not None
+        try:
+            shipment = parse_shipment(d.raw)
+        except (ValueError, ValidationError) as exc:
+            path, errors = _error_path(ShipmentWebhook, payload)
+            raise await self.reject(d, 422, "mapping_error", str(exc), path=path, errors=errors) from exc
+        workflow_id = f"order-{shipment.order_key}"
+        ids = {"shipment_id": shipment.shipment_id}
+        cmd = Command(
+            topic="shipment.shipped",
+            workflow_id=workflow_id,
+            action="signal",
+            signal="shipment_reported",
+            argument=shipment,
+            dedupe_key=f"{d.source}|shipment.shipped|{d.event_id}",
+            business_key=f"{workflow_id}|shipment.shipped|{shipment.shipment_id}",
+            correlation_id=d.event_id or uuid.uuid4().hex,
+            ids=ids,
+            accepted={"status": "accepted", **ids},
+        )
+        return await self._accept(d, cmd)
+
+    async def carrier(self, name: str, request: Request) -> JSONResponse:
+        d = Delivery(source=f"carrier:{name}"[:64], headers=safe_headers(request), topic="tracking.updated")
+        payload = await self._receive(request, d, "carrier", "x-retail-signature", "X-Retail-Signature")
+        if isinstance(payload, dict) and isinstance(payload.get("event_id"), str):
+            d.event_id = d.delivery_id = payload["event_id"]
+        assert d.raw is not None
+        try:
+            event = parse_tracking(d.raw)
+        except (ValueError, ValidationError) as exc:
+            path, errors = _error_path(TrackingWebhook, payload)
+            raise await self.reject(d, 422, "mapping_error", str(exc), path=path, errors=errors) from exc
+        workflow_id = f"order-{event.order_key}"
+        ids = {"event_id": event.event_id}
+        cmd = Command(
+            topic="tracking.updated",
+            workflow_id=workflow_id,
+            action="signal",
+            signal="tracking_updated",
+            argument=event,
+            dedupe_key=f"{d.source}|tracking.updated|{event.event_id}",
+            business_key=(
+                f"{workflow_id}|tracking.updated|{event.tracking_number}|{event.status}"
+                f"|{event.occurred_at.isoformat()}"
+            ),
+            correlation_id=event.event_id,
+            ids=ids,
+            accepted={"status": "accepted", **ids},
+        )
+        return await self._accept(d, cmd)

@@ -1,0 +1,306 @@
+"""The inbox relay: hands kept webhook deliveries to Temporal, now or when it is back.
+
+Every accepted delivery is a pending ``webhook_inbox`` row (see ``store.inbox``). The API
+tries to relay it inline, right after keeping it; whatever is left (Temporal down, a timeout)
+the relay loop picks up: it claims due rows with a lease (several API replicas never relay the
+same row at once), starts or signals, and settles each row as relayed, ignored (the order has
+finished), rejected (the order was never here) or failed (tried again later, with backoff).
+
+Relaying twice is harmless anyway: workflow ids are deterministic (a second start finds the
+workflow), and signals carry the row's fixed request id, which Temporal deduplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Literal
+
+import structlog
+from fastapi import HTTPException
+from pydantic import BaseModel, ValidationError
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.metrics import (
+    ORDERS_INGESTED,
+    WEBHOOK_INBOX_OLDEST_PENDING_S,
+    WEBHOOK_INBOX_PENDING,
+    WEBHOOK_RELAYS,
+    WEBHOOKS_REJECTED,
+    metric_source,
+)
+from api.temporal import ClientFactory, TemporalGateway, signal_once
+from canonical import Order, Shipment, TrackingEvent
+from settings import Settings
+from store import inbox
+from store.db import Store
+from store.inbox import InboxEntry
+from store.wms import utcnow
+from workflows.client import start_order
+from workflows.models import CancelRequest
+
+log = structlog.get_logger("relay")
+
+# What each signal carries: the stored argument is validated back into it before sending.
+SIGNAL_ARGUMENTS: dict[str, type[BaseModel]] = {
+    "request_cancel": CancelRequest,
+    "shipment_reported": Shipment,
+    "tracking_updated": TrackingEvent,
+}
+
+# RPC answers that mean "Temporal is not there (or not taking work) right now".
+_UNAVAILABLE = {
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.CANCELLED,
+}
+
+RelayStatus = Literal["relayed", "ignored", "rejected", "failed"]
+
+
+@dataclass(frozen=True)
+class RelayResult:
+    status: RelayStatus
+    detail: str
+    reason: str | None = None  # why it was rejected: unknown_order, invalid_payload
+    unavailable: bool = False  # failed because Temporal could not be reached
+    status_code: int = 404  # the HTTP status a rejection is recorded (and answered) with
+    took_ms: int = 0
+
+
+@dataclass
+class RelayReport:
+    """One pass: how many rows were claimed and how each went."""
+
+    claimed: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    stopped_early: bool = False  # Temporal was unreachable: the rest were given back untried
+
+
+class InboxRelay:
+    """Relays pending inbox rows to Temporal. ``temporal`` is the API's gateway or a factory
+    returning a connected client (called again after a failed connect)."""
+
+    def __init__(
+        self,
+        store: Store,
+        temporal: TemporalGateway | ClientFactory,
+        settings: Settings,
+        *,
+        name: str | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.gateway = (
+            temporal if isinstance(temporal, TemporalGateway) else TemporalGateway(settings, factory=temporal)
+        )
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        # Optimistic until an attempt fails for want of Temporal; while False the API answers
+        # webhooks without waiting for Temporal and the loop probes until it is back.
+        self.temporal_ok = True
+
+    # -- one row -------------------------------------------------------------------------
+
+    def lease_owner(self) -> str:
+        return inbox.new_lease_owner(self.name)
+
+    def lease_until(self) -> timedelta:
+        return timedelta(seconds=self.settings.webhook_relay_lease_s)
+
+    async def relay_claimed(self, entry: InboxEntry, timeout: float | None = None) -> RelayResult:
+        """Relay one row this relay holds the lease of, and record the result on the row."""
+        limit = timeout if timeout is not None else self.settings.webhook_relay_timeout_s
+        started = time.monotonic()
+        try:
+            result = await asyncio.wait_for(self._attempt(entry), limit)
+        except TimeoutError:
+            result = RelayResult("failed", f"Temporal did not answer within {limit:g}s", unavailable=True)
+        except HTTPException as exc:  # the gateway could not connect
+            detail = exc.detail.get("detail") if isinstance(exc.detail, dict) else exc.detail
+            result = RelayResult("failed", str(detail), unavailable=True)
+        except RPCError as exc:
+            result = RelayResult(
+                "failed",
+                f"Temporal: {exc.status.name}: {exc.message}",
+                unavailable=exc.status in _UNAVAILABLE,
+            )
+        except Exception as exc:  # anything else is retried too, and shown on the row
+            log.exception("relay attempt failed", inbox_id=entry.id, workflow_id=entry.workflow_id)
+            result = RelayResult("failed", f"{type(exc).__name__}: {exc}")
+        self.temporal_ok = not result.unavailable
+        result = dataclasses.replace(result, took_ms=round((time.monotonic() - started) * 1000))
+        await asyncio.to_thread(self._settle, entry, result)
+        WEBHOOK_RELAYS.labels(result.status).inc()
+        return result
+
+    async def _attempt(self, entry: InboxEntry) -> RelayResult:
+        client = await self.gateway.client()
+        if entry.action == "start":
+            try:
+                order = Order.model_validate_json(json.dumps(entry.argument))
+            except ValidationError as exc:
+                return RelayResult(
+                    "rejected", f"the stored order is not valid: {exc}", "invalid_payload", status_code=422
+                )
+            handle = await start_order(client, order, self.settings, entry.correlation_id)
+            ORDERS_INGESTED.labels(order.channel, f"{entry.source.split(':')[0]}_webhook").inc()
+            return RelayResult("relayed", f"workflow {handle.id} started (or already running)")
+
+        signal = entry.signal or ""
+        model = SIGNAL_ARGUMENTS.get(signal)
+        if model is None:
+            return RelayResult("rejected", f"unknown signal {signal!r}", "invalid_payload", status_code=422)
+        try:
+            arg = model.model_validate_json(json.dumps(entry.argument))
+        except ValidationError as exc:
+            return RelayResult(
+                "rejected", f"the stored event is not valid: {exc}", "invalid_payload", status_code=422
+            )
+        try:
+            await signal_once(client, entry.workflow_id, signal, arg, request_id=f"inbox-{entry.relay_id}")
+            return RelayResult("relayed", f"signalled {signal} to {entry.workflow_id}")
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+        # No running workflow: one that has finished (a late event, acknowledged and ignored),
+        # one about to be started by a delivery still in the inbox (wait for it), or none.
+        try:
+            await client.get_workflow_handle(entry.workflow_id).describe()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            if await asyncio.to_thread(inbox.pending_start_for, self.store, entry.workflow_id):
+                return RelayResult("failed", f"waiting for {entry.workflow_id} to be started")
+            return RelayResult(
+                "rejected", f"no order workflow {entry.workflow_id}", "unknown_order", status_code=404
+            )
+        return RelayResult("ignored", "the order has finished")
+
+    def _settle(self, entry: InboxEntry, result: RelayResult) -> None:
+        now = utcnow()
+        if result.status == "relayed":
+            inbox.mark_relayed(self.store, entry.id, result.detail, now=now)
+            log.info(
+                "webhook relayed",
+                inbox_id=entry.id,
+                workflow_id=entry.workflow_id,
+                topic=entry.topic,
+                took_ms=result.took_ms,
+            )
+        elif result.status == "ignored":
+            inbox.mark_ignored(self.store, entry.id, result.detail, now=now)
+            log.info("event for a closed order ignored", inbox_id=entry.id, workflow_id=entry.workflow_id)
+        elif result.status == "rejected":
+            reason = result.reason or "rejected"
+            inbox.mark_rejected(
+                self.store, entry.id, reason, result.detail, status_code=result.status_code, now=now
+            )
+            WEBHOOKS_REJECTED.labels(metric_source(entry.source), reason).inc()
+            log.warning(
+                "webhook rejected when relayed", inbox_id=entry.id, reason=reason, detail=result.detail
+            )
+        else:
+            attempts = entry.attempts + 1
+            delay = min(
+                self.settings.webhook_relay_retry_initial_s * 2 ** (attempts - 1),
+                self.settings.webhook_relay_retry_max_s,
+            )
+            inbox.mark_failed(self.store, entry.id, result.detail, retry_at=now + timedelta(seconds=delay))
+            log.warning(
+                "webhook relay failed; will retry",
+                inbox_id=entry.id,
+                workflow_id=entry.workflow_id,
+                attempts=attempts,
+                retry_in_s=delay,
+                error=result.detail,
+            )
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def run_once(self) -> RelayReport:
+        """Relay every due row once. Rows of one workflow go in the order they arrived (a
+        cancellation after its order), different workflows in parallel (up to
+        ``webhook_relay_concurrency``). At the first sign that Temporal is unreachable the
+        rest are given back untried."""
+        now = utcnow()
+        entries = await asyncio.to_thread(
+            inbox.claim_due,
+            self.store,
+            self.lease_owner(),
+            lease_until=now + self.lease_until(),
+            now=now,
+            limit=self.settings.webhook_relay_batch,
+        )
+        report = RelayReport(claimed=len(entries))
+        by_workflow: dict[str, list[InboxEntry]] = {}
+        for entry in entries:
+            by_workflow.setdefault(entry.workflow_id, []).append(entry)
+        untried: list[int] = []
+        slots = asyncio.Semaphore(self.settings.webhook_relay_concurrency)
+
+        async def relay_in_order(group: list[InboxEntry]) -> None:
+            async with slots:
+                for i, entry in enumerate(group):
+                    if report.stopped_early:
+                        untried.extend(e.id for e in group[i:])
+                        return
+                    result = await self.relay_claimed(entry)
+                    report.outcomes[result.status] += 1
+                    if result.unavailable:
+                        report.stopped_early = True
+                        untried.extend(e.id for e in group[i + 1 :])
+                        return
+
+        await asyncio.gather(*(relay_in_order(group) for group in by_workflow.values()))
+        await asyncio.to_thread(inbox.release, self.store, untried)
+        return report
+
+    async def probe(self) -> bool:
+        """Whether Temporal answers now; when it is back after an outage, every pending row is
+        made due at once instead of sitting out its backoff."""
+        try:
+            client = await self.gateway.client()
+            await client.workflow_service.get_system_info(
+                GetSystemInfoRequest(), retry=False, timeout=timedelta(seconds=2)
+            )
+        except Exception:  # refused, timed out, not connected yet: still down
+            return False
+        if not self.temporal_ok:
+            self.temporal_ok = True
+            n = await asyncio.to_thread(inbox.expedite_pending, self.store)
+            log.info("Temporal is reachable again; relaying the inbox", pending_made_due=n)
+        return True
+
+    def update_gauges(self) -> None:
+        pending, oldest = inbox.pending_stats(self.store)
+        WEBHOOK_INBOX_PENDING.set(pending)
+        WEBHOOK_INBOX_OLDEST_PENDING_S.set((utcnow() - oldest).total_seconds() if oldest else 0.0)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until ``stop`` is set: drain what is due, then look again every interval."""
+        log.info("inbox relay started", relay=self.name)
+        while not stop.is_set():
+            busy = False
+            try:
+                # While Temporal is down a cheap probe stands in for relay attempts that would
+                # each wait out their timeout.
+                if self.temporal_ok or await self.probe():
+                    report = await self.run_once()
+                    busy = report.claimed >= self.settings.webhook_relay_batch and not report.stopped_early
+                await asyncio.to_thread(self.update_gauges)
+            except Exception:  # the store is unreachable, say: log, wait, try again
+                log.exception("inbox relay pass failed")
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.webhook_relay_interval_s)
+        log.info("inbox relay stopped", relay=self.name)
