@@ -134,6 +134,13 @@ class Settings(BaseSettings):
 
     default_location: str = "WH-EAST"
 
+    # Inventory sync: one long-running workflow per channel pushes sellable stock.
+    inventory_channels: list[str] = Field(
+        default_factory=lambda: ["shopify"], description="channels whose stock the platform keeps in sync"
+    )
+    inventory_debounce_s: float = Field(1.0, description="coalesce bursts of stock changes this long")
+    inventory_poll_s: float = Field(60.0, description="look for changes even without a nudge")
+
     worker_metrics_address: str = Field(
         "127.0.0.1:9464",
         description="host:port of the worker's Prometheus /metrics (SDK and business metrics); empty: off",

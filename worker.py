@@ -37,13 +37,15 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
+from activities.inventory import InventoryActivities
 from activities.orders import Adapters, OrderActivities
 from settings import Settings
 from workflows import search_attributes as sa
+from workflows.inventory import ChannelInventorySync, InventoryAdjustment
 from workflows.metrics import prometheus_config
 from workflows.order_to_cash import OrderToCash
 
-WORKFLOWS = [OrderToCash]
+WORKFLOWS = [OrderToCash, InventoryAdjustment, ChannelInventorySync]
 
 CORRELATION_HEADER = "retail-correlation-id"
 
@@ -97,12 +99,14 @@ class CorrelationInterceptor(Interceptor):
 
 # -- the worker ----------------------------------------------------------------------------------
 def build_worker(client: Client, settings: Settings, adapters: Adapters) -> Worker:
-    activities = OrderActivities(adapters)
+    activities = OrderActivities(adapters).all()
+    if adapters.ledger is not None and adapters.store is not None:
+        activities += InventoryActivities(adapters.store, adapters.ledger, adapters.channel).all()
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=activities.all(),
+        activities=activities,
         interceptors=[CorrelationInterceptor()],
         max_concurrent_activities=50,
     )
@@ -142,11 +146,13 @@ async def connect_worker_client(settings: Settings, runtime: Runtime | None = No
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     from activities.routing import build_adapters
     from store.bootstrap import open_store
+    from workflows.client import ensure_inventory_syncs
 
     store = open_store(settings.store_url)
     runtime = worker_runtime(settings)
     client = await connect_worker_client(settings, runtime)
     worker = build_worker(client, settings, build_adapters(settings, store))
+    await ensure_inventory_syncs(client, settings)
     log.info(
         "worker started",
         task_queue=settings.task_queue,

@@ -11,6 +11,7 @@ from temporalio import activity
 
 from activities import names
 from activities.errors import adapter_errors
+from activities.inventory import Ledger
 from adapters.carrier.port import CarrierPort
 from adapters.channels.port import ChannelPort
 from adapters.erp.port import ErpPort
@@ -34,6 +35,8 @@ from canonical.documents import (
     TaxQuote,
     TaxVoid,
 )
+from store.db import Store
+from workflows.inventory_models import sync_workflow_id
 
 log = structlog.get_logger("activities")
 
@@ -49,6 +52,11 @@ class Adapters:
     carrier: CarrierPort
     channels: dict[str, ChannelPort] = field(default_factory=dict)
     channel_factory: Callable[[str], ChannelPort] | None = None
+    # The stock ledger and the store holding what channels were told (inventory sync).
+    ledger: Ledger | None = None
+    store: Store | None = None
+    # Channels whose inventory sync hears about stock the ERP reserved, shipped or released.
+    inventory_channels: list[str] = field(default_factory=list)
 
     def channel(self, name: str) -> ChannelPort:
         """The configured adapter for the channel, else one made by the factory (and kept)."""
@@ -113,12 +121,15 @@ class OrderActivities:
         with adapter_errors():
             ack = await self.a.erp.create_sales_order(order, customer_id, key)
         _bind().info("sales order accepted", erp_order_id=ack.erp_order_id, created=ack.created)
+        await self._stock_moved()
         return ack
 
     @activity.defn(name=names.ALLOCATE_BACKORDERS)
     async def allocate_backorders(self, erp_order_id: str) -> SalesOrderAck:
         with adapter_errors():
-            return await self.a.erp.allocate_backorders(erp_order_id)
+            ack = await self.a.erp.allocate_backorders(erp_order_id)
+        await self._stock_moved()
+        return ack
 
     @activity.defn(name=names.INVOICE_SHIPMENT)
     async def invoice_shipment(
@@ -127,12 +138,27 @@ class OrderActivities:
         with adapter_errors():
             ack = await self.a.erp.invoice_shipment(erp_order_id, shipment, amounts, key)
         _bind().info("invoice posted", invoice_id=ack.invoice_id, total=str(ack.total))
+        await self._stock_moved()
         return ack
 
     @activity.defn(name=names.CANCEL_SALES_ORDER)
     async def cancel_sales_order(self, erp_order_id: str, reason: str, key: str) -> CancelAck:
         with adapter_errors():
-            return await self.a.erp.cancel_sales_order(erp_order_id, reason, key)
+            ack = await self.a.erp.cancel_sales_order(erp_order_id, reason, key)
+        await self._stock_moved()
+        return ack
+
+    async def _stock_moved(self) -> None:
+        """The ERP reserved, shipped or released stock: nudge each channel's inventory sync so
+        the channels hear within seconds. Best effort: a lost nudge is caught by the sync's poll."""
+        if not self.a.inventory_channels:
+            return
+        client = activity.client()
+        for channel in self.a.inventory_channels:
+            try:
+                await client.get_workflow_handle(sync_workflow_id(channel)).signal("ledger_changed")
+            except Exception as exc:  # the sync is not running (yet): its poll catches up
+                _bind().debug("inventory sync not nudged", channel=channel, error=str(exc))
 
     # -- tax ------------------------------------------------------------------------
     @activity.defn(name=names.QUOTE_TAX)

@@ -9,6 +9,7 @@ from activities.orders import Adapters
 from adapters.carrier.builtin import BuiltinCarrier
 from adapters.channels.builtin import BuiltinChannel
 from adapters.erp.builtin import BuiltinErp
+from adapters.erp.inventory import InventoryLedger
 from adapters.faults import FaultInjector
 from adapters.payment.builtin import BuiltinPayment
 from adapters.tax.builtin import BuiltinTax
@@ -26,4 +27,7 @@ def build_adapters(settings: Settings, store: Store) -> Adapters:
         wms=BuiltinWms(store, FaultInjector("wms", f.wms)),
         carrier=BuiltinCarrier(store, FaultInjector("carrier", f.carrier)),
         channel_factory=lambda name: BuiltinChannel(store, FaultInjector("channel", f.channel), channel=name),
+        ledger=InventoryLedger(store),
+        store=store,
+        inventory_channels=list(settings.inventory_channels),
     )

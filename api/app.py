@@ -13,13 +13,14 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import problem
 from api.ingress import Ingress, is_json, json_body
+from api.inventory import inventory_router
 from api.metrics import ORDERS_INGESTED, WEBHOOKS_REJECTED
 from api.relay import InboxRelay
 from api.temporal import ClientFactory, TemporalGateway
@@ -28,6 +29,7 @@ from settings import Settings
 from store.db import Store
 from store.migrate import upgrade
 from workflows.client import start_order
+from workflows.metrics import register_visibility_collector
 from workflows.models import CancelRequest
 from workflows.order_to_cash import OrderToCash
 
@@ -65,6 +67,7 @@ def create_app(
     """The API. Without a ``store`` it opens its own (migrated when the app starts). Its
     lifespan runs the inbox relay loop unless ``relay_loop`` is False."""
     gateway = TemporalGateway(settings, client, client_factory)
+    visibility = CollectorRegistry()
     owns_store = store is None
     app_store = store if store is not None else Store(settings.store_url)
     relay = InboxRelay(app_store, gateway, settings)
@@ -76,9 +79,11 @@ def create_app(
             await asyncio.to_thread(upgrade, settings.store_url)
         stop = asyncio.Event()
         loop = asyncio.create_task(relay.run(stop)) if relay_loop else None
+        collector = register_visibility_collector(visibility, gateway.client, refresh_s=30.0)
         try:
             yield
         finally:
+            await collector.aclose()
             stop.set()
             if loop is not None:
                 try:
@@ -96,6 +101,7 @@ def create_app(
         description="Order, webhook and operations API of the Retail Connect integration platform.",
         lifespan=lifespan,
     )
+    app.include_router(inventory_router(settings, app_store, gateway))
     app.state.gateway = gateway
     app.state.store = app_store
     app.state.relay = relay
@@ -144,7 +150,8 @@ def create_app(
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        # Events counted by this process, plus stuck-order gauges counted from Temporal visibility.
+        return Response(generate_latest() + generate_latest(visibility), media_type=CONTENT_TYPE_LATEST)
 
     # -- order API --------------------------------------------------------------------
     @app.post("/v1/orders", status_code=202, tags=["orders"])

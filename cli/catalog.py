@@ -48,3 +48,62 @@ def inventory_import(file: FileArg) -> None:
     finally:
         store.dispose()
     typer.echo(f"stock levels: {counts}")
+
+
+@inventory_app.command("show")
+def inventory_show(
+    sku: Annotated[str, typer.Argument(help="the SKU")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """On hand, reserved and available per location, and what each channel was last told."""
+    from adapters.erp.inventory import InventoryLedger
+    from cli.output import print_json, print_table
+    from store.channel_stock import told
+
+    store = _store()
+    try:
+        positions = InventoryLedger(store).positions(sku)
+        channels = told(store, skus=[sku])
+    finally:
+        store.dispose()
+    if not positions:
+        raise fail(f"no stock recorded for {sku}")
+    if as_json:
+        print_json(
+            {
+                "sku": sku,
+                "locations": [
+                    {
+                        "location": p.location,
+                        "on_hand": p.on_hand,
+                        "reserved": p.reserved,
+                        "available": p.available,
+                    }
+                    for p in positions
+                ],
+                "available": sum(p.available for p in positions),
+                "channels": [
+                    {
+                        "channel": t.channel,
+                        "told": t.quantity,
+                        "told_at": t.told_at.isoformat(),
+                        "lag_s": t.lag_s,
+                    }
+                    for t in channels
+                ],
+            }
+        )
+        return
+    print_table(
+        f"{sku}: {sum(p.available for p in positions)} available",
+        ["location", "on hand", "reserved", "available"],
+        [[p.location, p.on_hand, p.reserved, p.available] for p in positions],
+    )
+    print_table(
+        "channels (what each was last told)",
+        ["channel", "told", "at", "lag (s)"],
+        [
+            [t.channel, t.quantity, t.told_at.isoformat(timespec="seconds"), f"{t.lag_s:.2f}"]
+            for t in channels
+        ],
+    )

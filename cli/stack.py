@@ -25,7 +25,7 @@ from settings import Settings
 from store.bootstrap import open_store
 from store.db import Store
 from worker import build_worker
-from workflows.client import connect
+from workflows.client import connect, ensure_inventory_syncs
 
 log = structlog.get_logger("stack")
 
@@ -96,6 +96,7 @@ async def running_stack(
             )
         )
         tasks.append(asyncio.create_task(worker.run()))
+        await ensure_inventory_syncs(client, settings)
         tasks.append(asyncio.create_task(api.serve()))
         tasks.append(asyncio.create_task(run_simulators(settings, store, stop, wms_extra_delay)))
         while not api.started:

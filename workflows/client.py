@@ -14,9 +14,17 @@ from temporalio.common import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from canonical import Order, OrderState
+from canonical import InventoryEvent, Order, OrderState
 from settings import Settings
 from workflows import search_attributes as sa
+from workflows.inventory import ChannelInventorySync, InventoryAdjustment
+from workflows.inventory_models import (
+    ChannelSyncInput,
+    InventoryAdjustmentInput,
+    SyncPolicy,
+    adjustment_workflow_id,
+    sync_workflow_id,
+)
 from workflows.models import OrderToCashInput, ProcessingPolicy
 from workflows.order_to_cash import OrderToCash
 
@@ -79,3 +87,43 @@ async def start_order(
         )
     except WorkflowAlreadyStartedError:
         return client.get_workflow_handle_for(OrderToCash.run, order.workflow_id)
+
+
+async def ensure_inventory_syncs(client: Client, settings: Settings) -> None:
+    """Start each channel's inventory sync unless it runs already (idempotent: every worker
+    start calls it, and only one sync per channel ever runs)."""
+    policy = SyncPolicy(
+        debounce_s=settings.inventory_debounce_s,
+        poll_s=settings.inventory_poll_s,
+        activity_timeout_s=settings.activity_timeout_s,
+    )
+    for channel in settings.inventory_channels:
+        await client.start_workflow(
+            ChannelInventorySync.run,
+            ChannelSyncInput(channel=channel, policy=policy),
+            id=sync_workflow_id(channel),
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"Inventory sync for {channel}: absolute sellable stock, coalesced",
+        )
+
+
+async def submit_inventory_event(client: Client, event: InventoryEvent, settings: Settings) -> str:
+    """Start InventoryAdjustment for the event; a repeated event id finds the same workflow."""
+    try:
+        handle = await client.start_workflow(
+            InventoryAdjustment.run,
+            InventoryAdjustmentInput(
+                event=event,
+                channels=list(settings.inventory_channels),
+                activity_timeout_s=settings.activity_timeout_s,
+                max_attempts=settings.activity_max_attempts,
+            ),
+            id=adjustment_workflow_id(event.event_id),
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+        return handle.id
+    except WorkflowAlreadyStartedError:
+        return adjustment_workflow_id(event.event_id)

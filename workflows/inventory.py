@@ -26,16 +26,12 @@ with workflow.unsafe.imports_passed_through():
         InventoryAdjustmentInput,
         PendingSync,
         SyncState,
+        adjustment_workflow_id,
+        sync_workflow_id,
     )
     from workflows.models import OperatorRequest
 
-
-def sync_workflow_id(channel: str) -> str:
-    return f"inventory-sync-{channel}"
-
-
-def adjustment_workflow_id(event_id: str) -> str:
-    return f"inventory-{event_id}"
+__all__ = ["ChannelInventorySync", "InventoryAdjustment", "adjustment_workflow_id", "sync_workflow_id"]
 
 
 @workflow.defn

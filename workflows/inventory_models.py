@@ -9,6 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from canonical import ChannelAvailability, InventoryEvent
 
 
+def sync_workflow_id(channel: str) -> str:
+    return f"inventory-sync-{channel}"
+
+
+def adjustment_workflow_id(event_id: str) -> str:
+    return f"inventory-{event_id}"
+
+
 class SyncPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -1,0 +1,121 @@
+"""Inventory ingress and the availability API.
+
+Checkout asks availability synchronously: a database read of the one ledger, answered in
+milliseconds and reflecting reservations made by orders a moment ago. Stock events flow into
+``InventoryAdjustment`` workflows (one per event id: a repeated event is the same workflow)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from temporalio.service import RPCError
+
+from adapters.erp.inventory import InventoryLedger
+from api.errors import problem
+from api.ingress import is_json, json_body
+from api.temporal import TemporalGateway
+from canonical import ChannelAvailability, InventoryEvent, StockPosition
+from settings import Settings
+from store.db import Store
+from workflows.client import submit_inventory_event
+
+
+class AvailabilityRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str | None = None
+    skus: list[str] = Field(min_length=1, max_length=500)
+
+
+class LocationStock(BaseModel):
+    location: str
+    on_hand: int
+    reserved: int
+    available: int
+
+
+class SkuAvailability(BaseModel):
+    sku: str
+    available: int
+    locations: list[LocationStock]
+
+
+class Availability(BaseModel):
+    channel: str | None
+    items: list[ChannelAvailability] | list[SkuAvailability]
+
+
+def _by_sku(positions: list[StockPosition], skus: list[str]) -> list[SkuAvailability]:
+    out = []
+    for sku in skus:
+        mine = [p for p in positions if p.sku == sku]
+        out.append(
+            SkuAvailability(
+                sku=sku,
+                available=sum(p.available for p in mine),
+                locations=[
+                    LocationStock(
+                        location=p.location, on_hand=p.on_hand, reserved=p.reserved, available=p.available
+                    )
+                    for p in mine
+                ],
+            )
+        )
+    return out
+
+
+def inventory_router(settings: Settings, store: Store, gateway: TemporalGateway) -> APIRouter:
+    router = APIRouter(tags=["inventory"])
+    ledger = InventoryLedger(store)
+
+    def read(channel: str | None, skus: list[str]) -> Availability:
+        unique = list(dict.fromkeys(skus))
+        if channel:
+            return Availability(channel=channel, items=ledger.channel_availability(channel, unique))
+        positions = [p for sku in unique for p in ledger.positions(sku)]
+        return Availability(channel=None, items=_by_sku(positions, unique))
+
+    @router.get("/v1/availability")
+    async def availability(
+        sku: Annotated[list[str], Query(min_length=1, max_length=500, description="one or more SKUs")],
+        channel: Annotated[str | None, Query(description="what this channel may sell")] = None,
+    ) -> Availability:
+        """Available to sell, from the ledger: per channel (its locations, minus its safety
+        buffer) or, without a channel, per location."""
+        return await asyncio.to_thread(read, channel, sku)
+
+    @router.post("/v1/availability")
+    async def cart_availability(request: Request) -> Availability:
+        """The batch form for a cart: ``{"channel": "shopify", "skus": ["A", "B"]}``."""
+        if not is_json(request.headers.get("content-type")):
+            raise problem(415, "unsupported_media_type", "Content-Type must be application/json")
+        try:
+            body = AvailabilityRequest.model_validate(json_body(await request.body()))
+        except ValidationError as exc:
+            raise problem(422, "invalid_request", str(exc)) from exc
+        return await asyncio.to_thread(read, body.channel, body.skus)
+
+    @router.post("/v1/inventory/events", status_code=202)
+    async def inventory_event(request: Request) -> dict[str, str]:
+        """A stock change from the ERP or the WMS (receipt, adjustment, transfer, cycle count,
+        POS sale...). Idempotent on ``event_id``."""
+        if not is_json(request.headers.get("content-type")):
+            raise problem(415, "unsupported_media_type", "Content-Type must be application/json")
+        raw = await request.body()
+        try:
+            event = InventoryEvent.model_validate_json(json.dumps(json_body(raw)))
+        except ValidationError as exc:
+            errors = [{"path": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+            raise problem(422, "invalid_event", "the inventory event is not valid", errors=errors) from exc
+        client = await gateway.client()
+        try:
+            wf_id = await submit_inventory_event(client, event, settings)
+        except RPCError as exc:
+            raise problem(503, "temporal_unavailable", f"Temporal refused the event: {exc.message}") from exc
+        return {"workflow_id": wf_id, "event_id": event.event_id}
+
+    return router
