@@ -12,9 +12,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
 from adapters.erp.inventory import InventoryLedger
+from adapters.errors import PermanentError, TransientError
 from api.errors import problem
 from api.ingress import is_json, json_body
 from api.temporal import TemporalGateway
@@ -68,9 +70,32 @@ def _by_sku(positions: list[StockPosition], skus: list[str]) -> list[SkuAvailabi
     return out
 
 
+MAX_QUANTITY = 1_000_000_000
+RESERVED_PREFIXES = ("erp:", "import:")
+
+
+def _refuse(event: InventoryEvent) -> str | None:
+    """What the ledger would refuse anyway, refused at the door instead of parking a workflow."""
+    if abs(event.quantity) > MAX_QUANTITY:
+        return f"quantity {event.quantity} is beyond {MAX_QUANTITY:,}"
+    if event.event_id.startswith(RESERVED_PREFIXES):
+        return "event ids starting with erp: or import: are the ledger's own"
+    if event.kind == "transfer" and event.to_location == event.location:
+        return "a transfer needs two different locations"
+    return None
+
+
 def inventory_router(settings: Settings, store: Store, gateway: TemporalGateway) -> APIRouter:
     router = APIRouter(tags=["inventory"])
     ledger = InventoryLedger(store)
+
+    async def read_async(channel: str | None, skus: list[str]) -> Availability:
+        try:
+            return await asyncio.to_thread(read, channel, skus)
+        except (SQLAlchemyError, TransientError) as exc:
+            raise problem(503, "store_unavailable", "the stock ledger cannot be read right now") from exc
+        except PermanentError as exc:
+            raise problem(422, exc.reason, exc.message) from exc
 
     def read(channel: str | None, skus: list[str]) -> Availability:
         unique = list(dict.fromkeys(skus))
@@ -86,7 +111,7 @@ def inventory_router(settings: Settings, store: Store, gateway: TemporalGateway)
     ) -> Availability:
         """Available to sell, from the ledger: per channel (its locations, minus its safety
         buffer) or, without a channel, per location."""
-        return await asyncio.to_thread(read, channel, sku)
+        return await read_async(channel, sku)
 
     @router.post("/v1/availability")
     async def cart_availability(request: Request) -> Availability:
@@ -97,7 +122,7 @@ def inventory_router(settings: Settings, store: Store, gateway: TemporalGateway)
             body = AvailabilityRequest.model_validate(json_body(await request.body()))
         except ValidationError as exc:
             raise problem(422, "invalid_request", str(exc)) from exc
-        return await asyncio.to_thread(read, body.channel, body.skus)
+        return await read_async(body.channel, body.skus)
 
     @router.post("/v1/inventory/events", status_code=202)
     async def inventory_event(request: Request) -> dict[str, str]:
@@ -111,6 +136,9 @@ def inventory_router(settings: Settings, store: Store, gateway: TemporalGateway)
         except ValidationError as exc:
             errors = [{"path": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
             raise problem(422, "invalid_event", "the inventory event is not valid", errors=errors) from exc
+        refusal = _refuse(event)
+        if refusal:
+            raise problem(422, "invalid_event", refusal)
         client = await gateway.client()
         try:
             wf_id = await submit_inventory_event(client, event, settings)

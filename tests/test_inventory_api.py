@@ -83,8 +83,9 @@ async def test_an_inventory_event_over_http_moves_the_ledger_once(
         await _until_told(p, channel, "TEE-BLK-M", 15)
         r = await p.http.get("/v1/availability", params={"sku": "TEE-BLK-M"})
         assert r.json()["items"][0]["available"] == 15
-        bad = await p.http.post("/v1/inventory/events", json={**event, "quantity": -1})
-        assert bad.status_code == 422 and bad.json()["detail"]["reason"] == "invalid_event"
+        for broken in ({"quantity": -1}, {"quantity": 10**40}, {"event_id": "erp:SO-1:create"}):
+            bad = await p.http.post("/v1/inventory/events", json={**event, **broken})
+            assert bad.status_code == 422 and bad.json()["detail"]["reason"] == "invalid_event", broken
         await client.get_workflow_handle(f"inventory-sync-{channel}").terminate("test over")
 
 

@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 from activities.inventory import InventoryActivities
 from adapters.channels.port import ChannelPort
 from adapters.erp.inventory import InventoryLedger
-from adapters.errors import RateLimitedError
+from adapters.errors import PermanentError, RateLimitedError
 from canonical import ChannelAvailability, InventoryEvent, Money, Shipment
 from canonical.documents import ChannelAck
 from store.bootstrap import open_store
@@ -43,10 +43,14 @@ class RecordingChannel:
 
     name: str
     limited: int = 0
+    rejected: int = 0
     calls: list[list[tuple[str, int]]] = field(default_factory=list)
     refused: int = 0
 
     async def push_inventory(self, levels: list[ChannelAvailability], idempotency_key: str) -> ChannelAck:
+        if self.rejected > 0:
+            self.rejected -= 1
+            raise PermanentError("401 token expired", reason="unauthorized", system=f"channel:{self.name}")
         if self.refused < self.limited:
             self.refused += 1
             raise RateLimitedError("429 Too Many Requests", retry_after=0.3, system=f"channel:{self.name}")
@@ -106,11 +110,11 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(client: Client, database_url: str, limited: int = 0) -> AsyncIterator[Rig]:
+async def rig(client: Client, database_url: str, limited: int = 0, rejected: int = 0) -> AsyncIterator[Rig]:
     store = open_store(database_url)
     seed_catalog(store)
     ledger = InventoryLedger(store)
-    channels = {name: RecordingChannel(name, limited=limited) for name in CHANNELS}
+    channels = {name: RecordingChannel(name, limited=limited, rejected=rejected) for name in CHANNELS}
     lookup: Callable[[str], ChannelPort] = lambda name: channels[name]  # noqa: E731
     tq = f"inv-{uuid.uuid4().hex[:8]}"
     acts = InventoryActivities(store, ledger, lookup)
@@ -182,3 +186,16 @@ async def test_a_pos_sale_at_one_channel_lowers_the_ledger_and_the_other_channel
         await r.until_told("amazon", "HAT-RED", 4)
         west = [p for p in r.ledger.positions("HAT-RED") if p.location == "WH-WEST"]
         assert west[0].on_hand == 1
+
+
+async def test_a_channel_refusing_a_push_for_good_does_not_stop_its_sync(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with rig(client, database_url, rejected=1) as r:
+        # The first push is refused (say, an expired token, then renewed): the sync stays up,
+        # records why, and the next round delivers the numbers.
+        await r.until_told("shopify", "MUG-01", 100)
+        state: SyncState = await r.sync("shopify").query(ChannelInventorySync.state)
+        assert state.last_error is not None and "unauthorized" in state.last_error
+        await r.event("receipt", "MUG-01", "WH-EAST", 1)
+        await r.until_told("shopify", "MUG-01", 101)

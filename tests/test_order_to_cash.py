@@ -15,6 +15,7 @@ from adapters.payment.builtin import get_authorization, list_captures
 from adapters.signing import as_poster
 from adapters.wms.simulator import WmsSimulator
 from canonical import Money
+from settings import Faults, FaultSettings
 from store.db import Store
 from tests.platform import platform
 from tests.seed import seed_catalog
@@ -278,3 +279,33 @@ async def test_cancel_the_warehouse_refuses_bills_what_it_shipped(
         assert st.erp_order_id is not None
         so = get_sales_order(p.store, st.erp_order_id)
         assert so is not None and so.status != "cancelled"
+
+
+async def test_cancel_while_a_shipped_part_cannot_be_captured_bills_it_first(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    """Goods that left are billed before a cancellation applies: the operator settles the
+    failed capture (skip with a reference), then only the unshipped rest is cancelled."""
+    faults = Faults(payment=FaultSettings(reject=["operation=capture"]))
+    async with platform(
+        client, tmp_path, database_url, seed=seed_catalog, faults=faults, wms_extra_delay={"WH-WEST": 120.0}
+    ) as p:
+        await p.send_shopify(shopify_order(1013, [("HAT-RED", 5, "18.00")]))
+        st = await p.wait_status("shopify-1013", "NeedsAttention")
+        assert st.attention is not None and st.attention.step.startswith("capture:")
+        said = await p.handle("shopify-1013").execute_update(
+            OrderToCash.cancel, OperatorRequest(operator="ops", reason="customer cancelled")
+        )
+        assert "once capture:" in said
+        st = await p.state("shopify-1013")
+        assert st.status == "NeedsAttention" and st.attention is not None  # still settling the capture
+        await p.handle("shopify-1013").execute_update(
+            OrderToCash.skip, OperatorRequest(operator="ops", reason="charged by phone", reference="POS-77")
+        )
+        st = await p.wait_status("shopify-1013", "Cancelled")
+        assert len(st.shipments) == 1 and len(st.invoices) == 1
+        assert st.invoiced == st.captured and not st.invoiced.is_zero
+        # Nothing was captured through the provider (charged by phone), so its whole
+        # authorization is released.
+        assert st.voided == st.total
+        assert _stock(p.store, "HAT-RED", "WH-WEST") == (3, 0)

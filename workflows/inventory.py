@@ -11,6 +11,7 @@ reads the ledger afresh.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -116,10 +117,18 @@ class ChannelInventorySync:
         self._dirty = True  # on (re)start, look once
         self._waiting = False
         self._last_push_at: datetime | None = None
+        self._last_error: str | None = None
 
     @workflow.signal
     def ledger_changed(self) -> None:
         self._dirty = True
+
+    def _failed(self, err: ActivityError) -> None:
+        cause = err.cause
+        self._last_error = (
+            f"{cause.type}: {cause.message}" if isinstance(cause, ApplicationError) else str(err)
+        )
+        workflow.logger.warning("inventory sync step failed for %s: %s", self._channel, self._last_error)
 
     @workflow.query
     def state(self) -> SyncState:
@@ -130,6 +139,7 @@ class ChannelInventorySync:
             skus_pushed=self._skus_pushed,
             last_push_at=self._last_push_at,
             waiting=self._waiting,
+            last_error=self._last_error,
         )
 
     @workflow.run
@@ -148,35 +158,53 @@ class ChannelInventorySync:
             self._waiting = False
             self._dirty = False
             await workflow.sleep(timedelta(seconds=p.debounce_s))
-            pending: PendingSync = await workflow.execute_activity(
-                names.INVENTORY_PENDING,
-                args=[self._channel, self._seq],
-                result_type=PendingSync,
-                start_to_close_timeout=timeout,
-                retry_policy=forever,
-                summary=f"What changed for {self._channel} since #{self._seq}",
-            )
-            levels = pending.levels
-            for start in range(0, len(levels), p.batch_size):
-                batch = levels[start : start + p.batch_size]
-                await workflow.execute_activity(
-                    names.INVENTORY_PUSH,
-                    args=[
-                        self._channel,
-                        batch,
-                        pending.seq,
-                        pending.changed_at,
-                        f"{wf_id}:{pending.seq}:{start}",
-                    ],
-                    result_type=ChannelAck,
+            try:
+                pending: PendingSync = await workflow.execute_activity(
+                    names.INVENTORY_PENDING,
+                    args=[self._channel, self._seq],
+                    result_type=PendingSync,
                     start_to_close_timeout=timeout,
                     retry_policy=forever,
-                    summary=f"Tell {self._channel}: {len(batch)} SKUs",
+                    summary=f"What changed for {self._channel} since #{self._seq}",
                 )
+            except ActivityError as err:
+                self._failed(err)
+                continue
+            levels = pending.levels
+            complete = True
+            for start in range(0, len(levels), p.batch_size):
+                batch = levels[start : start + p.batch_size]
+                # The key names the content too: the same position with other numbers (after a
+                # failed batch is retried) must not be answered from a vendor's key cache.
+                digest = hashlib.sha256(repr([(a.sku, a.available) for a in batch]).encode()).hexdigest()[:16]
+                try:
+                    await workflow.execute_activity(
+                        names.INVENTORY_PUSH,
+                        args=[
+                            self._channel,
+                            batch,
+                            pending.seq,
+                            pending.changed_at,
+                            f"{wf_id}:{pending.seq}:{digest}",
+                        ],
+                        result_type=ChannelAck,
+                        start_to_close_timeout=timeout,
+                        retry_policy=forever,
+                        summary=f"Tell {self._channel}: {len(batch)} SKUs",
+                    )
+                except ActivityError as err:
+                    # Refused for good (e.g. a SKU the channel does not sell): the other
+                    # batches still go out, and the sync lives on to try this one again.
+                    self._failed(err)
+                    complete = False
+                    continue
                 self._pushes += 1
                 self._skus_pushed += len(batch)
                 self._last_push_at = workflow.now()
-            self._seq = max(self._seq, pending.seq)
+            if complete:
+                self._seq = max(self._seq, pending.seq)
+            else:
+                self._dirty = True  # look again after the next debounce
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
             ChannelSyncInput(

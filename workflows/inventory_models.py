@@ -66,3 +66,4 @@ class SyncState(BaseModel):
     skus_pushed: int
     last_push_at: datetime | None
     waiting: bool
+    last_error: str | None = None

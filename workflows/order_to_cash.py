@@ -118,6 +118,7 @@ class OrderToCash:
         self._cancel: CancelRequest | None = None
         self._waiting_for: str | None = None
         self._attention_cancellable = True
+        self._compensating = False
         # Business metrics: replay-safe, and no history events (docs/observability.md).
         self._metrics = OrderMetrics(o.channel)
 
@@ -209,7 +210,24 @@ class OrderToCash:
         while self._backordered:
             await self._handle_backorder()
 
+        if not self._expected:
+            # Nothing for a warehouse (gift cards, digital goods only): no shipment will ever
+            # bill it, and completing unbilled would lose the money. An operator bills it by
+            # hand and skips with the invoice reference, or cancels.
+            await self._await_operator(
+                "bill_without_shipment",
+                "nothing_to_ship",
+                "no lines a warehouse ships: bill it by hand, then skip with the invoice reference",
+                cancellable=True,
+            )
+            self._record("bill_without_shipment", "skipped", self._skip_reference("bill_without_shipment"))
+            self._set_status("Completed")
+            return
+
         await self._ship_and_bill()
+        if self._cancel is not None:
+            self._record("cancel", "failed", "everything shipped before the cancellation could apply")
+            self._cancel = None
         self._set_status("Shipped")
         self._metrics.shipped()
         await self._await_delivery()
@@ -247,22 +265,34 @@ class OrderToCash:
         o = self._order
         for location in sorted(new):
             allocs = new[location]
-            req = FulfillmentRequest(
-                order_key=o.key,
-                order_name=o.name,
-                location=location,
-                lines=[FulfillmentLine(line_id=a.line_id, sku=a.sku, quantity=a.quantity) for a in allocs],
-                ship_to=o.shipping_address,
-                shipping_method=o.shipping_lines[0].code if o.shipping_lines else None,
-                idempotency_key=self._key(f"release:{location}:{self._release_round}", 0),
-            )
+            release_key = f"release:{location}:{self._release_round}"
+
+            def request(
+                n: int,
+                allocs: list[Allocation] = allocs,
+                location: str = location,
+                release_key: str = release_key,
+            ) -> FulfillmentRequest:
+                return FulfillmentRequest(
+                    order_key=o.key,
+                    order_name=o.name,
+                    location=location,
+                    lines=[
+                        FulfillmentLine(line_id=a.line_id, sku=a.sku, quantity=a.quantity) for a in allocs
+                    ],
+                    ship_to=o.shipping_address,
+                    shipping_method=o.shipping_lines[0].code if o.shipping_lines else None,
+                    idempotency_key=self._key(release_key, n),
+                )
+
+            units = sum(a.quantity for a in allocs)
             fa = await self._step(
                 f"release_fulfillment:{location}",
-                lambda _n, req=req: self._call(  # type: ignore[misc]
+                lambda n, request=request, units=units, location=location: self._call(  # type: ignore[misc]
                     names.RELEASE_FULFILLMENT,
-                    [req],
+                    [request(n)],
                     FulfillmentAck,
-                    f"Release {sum(ln.quantity for ln in req.lines)} units to {req.location}",
+                    f"Release {units} units to {location}",
                 ),
             )
             if fa is not None:
@@ -329,6 +359,8 @@ class OrderToCash:
             amounts = invoice_for_shipment(o, self._shipped, now, first=not self._shipments)
         except (ValueError, KeyError) as exc:
             self._record(f"shipment:{shipment.shipment_id}", "failed", f"rejected shipment: {exc}")
+            # A corrected report under the same id must not be dropped as a duplicate.
+            self._seen_shipments.discard(shipment.shipment_id)
             return
         for line, qty in now.items():
             self._shipped[line] = self._shipped.get(line, 0) + qty
@@ -350,6 +382,7 @@ class OrderToCash:
                     TaxCommit,
                     f"Commit tax {amounts.tax}",
                 ),
+                cancellable=False,
             )
         inv = await self._step(
             f"invoice:{sid}",
@@ -359,6 +392,7 @@ class OrderToCash:
                 InvoiceAck,
                 f"Invoice {amounts.total} for shipment {sid}",
             ),
+            cancellable=False,
         )
         if inv is not None:
             self._invoices.append(inv.invoice_id)
@@ -373,6 +407,7 @@ class OrderToCash:
                 ChannelAck,
                 f"Tell {o.channel}: shipped {', '.join(shipment.tracking_numbers) or 'without tracking'}",
             ),
+            cancellable=False,
         )
 
     async def _capture_for(self, amounts: InvoiceAmounts, sid: str) -> None:
@@ -394,6 +429,8 @@ class OrderToCash:
                 Capture,
                 f"Capture {due} for shipment {sid}",
             ),
+            # Goods that left are billed before any cancellation applies.
+            cancellable=False,
         )
         if cap is not None:
             self._captures.append(cap)
@@ -424,6 +461,7 @@ class OrderToCash:
         o = self._order
         req = self._cancel
         reason = req.reason if req else "cancelled"
+        self._compensating = True
         self._set_status("Cancelling")
         # Shipments that reached us before the cancellation are billed, never dropped.
         await self._bill_pending(keep_status=True)
@@ -611,6 +649,8 @@ class OrderToCash:
         cancellable: bool,
         resolved_by: Callable[[], bool] | None = None,
     ) -> OperatorAction:
+        # While compensating, a cancellation is already under way: only retry or skip apply.
+        cancellable = cancellable and not self._compensating
         previous = self._status
         attention = Attention(reason=reason, step=step, message=message, since=workflow.now())
         self._attention = attention
@@ -694,9 +734,13 @@ class OrderToCash:
         """Cancel the order: compensate what was done, or only what is unshipped."""
         action = self._operator_action("cancel", req)
         self._cancel = CancelRequest(reason=req.reason, source="operator", operator=req.operator)
-        if self._attention is not None:
+        if self._attention is not None and self._attention_cancellable:
             self._pending_action = action
-        return "cancelling"
+            return "cancelling"
+        # Stuck on billing a shipment that left: the cancellation applies once it is billed.
+        return (
+            "cancelling" if self._attention is None else f"cancelling once {self._attention.step} is resolved"
+        )
 
     def _cancellable(self) -> str | None:
         """Why the order can no longer be cancelled, or None if it can."""
@@ -712,7 +756,7 @@ class OrderToCash:
         why = self._cancellable()
         if why:
             raise ValueError(f"cannot cancel: {why}")
-        if self._attention is not None and not self._attention_cancellable:
+        if self._compensating:
             raise ValueError("cannot cancel during compensation: retry or skip the failed step")
 
     # ---------------------------------------------------------------------------------
