@@ -55,11 +55,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from adapters.channels.errors import MappingError
+from adapters.channels.payload import at as _at
+from adapters.channels.payload import build as _build
+from adapters.channels.payload import check_total as _check
+from adapters.channels.payload import flag as _flag
+from adapters.channels.payload import obj as _obj
+from adapters.channels.payload import required as _required
+from adapters.channels.payload import text as _text
+from adapters.channels.payload import why as _why
 from canonical import (
     Address,
     Customer,
@@ -119,58 +127,10 @@ _PROVINCES = {
 # -- reading the payload, with the path of every problem ------------------------------------
 
 
-def _at(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
-def _why(err: ValidationError) -> str:
-    return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in err.errors())
-
-
-def _build(path: str, model: type[M], **fields: Any) -> M:
-    try:
-        return model(**fields)
-    except ValidationError as err:
-        raise MappingError(path, _why(err)) from None
-
-
-def _obj(value: Any, path: str) -> Json:
-    if not isinstance(value, dict):
-        raise MappingError(path, f"expected an object, got {type(value).__name__}")
-    return cast(Json, value)
-
-
 def _objects(value: Any, path: str) -> list[Json]:
     if not isinstance(value, list):
         raise MappingError(path, f"expected a list, got {type(value).__name__}")
     return [_obj(item, _at(path, i)) for i, item in enumerate(value)]
-
-
-def _required(d: Json, key: str, path: str) -> Any:
-    value = d.get(key)
-    if value is None:
-        raise MappingError(_at(path, key), "missing")
-    return value
-
-
-def _text(d: Json, key: str, path: str) -> str | None:
-    value = d.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise MappingError(_at(path, key), f"expected a string, got {type(value).__name__}")
-    return value.strip() or None
-
-
-def _flag(d: Json, key: str, path: str, default: bool) -> bool:
-    value = d.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise MappingError(_at(path, key), f"expected true or false, got {value!r}")
-    return value
 
 
 def _ident(d: Json, key: str, path: str) -> str:
@@ -524,11 +484,6 @@ def _currency(order: Json) -> tuple[str, str | None]:
         raise MappingError(key, str(err)) from None
     display = _text(order, "currency_code", "")
     return currency, display if display and display != currency else None
-
-
-def _check(path: str, stated: Money | None, computed: Money, what: str) -> None:
-    if stated is not None and stated != computed:
-        raise MappingError(path, f"is {stated} but {what} add up to {computed}")
 
 
 # -- the mapper ----------------------------------------------------------------------------

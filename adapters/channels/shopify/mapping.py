@@ -30,11 +30,20 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from adapters.channels.errors import MappingError
+from adapters.channels.payload import at as _at
+from adapters.channels.payload import build as _build
+from adapters.channels.payload import check_total as _check
+from adapters.channels.payload import flag as _flag
+from adapters.channels.payload import obj as _obj
+from adapters.channels.payload import objects as _list
+from adapters.channels.payload import required as _required
+from adapters.channels.payload import text as _text
+from adapters.channels.payload import why as _why
 from canonical import (
     Address,
     Customer,
@@ -66,66 +75,6 @@ _PLATFORM_CAPTURES = frozenset({"authorized", "pending"})
 
 
 # -- reading the payload, with the path of every problem ------------------------------------
-
-
-def _at(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
-def _why(err: ValidationError) -> str:
-    return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in err.errors())
-
-
-def _build(path: str, model: type[M], **fields: Any) -> M:
-    """Construct a canonical model, reporting its refusal at the Shopify path."""
-    try:
-        return model(**fields)
-    except ValidationError as err:
-        raise MappingError(path, _why(err)) from None
-
-
-def _obj(value: Any, path: str) -> Json:
-    if not isinstance(value, dict):
-        raise MappingError(path, f"expected an object, got {type(value).__name__}")
-    return cast(Json, value)
-
-
-def _required(d: Json, key: str, path: str) -> Any:
-    value = d.get(key)
-    if value is None:
-        raise MappingError(_at(path, key), "missing")
-    return value
-
-
-def _list(d: Json, key: str, path: str) -> list[Json]:
-    """An optional list of objects (absent or null means empty)."""
-    value = d.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise MappingError(_at(path, key), f"expected a list, got {type(value).__name__}")
-    return [_obj(item, _at(_at(path, key), i)) for i, item in enumerate(value)]
-
-
-def _text(d: Json, key: str, path: str) -> str | None:
-    """An optional string; blank means absent."""
-    value = d.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise MappingError(_at(path, key), f"expected a string, got {type(value).__name__}")
-    return value.strip() or None
-
-
-def _flag(d: Json, key: str, path: str, default: bool) -> bool:
-    value = d.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise MappingError(_at(path, key), f"expected true or false, got {value!r}")
-    return value
 
 
 def _ident(d: Json, key: str, path: str) -> str:
@@ -496,11 +445,6 @@ def _refuse_unrepresented(payload: Json, currency: str) -> None:
             fee = _optional_money(payload, key, "", currency)
             if fee is not None and not fee.is_zero:
                 raise MappingError(f"{key}_set", f"{fee}: duties and additional fees are not supported")
-
-
-def _check(path: str, stated: Money | None, computed: Money, what: str) -> None:
-    if stated is not None and stated != computed:
-        raise MappingError(path, f"is {stated} but {what} add up to {computed}")
 
 
 # -- the mapper --------------------------------------------------------------------------

@@ -1,0 +1,82 @@
+"""Reading a channel's JSON payload with the path of every problem (shared by the mappers).
+
+Each reader raises MappingError naming where in the vendor's payload the problem is
+(``line_items[2].price: missing``), which the API returns as a 422 with that path."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar, cast
+
+from pydantic import BaseModel, ValidationError
+
+from adapters.channels.errors import MappingError
+from canonical import Money
+
+Json = dict[str, Any]
+M = TypeVar("M", bound=BaseModel)
+
+
+def at(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def why(err: ValidationError) -> str:
+    return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in err.errors())
+
+
+def build(path: str, model: type[M], **fields: Any) -> M:
+    """Construct a canonical model, reporting its refusal at the vendor's path."""
+    try:
+        return model(**fields)
+    except ValidationError as err:
+        raise MappingError(path, why(err)) from None
+
+
+def obj(value: Any, path: str) -> Json:
+    if not isinstance(value, dict):
+        raise MappingError(path, f"expected an object, got {type(value).__name__}")
+    return cast(Json, value)
+
+
+def required(d: Json, key: str, path: str) -> Any:
+    value = d.get(key)
+    if value is None:
+        raise MappingError(at(path, key), "missing")
+    return value
+
+
+def objects(d: Json, key: str, path: str) -> list[Json]:
+    """An optional list of objects (absent or null means empty)."""
+    value = d.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MappingError(at(path, key), f"expected a list, got {type(value).__name__}")
+    return [obj(item, at(at(path, key), i)) for i, item in enumerate(value)]
+
+
+def text(d: Json, key: str, path: str) -> str | None:
+    """An optional string; blank means absent."""
+    value = d.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MappingError(at(path, key), f"expected a string, got {type(value).__name__}")
+    return value.strip() or None
+
+
+def flag(d: Json, key: str, path: str, default: bool) -> bool:
+    value = d.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise MappingError(at(path, key), f"expected true or false, got {value!r}")
+    return value
+
+
+def check_total(path: str, stated: Money | None, computed: Money, what: str) -> None:
+    """A total the vendor states must be what its parts add up to."""
+    if stated is not None and stated != computed:
+        raise MappingError(path, f"is {stated} but {what} add up to {computed}")
