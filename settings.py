@@ -102,6 +102,26 @@ class Settings(BaseSettings):
     carrier_webhook_secrets_old: OldSecrets = Field(default_factory=list)
     carrier_webhook_old_secrets_until: datetime | None = None
 
+    # Sales channels routed through the same ingress (docs/adding-a-channel.md). Blank secrets
+    # verify nothing: a channel's deliveries are refused (401) until its secret is configured.
+    woocommerce_webhook_secret: SecretStr = Field(
+        SecretStr(""), description="the WooCommerce webhook's secret, as WooCommerce shows it"
+    )
+    woocommerce_webhook_secrets_old: OldSecrets = Field(default_factory=list)
+    woocommerce_webhook_old_secrets_until: datetime | None = None
+    bigcommerce_webhook_secret: SecretStr = Field(
+        SecretStr(""), description="the BigCommerce app's client secret (or a whsec_... secret)"
+    )
+    bigcommerce_webhook_secrets_old: OldSecrets = Field(default_factory=list)
+    bigcommerce_webhook_old_secrets_until: datetime | None = None
+    bigcommerce_api_url: str = "https://api.bigcommerce.com"
+    bigcommerce_store_hash: str = Field("", description="the store whose orders are fetched")
+    bigcommerce_access_token: SecretStr = Field(SecretStr(""), description="X-Auth-Token, orders read scope")
+    bigcommerce_request_timeout_s: float = Field(5.0, gt=0, description="one BigCommerce API request")
+    bigcommerce_fetch_timeout_s: float = Field(
+        20.0, gt=0, description="fetching one order and its sub-resources, all requests together"
+    )
+
     # Webhook ingress: every accepted delivery is kept in the inbox before it is acknowledged,
     # then relayed to Temporal (inline when possible, else by the relay loop with backoff).
     webhook_max_bytes: int = Field(1024 * 1024, gt=0, description="larger deliveries are refused (413)")

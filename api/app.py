@@ -22,7 +22,7 @@ from api.errors import problem
 from api.ingress import Ingress, is_json, json_body
 from api.inventory import inventory_router
 from api.metrics import ORDERS_INGESTED, WEBHOOKS_REJECTED
-from api.relay import InboxRelay
+from api.relay import HttpClientFactory, InboxRelay
 from api.temporal import ClientFactory, TemporalGateway
 from canonical import Order, OrderState
 from settings import Settings
@@ -63,14 +63,16 @@ def create_app(
     store: Store | None = None,
     client_factory: ClientFactory | None = None,
     relay_loop: bool = True,
+    http_client_factory: HttpClientFactory | None = None,
 ) -> FastAPI:
     """The API. Without a ``store`` it opens its own (migrated when the app starts). Its
-    lifespan runs the inbox relay loop unless ``relay_loop`` is False."""
+    lifespan runs the inbox relay loop unless ``relay_loop`` is False. ``http_client_factory``
+    makes the HTTP clients the relay calls channel APIs with (BigCommerce; tests pass a fake)."""
     gateway = TemporalGateway(settings, client, client_factory)
     visibility = CollectorRegistry()
     owns_store = store is None
     app_store = store if store is not None else Store(settings.store_url)
-    relay = InboxRelay(app_store, gateway, settings)
+    relay = InboxRelay(app_store, gateway, settings, http_client_factory=http_client_factory)
     ingress = Ingress(settings, app_store, relay)
 
     @asynccontextmanager
@@ -210,6 +212,19 @@ def create_app(
     async def shopify_webhook(request: Request) -> JSONResponse:
         """Shopify `orders/create` and `orders/cancelled`, signed with the app's client secret."""
         return await ingress.shopify(request)
+
+    @app.post("/webhooks/woocommerce", tags=["webhooks"])
+    async def woocommerce_webhook(request: Request) -> JSONResponse:
+        """WooCommerce `order.*` deliveries (`X-WC-Webhook-Signature`) and the unsigned activation
+        ping. Authenticated deliveries are answered 200 even when refused (WooCommerce disables
+        a failing webhook); refusals are recorded."""
+        return await ingress.woocommerce(request)
+
+    @app.post("/webhooks/bigcommerce", tags=["webhooks"])
+    async def bigcommerce_webhook(request: Request) -> JSONResponse:
+        """BigCommerce `store/order/*` callbacks (Standard Webhooks signature). New orders are
+        kept and fetched from BigCommerce's API by the relay."""
+        return await ingress.bigcommerce(request)
 
     @app.post("/webhooks/wms/{name}", tags=["webhooks"])
     async def wms_webhook(name: str, request: Request) -> JSONResponse:

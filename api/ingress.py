@@ -16,6 +16,21 @@ Every webhook route runs the same steps, and every refusal is a 4xx with a reaso
 
 An event for an order the platform never had is a 404 when that can be decided at once; when
 Temporal is down it is accepted and decided when relayed (the row is then ``rejected``).
+
+Sales channels follow the same steps with their vendors' rules (docs/adding-a-channel.md):
+
+* **WooCommerce** never retries and disables a webhook after more than 5 failed deliveries in a
+  row, so once a delivery is authenticated every refusal is recorded (``retail webhooks
+  rejected``) but answered 200 ``{"status": "rejected", "reason": ...}``. Its unsigned activation
+  ping is answered 200 ``pong`` and kept. Orders start on the first delivery whose status is
+  paid or authorized (``processing``, ``completed``, ``on-hold``); ``order.deleted`` and a
+  ``cancelled`` status request cancellation; the rest is kept and acknowledged (``ignored``).
+* **BigCommerce** callbacks are thin: a new order is kept as a *doorbell* and answered 200
+  ``queued`` without calling BigCommerce; the relay fetches, maps and starts it
+  (``api.relay``). A status change to Cancelled or Declined requests cancellation.
+
+Deliveries kept only to be acknowledged (nothing to relay) are inbox rows settled ``ignored``
+at once, so every authenticated delivery can be found with ``retail webhooks inbox``.
 """
 
 from __future__ import annotations
@@ -34,13 +49,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from adapters.carrier.webhook import TrackingWebhook, parse_tracking
+from adapters.channels import bigcommerce as bc
+from adapters.channels import woocommerce as woo
 from adapters.channels.errors import MappingError
 from adapters.channels.shopify.mapping import order_from_shopify
 from adapters.wms.webhook import ShipmentWebhook, parse_shipment
 from api import signatures
 from api.errors import problem
 from api.metrics import WEBHOOK_DELIVERIES, WEBHOOKS_REJECTED, metric_source
-from api.relay import InboxRelay, RelayResult
+from api.relay import ChannelFetch, InboxRelay, RelayResult
 from settings import Settings
 from store import inbox
 from store.db import Store
@@ -57,6 +74,15 @@ MAX_WORKFLOW_ID = 1000
 _SECRET_BEARING = ("hmac", "signature", "secret", "token", "authorization", "cookie", "api-key", "apikey")
 _MAX_HEADERS = 64
 _MAX_HEADER_VALUE = 1000
+
+# WooCommerce statuses an order starts on: paid (processing, completed) or, for gateways that
+# only authorize, on-hold. A pending order waits for the order.updated that says it is paid.
+WOO_STARTABLE = frozenset({"processing", "completed", "on-hold"})
+WOO_START_TOPICS = frozenset({"order.created", "order.updated", "order.restored"})
+# BigCommerce status ids that end an order at the channel: 5 Cancelled, 6 Declined.
+BC_CANCELLED_STATUS_IDS = frozenset({5, 6})
+BC_CREATED = "store/order/created"
+BC_STATUS_UPDATED = "store/order/statusUpdated"
 
 
 def safe_headers(request: Request) -> dict[str, str]:
@@ -129,6 +155,13 @@ class Command:
     signal: str | None = None
     ids: dict[str, str] = field(default_factory=dict)  # echoed in every 2xx answer
     accepted: dict[str, str] = field(default_factory=dict)  # the answer once relayed
+    queued_detail: str | None = None  # the answer's detail while it waits in the inbox
+
+
+class Acknowledged(BaseModel):
+    """The argument of a row kept only to be acknowledged: why nothing is relayed."""
+
+    note: str
 
 
 class PayloadTooLarge(Exception):
@@ -184,10 +217,8 @@ class Ingress:
         log.info("webhook rejected", source=d.source, status=status, reason=reason, topic=d.topic)
         return problem(status, reason, detail, **extra)
 
-    async def _receive(
-        self, request: Request, d: Delivery, sender: signatures.Sender, header: str, what: str
-    ) -> Any:
-        """Steps 1 to 3: the parsed JSON body of an authentic delivery."""
+    async def _read_body(self, request: Request, d: Delivery) -> bytes:
+        """Step 1: the raw body, within the size limit (413 otherwise)."""
         try:
             raw = await self._read(request)
         except PayloadTooLarge as exc:
@@ -197,6 +228,13 @@ class Ingress:
                 d, 413, "payload_too_large", f"the body is larger than {limit} bytes"
             ) from None
         d.raw = raw
+        return raw
+
+    async def _receive(
+        self, request: Request, d: Delivery, sender: signatures.Sender, header: str, what: str
+    ) -> Any:
+        """Steps 1 to 3: the parsed JSON body of an authentic delivery."""
+        raw = await self._read_body(request, d)
         if not signatures.verify(sender, self.settings, raw, request.headers.get(header), datetime.now(UTC)):
             raise await self.reject(d, 401, "invalid_signature", f"missing or invalid {what}")
         d.authenticated = True
@@ -208,14 +246,59 @@ class Ingress:
             detail = exc.detail.get("detail", "") if isinstance(exc.detail, dict) else str(exc.detail)
             raise await self.reject(d, 400, "malformed_json", str(detail)) from None
 
-    async def _accept(self, d: Delivery, cmd: Command) -> JSONResponse:
-        """Steps 5 and 6: keep the delivery, then relay it if Temporal answers in time."""
+    async def _refuse_with_200(
+        self, d: Delivery, status: int, reason: str, detail: str, **extra: Any
+    ) -> JSONResponse:
+        """Record and count a refusal like :meth:`reject`, but answer 200: for senders that
+        disable a webhook after a few failed deliveries (WooCommerce)."""
+        await self.reject(d, status, reason, detail, **extra)
+        body: dict[str, Any] = {"status": "rejected", "reason": reason, "detail": detail}
+        if extra.get("path"):
+            body["path"] = extra["path"]
+        return JSONResponse(body)
+
+    async def _acknowledge(
+        self,
+        d: Delivery,
+        *,
+        topic: str,
+        workflow_id: str,
+        dedupe_key: str,
+        business_key: str | None,
+        note: str,
+        answer: dict[str, str] | None = None,
+    ) -> JSONResponse:
+        """Keep a delivery that needs nothing from Temporal, settled ``ignored`` at once."""
+        cmd = Command(
+            topic=topic,
+            workflow_id=workflow_id,
+            action="signal",
+            signal=None,
+            argument=Acknowledged(note=note),
+            dedupe_key=dedupe_key,
+            business_key=business_key,
+            correlation_id=d.delivery_id or uuid.uuid4().hex,
+            accepted=answer or {"status": "ignored", "detail": note},
+        )
+        return await self._accept(d, cmd)
+
+    async def _accept(
+        self, d: Delivery, cmd: Command, *, inline: bool | None = None, refuse_rejected: bool = True
+    ) -> JSONResponse:
+        """Steps 5 and 6: keep the delivery, then relay it if Temporal answers in time.
+
+        ``inline=False`` never relays during the request (a doorbell: the relay calls the
+        channel's API); ``refuse_rejected=False`` answers a rejection by the relay with 200."""
         if len(cmd.workflow_id) > MAX_WORKFLOW_ID:
             raise await self.reject(d, 422, "mapping_error", "the order key is too long")
         assert d.raw is not None
         owner = self.relay.lease_owner()
         now = datetime.now(UTC)
-        inline = self.relay.temporal_ok and self.settings.webhook_inline_relay_timeout_s > 0
+        acknowledge_only = cmd.action == "signal" and cmd.signal is None
+        if acknowledge_only:
+            inline = True  # settled without Temporal
+        elif inline is None:
+            inline = self.relay.temporal_ok and self.settings.webhook_inline_relay_timeout_s > 0
         new = inbox.NewDelivery(
             source=d.source,
             topic=cmd.topic,
@@ -268,11 +351,16 @@ class Ingress:
         if result is not None and result.status == "relayed":
             return JSONResponse(cmd.accepted, headers=headers)
         if result is not None and result.status == "ignored":
+            if acknowledge_only:
+                return JSONResponse({**cmd.accepted, **cmd.ids}, headers=headers)
             return JSONResponse({"status": "ignored: the order has finished", **cmd.ids}, headers=headers)
         if result is not None and result.status == "rejected":
             # Already recorded and counted by the relay.
+            if not refuse_rejected:
+                body = {"status": "rejected", "reason": result.reason or "rejected", "detail": result.detail}
+                return JSONResponse({**body, **cmd.ids}, headers=headers)
             raise problem(result.status_code, result.reason or "rejected", result.detail)
-        detail = "kept in the inbox; it is handed to Temporal as soon as it answers"
+        detail = cmd.queued_detail or "kept in the inbox; it is handed to Temporal as soon as it answers"
         if result is not None:
             detail = f"kept in the inbox; will be relayed ({result.detail})"
         return JSONResponse({"status": "queued", "detail": detail, **cmd.ids}, headers=headers)
@@ -416,3 +504,203 @@ class Ingress:
             accepted={"status": "accepted", **ids},
         )
         return await self._accept(d, cmd)
+
+    # -- WooCommerce -----------------------------------------------------------------------------
+
+    async def woocommerce(self, request: Request) -> JSONResponse:
+        """A WooCommerce delivery (full order in the body) or the unsigned activation ping."""
+        h = request.headers
+        d = Delivery(
+            source="woocommerce",
+            headers=safe_headers(request),
+            topic=(h.get("x-wc-webhook-topic") or "").strip().lower() or None,
+            delivery_id=h.get("x-wc-webhook-delivery-id") or None,
+        )
+        raw = await self._read_body(request, d)
+        if woo.is_ping(h, raw):
+            ping = woo.parse_webhook(h, raw)  # a ping cannot fail to parse once is_ping says so
+            webhook_id = ping.webhook_id or "?"
+            d.topic = "ping"
+            return await self._acknowledge(
+                d,
+                topic="ping",
+                workflow_id=f"webhook-woocommerce-{webhook_id}",
+                dedupe_key=f"woocommerce|ping|{webhook_id}",
+                business_key=None,
+                note=f"activation ping of webhook {webhook_id}",
+                answer={"status": "pong", "webhook_id": webhook_id},
+            )
+        header = h.get("x-wc-webhook-signature")
+        if not signatures.verify("woocommerce", self.settings, raw, header, datetime.now(UTC)):
+            raise await self.reject(d, 401, "invalid_signature", "missing or invalid X-WC-Webhook-Signature")
+        d.authenticated = True
+        # From here on every refusal is recorded but answered 200 (see the module docstring).
+        if not is_json(h.get("content-type")):
+            return await self._refuse_with_200(
+                d, 415, "unsupported_media_type", "Content-Type must be application/json"
+            )
+        try:
+            event = woo.parse_webhook(h, raw)
+        except woo.WebhookError as exc:
+            return await self._refuse_with_200(d, 400, exc.reason, exc.message)
+        topic = event.topic or ""
+        payload = event.payload or {}
+        dedupe = event.dedupe_key or f"woocommerce|{topic}|sha256:{hashlib.sha256(raw).hexdigest()}"
+        cid = d.delivery_id or uuid.uuid4().hex
+        if not event.is_order:
+            return await self._acknowledge(
+                d,
+                topic=topic,
+                workflow_id=f"webhook-woocommerce-{topic}",
+                dedupe_key=dedupe,
+                business_key=None,
+                note=f"topic {topic} is not handled",
+            )
+        order_id = event.resource_id or ""
+        if not order_id.isascii() or not order_id.isdigit():
+            return await self._refuse_with_200(
+                d, 422, "mapping_error", f"id must be a WooCommerce order id, got {order_id!r}", path="id"
+            )
+        workflow_id = f"order-woocommerce-{order_id}"
+        status = payload.get("status")
+        modified = payload.get("date_modified_gmt")
+        business = f"{workflow_id}|{topic}|{modified}" if isinstance(modified, str) and modified else None
+        if topic == "order.deleted":
+            reason = "deleted at WooCommerce"
+            business = f"{workflow_id}|{topic}"
+        elif topic == "order.updated" and status == "cancelled":
+            reason = "cancelled at WooCommerce"
+        elif topic in WOO_START_TOPICS and status in WOO_STARTABLE:
+            try:
+                order = woo.order_from_woocommerce(payload)
+            except (MappingError, ValidationError, ValueError) as exc:
+                return await self._refuse_with_200(
+                    d, 422, "mapping_error", str(exc), path=getattr(exc, "path", None)
+                )
+            except ArithmeticError:
+                return await self._refuse_with_200(d, 422, "mapping_error", OUT_OF_RANGE)
+            ids = {"order_key": order.key, "workflow_id": order.workflow_id}
+            cmd = Command(
+                topic=topic,
+                workflow_id=order.workflow_id,
+                action="start",
+                argument=order,
+                dedupe_key=dedupe,
+                business_key=business,
+                correlation_id=cid,
+                ids=ids,
+                accepted={"status": "accepted", **ids, "correlation_id": cid},
+            )
+            return await self._accept(d, cmd, refuse_rejected=False)
+        else:
+            return await self._acknowledge(
+                d,
+                topic=topic,
+                workflow_id=workflow_id,
+                dedupe_key=dedupe,
+                business_key=business,
+                note=f"{topic} with status {status!r}: nothing to do (orders start once processing, "
+                "completed or on-hold; cancelled and deleted orders are cancelled)",
+            )
+        ids = {"workflow_id": workflow_id}
+        cmd = Command(
+            topic=topic,
+            workflow_id=workflow_id,
+            action="signal",
+            signal="request_cancel",
+            argument=CancelRequest(reason=reason, source="channel"),
+            dedupe_key=dedupe,
+            business_key=business,
+            correlation_id=cid,
+            ids=ids,
+            accepted={"status": "cancel requested", **ids},
+        )
+        return await self._accept(d, cmd, refuse_rejected=False)
+
+    # -- BigCommerce -----------------------------------------------------------------------------
+
+    async def bigcommerce(self, request: Request) -> JSONResponse:
+        """A thin BigCommerce callback: new orders are kept as doorbells for the relay to fetch."""
+        h = request.headers
+        d = Delivery(
+            source="bigcommerce", headers=safe_headers(request), delivery_id=h.get("webhook-id") or None
+        )
+        raw = await self._read_body(request, d)
+        now = datetime.now(UTC)
+        secrets = signatures.accepted_secrets(self.settings, "bigcommerce", now)
+        try:
+            event = bc.parse_webhook(h, raw, secrets, now)
+        except bc.SignatureError as exc:
+            raise await self.reject(d, 401, "invalid_signature", f"{exc.reason}: {exc.message}") from None
+        except bc.WebhookError as exc:
+            d.authenticated = True
+            raise await self.reject(d, 400, exc.reason, exc.message) from None
+        d.authenticated = True
+        d.topic = event.scope[:64]
+        d.event_id = event.hash
+        if not is_json(h.get("content-type")):
+            raise await self.reject(d, 415, "unsupported_media_type", "Content-Type must be application/json")
+        scope = event.scope
+        dedupe = event.dedupe_key
+        configured = self.settings.bigcommerce_store_hash
+        if configured and event.store_hash and event.store_hash != configured:
+            return await self._acknowledge(
+                d,
+                topic=scope,
+                workflow_id=f"webhook-bigcommerce-{event.store_hash}",
+                dedupe_key=dedupe,
+                business_key=None,
+                note=f"store {event.store_hash} is not the configured store",
+            )
+        order_id = event.order_id
+        if order_id is None or not order_id.isascii() or not order_id.isdigit():
+            return await self._acknowledge(
+                d,
+                topic=scope,
+                workflow_id=f"webhook-bigcommerce-{scope}",
+                dedupe_key=dedupe,
+                business_key=None,
+                note=f"scope {scope} names no order: nothing to do",
+            )
+        workflow_id = f"order-bigcommerce-{order_id}"
+        ids = {"workflow_id": workflow_id}
+        change = event.status_change
+        placed = scope == BC_STATUS_UPDATED and change is not None and change[0] in bc.NOT_PLACED_STATUS_IDS
+        if scope == BC_CREATED or (
+            placed and change is not None and change[1] not in bc.NOT_PLACED_STATUS_IDS
+        ):
+            cmd = Command(
+                topic=scope,
+                workflow_id=workflow_id,
+                action="start",
+                argument=ChannelFetch(order_id=order_id, scope=scope, store_hash=event.store_hash),
+                dedupe_key=dedupe,
+                business_key=None,  # a later statusUpdated must ring again if this one finds status 0
+                correlation_id=event.message_id or uuid.uuid4().hex,
+                ids=ids,
+                queued_detail="kept in the inbox; the relay fetches the order from BigCommerce and starts it",
+            )
+            return await self._accept(d, cmd, inline=False)
+        if scope == BC_STATUS_UPDATED and change is not None and change[1] in BC_CANCELLED_STATUS_IDS:
+            cmd = Command(
+                topic=scope,
+                workflow_id=workflow_id,
+                action="signal",
+                signal="request_cancel",
+                argument=CancelRequest(reason=f"status {change[1]} at BigCommerce", source="channel"),
+                dedupe_key=dedupe,
+                business_key=f"{workflow_id}|{scope}|{change[1]}",
+                correlation_id=event.message_id or uuid.uuid4().hex,
+                ids=ids,
+                accepted={"status": "cancel requested", **ids},
+            )
+            # BigCommerce retries non-2xx for 48 hours: a refusal is recorded, answered 200.
+            return await self._accept(d, cmd, refuse_rejected=False)
+        return await self._acknowledge(
+            d,
+            topic=scope,
+            workflow_id=workflow_id,
+            dedupe_key=dedupe,
+            business_key=None,
+            note=f"{scope} (status change {change}): nothing to do" if change else f"{scope}: nothing to do",
+        )

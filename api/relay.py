@@ -8,6 +8,19 @@ finished), rejected (the order was never here) or failed (tried again later, wit
 
 Relaying twice is harmless anyway: workflow ids are deterministic (a second start finds the
 workflow), and signals carry the row's fixed request id, which Temporal deduplicates.
+
+Two kinds of rows need more than Temporal:
+
+* **Acknowledged only** (``action="signal"`` without a signal name): deliveries the platform
+  keeps but has nothing to do with (a WooCommerce ping, an order still awaiting payment, a
+  scope not handled). Settled ``ignored`` at once, without Temporal.
+* **Doorbells** (``source="bigcommerce"``, ``action="start"``, argument :class:`ChannelFetch`):
+  a thin callback only names the order. The relay fetches it from BigCommerce's API (never the
+  API request), maps it and starts ``OrderToCash``. A rate limit (429) or transient failure
+  leaves the row pending, retried after ``max(backoff, the vendor's reset time)``; a permanent
+  one (``order_not_found``, a credential refused) or an unmappable order rejects the row with
+  the reason (``retail webhooks rejected``; ``retail webhooks requeue ID`` after a fix); an
+  order still Incomplete (status 0) is ignored (its ``statusUpdated`` rings again).
 """
 
 from __future__ import annotations
@@ -20,16 +33,21 @@ import os
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
+import httpx
 import structlog
 from fastapi import HTTPException
 from pydantic import BaseModel, ValidationError
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters.channels.bigcommerce import NOT_PLACED_STATUS_IDS, BigCommerceClient, order_from_bigcommerce
+from adapters.channels.errors import MappingError
+from adapters.errors import PermanentError, RateLimitedError, TransientError
 from api.metrics import (
     ORDERS_INGESTED,
     WEBHOOK_INBOX_OLDEST_PENDING_S,
@@ -67,6 +85,18 @@ _UNAVAILABLE = {
 
 RelayStatus = Literal["relayed", "ignored", "rejected", "failed"]
 
+# Makes the HTTP client a channel's API is called with; the relay closes each one after use.
+HttpClientFactory = Callable[[], httpx.AsyncClient]
+
+
+class ChannelFetch(BaseModel):
+    """What a doorbell row carries: the order to fetch from the channel before starting."""
+
+    channel: Literal["bigcommerce"] = "bigcommerce"
+    order_id: str
+    scope: str
+    store_hash: str | None = None
+
 
 @dataclass(frozen=True)
 class RelayResult:
@@ -76,6 +106,7 @@ class RelayResult:
     unavailable: bool = False  # failed because Temporal could not be reached
     status_code: int = 404  # the HTTP status a rejection is recorded (and answered) with
     took_ms: int = 0
+    retry_after: float | None = None  # a failure the vendor asked to retry no sooner than this
 
 
 @dataclass
@@ -98,9 +129,13 @@ class InboxRelay:
         settings: Settings,
         *,
         name: str | None = None,
+        http_client_factory: HttpClientFactory | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
+        self._http = http_client_factory or (
+            lambda: httpx.AsyncClient(timeout=settings.bigcommerce_request_timeout_s)
+        )
         self.gateway = (
             temporal if isinstance(temporal, TemporalGateway) else TemporalGateway(settings, factory=temporal)
         )
@@ -121,8 +156,13 @@ class InboxRelay:
         """Relay one row this relay holds the lease of, and record the result on the row."""
         limit = timeout if timeout is not None else self.settings.webhook_relay_timeout_s
         started = time.monotonic()
+        asked_temporal = True
         try:
-            result = await asyncio.wait_for(self._attempt(entry), limit)
+            prepared = await self._prepare(entry)
+            if isinstance(prepared, RelayResult):  # settled without Temporal
+                result, asked_temporal = prepared, False
+            else:
+                result = await asyncio.wait_for(self._attempt(entry, prepared), limit)
         except TimeoutError:
             result = RelayResult("failed", f"Temporal did not answer within {limit:g}s", unavailable=True)
         except HTTPException as exc:  # the gateway could not connect
@@ -137,21 +177,87 @@ class InboxRelay:
         except Exception as exc:  # anything else is retried too, and shown on the row
             log.exception("relay attempt failed", inbox_id=entry.id, workflow_id=entry.workflow_id)
             result = RelayResult("failed", f"{type(exc).__name__}: {exc}")
-        self.temporal_ok = not result.unavailable
+        if asked_temporal:
+            self.temporal_ok = not result.unavailable
         result = dataclasses.replace(result, took_ms=round((time.monotonic() - started) * 1000))
         await asyncio.to_thread(self._settle, entry, result)
         WEBHOOK_RELAYS.labels(result.status).inc()
         return result
 
-    async def _attempt(self, entry: InboxEntry) -> RelayResult:
+    async def _prepare(self, entry: InboxEntry) -> Order | RelayResult | None:
+        """What must happen before Temporal: an order fetched for a doorbell; a result for a row
+        that needs no Temporal at all; None for the rest."""
+        if entry.action == "signal" and not entry.signal:
+            note = entry.argument.get("note")
+            return RelayResult("ignored", str(note) if note else "acknowledged; nothing to relay")
+        if entry.action == "start" and entry.source == "bigcommerce":
+            return await self._fetch_bigcommerce(entry)
+        return None
+
+    async def _fetch_bigcommerce(self, entry: InboxEntry) -> Order | RelayResult:
+        """The order a BigCommerce callback rang for, fetched and mapped (adapter work, here and
+        not in the request). Never raises: every outcome is a result or the order."""
+        try:
+            fetch = ChannelFetch.model_validate(entry.argument)
+        except ValidationError as exc:
+            return RelayResult(
+                "rejected", f"the stored event is not valid: {exc}", "invalid_payload", status_code=422
+            )
+        s = self.settings
+        token = s.bigcommerce_access_token.get_secret_value()
+        if not s.bigcommerce_store_hash or not token:
+            # Kept and retried: nothing is lost while the API account is being configured.
+            return RelayResult(
+                "failed", "BigCommerce API not configured (RETAIL_BIGCOMMERCE_STORE_HASH, _ACCESS_TOKEN)"
+            )
+        try:
+            async with asyncio.timeout(s.bigcommerce_fetch_timeout_s), self._http() as http:
+                api = BigCommerceClient(s.bigcommerce_api_url, s.bigcommerce_store_hash, token, http)
+                fetched = await api.get_order(fetch.order_id)
+        except TimeoutError:
+            return RelayResult(
+                "failed", f"BigCommerce did not answer within {s.bigcommerce_fetch_timeout_s:g}s"
+            )
+        except RateLimitedError as exc:
+            return RelayResult(
+                "failed", f"BigCommerce rate limit: {exc.message}", retry_after=exc.retry_after
+            )
+        except TransientError as exc:
+            return RelayResult("failed", f"BigCommerce: {exc.message}")
+        except PermanentError as exc:
+            code = 404 if exc.reason == "order_not_found" else 502
+            return RelayResult("rejected", f"BigCommerce: {exc.message}", exc.reason, status_code=code)
+        status_id = fetched.order.get("status_id")
+        if status_id in NOT_PLACED_STATUS_IDS:
+            return RelayResult(
+                "ignored", f"order {fetch.order_id} is not placed yet (status {status_id}, Incomplete)"
+            )
+        try:
+            return order_from_bigcommerce(
+                fetched.order, fetched.products, fetched.shipping_addresses, fetched.coupons
+            )
+        except MappingError as exc:
+            return RelayResult("rejected", str(exc), "mapping_error", status_code=422)
+        except (ValueError, ArithmeticError) as exc:
+            return RelayResult(
+                "rejected", f"the order cannot be mapped: {exc}", "mapping_error", status_code=422
+            )
+
+    async def _attempt(self, entry: InboxEntry, prepared: Order | None = None) -> RelayResult:
         client = await self.gateway.client()
         if entry.action == "start":
-            try:
-                order = Order.model_validate_json(json.dumps(entry.argument))
-            except ValidationError as exc:
-                return RelayResult(
-                    "rejected", f"the stored order is not valid: {exc}", "invalid_payload", status_code=422
-                )
+            if prepared is not None:
+                order = prepared
+            else:
+                try:
+                    order = Order.model_validate_json(json.dumps(entry.argument))
+                except ValidationError as exc:
+                    return RelayResult(
+                        "rejected",
+                        f"the stored order is not valid: {exc}",
+                        "invalid_payload",
+                        status_code=422,
+                    )
             handle = await start_order(client, order, self.settings, entry.correlation_id)
             ORDERS_INGESTED.labels(order.channel, f"{entry.source.split(':')[0]}_webhook").inc()
             return RelayResult("relayed", f"workflow {handle.id} started (or already running)")
@@ -215,6 +321,8 @@ class InboxRelay:
                 self.settings.webhook_relay_retry_initial_s * 2 ** (attempts - 1),
                 self.settings.webhook_relay_retry_max_s,
             )
+            if result.retry_after is not None:  # the vendor's own delay (e.g. a rate-limit reset)
+                delay = max(delay, result.retry_after)
             inbox.mark_failed(self.store, entry.id, result.detail, retry_at=now + timedelta(seconds=delay))
             log.warning(
                 "webhook relay failed; will retry",
