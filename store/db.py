@@ -23,7 +23,7 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> Engine:
     if is_sqlite(url):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -43,8 +43,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             # Writers take the lock up front: read-then-write (allocation) cannot interleave,
-            # which is SQLite's equivalent of PostgreSQL's SELECT ... FOR UPDATE.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # which is SQLite's equivalent of PostgreSQL's SELECT ... FOR UPDATE. Read-only
+            # sessions (Store.reading) start deferred: in WAL mode they read a snapshot and
+            # never queue behind writers.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
@@ -57,6 +59,9 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite: a second engine whose transactions do not take the write lock.
+        self._read_engine = make_engine(url, immediate=False) if is_sqlite(url) else self.engine
+        self._reads = sessionmaker(self._read_engine, expire_on_commit=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -64,5 +69,13 @@ class Store:
         with self._sessions.begin() as s:
             yield s
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only transaction (a consistent snapshot); it never waits for writers."""
+        with self._reads.begin() as s:
+            yield s
+
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._read_engine is not self.engine:
+            self._read_engine.dispose()

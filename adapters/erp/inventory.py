@@ -308,7 +308,7 @@ class InventoryLedger:
             q = q.where(ErpStock.sku == sku)
         if location is not None:
             q = q.where(ErpStock.location == location)
-        with store_errors(SYSTEM), self.store.session() as s:
+        with store_errors(SYSTEM), self.store.reading() as s:
             return [_position(r) for r in s.scalars(q)]
 
     def movements(self, sku: str, limit: int = 100, location: str | None = None) -> list[Movement]:
@@ -317,7 +317,7 @@ class InventoryLedger:
         if location is not None:
             q = q.where(InventoryMovement.location == location)
         q = q.order_by(InventoryMovement.id.desc()).limit(limit)
-        with store_errors(SYSTEM), self.store.session() as s:
+        with store_errors(SYSTEM), self.store.reading() as s:
             return [Movement.of(m) for m in s.scalars(q)]
 
     def changes_since(self, seq: int, limit: int = 10_000) -> tuple[list[str], int]:
@@ -392,7 +392,7 @@ class InventoryLedger:
 
     def channel_policy(self, channel: str) -> ChannelPolicy:
         """The channel's policy; a channel never set sells every location with no buffer."""
-        with store_errors(SYSTEM), self.store.session() as s:
+        with store_errors(SYSTEM), self.store.reading() as s:
             return _policy(s, channel)
 
     def channel_availability(self, channel: str, skus: Iterable[str]) -> list[ChannelAvailability]:
@@ -400,7 +400,7 @@ class InventoryLedger:
         locations, minus its safety buffer, never below zero. A SKU without stock (or unknown
         to the ERP) is 0: a channel is never told it may sell what the ledger cannot back."""
         wanted = list(dict.fromkeys(skus))
-        with store_errors(SYSTEM), self.store.session() as s:
+        with store_errors(SYSTEM), self.store.reading() as s:
             policy = _policy(s, channel)
             total = dict.fromkeys(wanted, 0)
             where: dict[str, set[str]] = {sku: set() for sku in wanted}
