@@ -489,6 +489,7 @@ class OrderToCash:
                     "cancel", "failed", "everything shipped before the warehouse heard of the cancellation"
                 )
                 self._cancel = None
+                self._compensating = False
                 return False
         if self._erp_order_id:
             erp_id = self._erp_order_id
