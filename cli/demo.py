@@ -120,6 +120,7 @@ def demo(
                 f"duplicate delivery answered {dup}"
             )
             states = await _wait(stack.client, keys, timeout)
+            await _inventory_summary(stack.store, s.inventory_channels)
             _summary(states, stack.ui_url)
             if keep:
                 typer.echo("--keep: the stack stays up; Ctrl-C stops it.")
@@ -161,6 +162,32 @@ async def _wait(client: Any, keys: list[str], timeout: float) -> dict[str, Order
             )
             last_report = time.monotonic()
         await asyncio.sleep(1)
+
+
+async def _inventory_summary(store: Store, channels: list[str], timeout: float = 15.0) -> None:
+    """Stock moved by the orders, as the ledger has it and as each channel was told."""
+    from adapters.erp.inventory import InventoryLedger
+    from store.channel_stock import told
+
+    ledger = InventoryLedger(store)
+    deadline = time.monotonic() + timeout
+    while True:  # the syncs debounce: give them a moment to catch up with the last shipments
+        rows = []
+        in_step = True
+        for channel in channels:
+            sold = {
+                a.sku: a.available
+                for a in ledger.channel_availability(channel, [p["sku"] for p in demo_catalog()])
+            }
+            said = {t.sku: t.quantity for t in told(store, channel)}
+            in_step = in_step and all(said.get(sku) == n for sku, n in sold.items())
+            rows += [[channel, sku, n, said.get(sku)] for sku, n in sorted(sold.items())]
+        if in_step or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    print_table(
+        "inventory (ledger vs what each channel was told)", ["channel", "sku", "sellable", "told"], rows
+    )
 
 
 def _summary(states: dict[str, OrderState], ui_url: str) -> None:
