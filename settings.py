@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -153,6 +154,10 @@ class Settings(BaseSettings):
     simulator_poll_s: float = 0.5
 
     default_location: str = "WH-EAST"
+    hold_above: dict[str, Decimal] = Field(
+        default_factory=dict,
+        description='orders totalling at least this (per currency, e.g. {"USD": "2000"}) wait for approval',
+    )
 
     # Inventory sync: one long-running workflow per channel pushes sellable stock.
     inventory_channels: list[str] = Field(

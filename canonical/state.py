@@ -23,7 +23,7 @@ OrderStatus = Literal[
     "Cancelled",
 ]
 
-OperatorActionKind = Literal["retry", "skip", "cancel"]
+OperatorActionKind = Literal["retry", "skip", "cancel", "approve"]
 
 
 class OperatorAction(BaseModel):

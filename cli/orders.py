@@ -172,7 +172,12 @@ def _act(order: str, action: str, reason: str, operator: str | None, reference: 
     async def go() -> str:
         client = await temporal_client()
         handle = client.get_workflow_handle_for(OrderToCash.run, workflow_id(order))
-        update = {"retry": OrderToCash.retry, "skip": OrderToCash.skip, "cancel": OrderToCash.cancel}[action]
+        update = {
+            "retry": OrderToCash.retry,
+            "skip": OrderToCash.skip,
+            "cancel": OrderToCash.cancel,
+            "approve": OrderToCash.approve,
+        }[action]
         result: str = await handle.execute_update(update, req)
         return result
 
@@ -361,3 +366,9 @@ def skip(
 def cancel(order: str, reason: ReasonOpt, operator: OperatorOpt = None) -> None:
     """Cancel an order: compensate what was done, or only what is unshipped."""
     _act(order, "cancel", reason, operator, None)
+
+
+@app.command("approve")
+def approve(order: str, reason: ReasonOpt, operator: OperatorOpt = None) -> None:
+    """Approve an order held by a rule (RETAIL_HOLD_ABOVE): it is then processed as usual."""
+    _act(order, "approve", reason, operator, None)

@@ -309,3 +309,26 @@ async def test_cancel_while_a_shipped_part_cannot_be_captured_bills_it_first(
         # authorization is released.
         assert st.voided == st.total
         assert _stock(p.store, "HAT-RED", "WH-WEST") == (3, 0)
+
+
+async def test_a_high_value_order_waits_for_approval_and_then_completes(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with platform(client, tmp_path, database_url, seed=seed_catalog, hold_above={"USD": "100.00"}) as p:
+        await p.send_shopify(shopify_order(1014, [("MUG-01", 10, "12.50")]))  # 139.06 USD
+        await p.send_shopify(shopify_order(1015, [("MUG-01", 1, "12.50")]))  # under the limit
+        st = await p.wait_status("shopify-1014", "NeedsAttention")
+        assert st.attention is not None and st.attention.reason == "held_for_approval"
+        assert st.erp_order_id is None and st.authorization_id is None  # nothing done before approval
+        await p.wait_status("shopify-1015", "Completed")
+        try:
+            await p.handle("shopify-1014").execute_update(OrderToCash.retry, OPERATOR)
+            raise AssertionError("retry must not release a held order")
+        except WorkflowUpdateFailedError as exc:
+            assert "approve or cancel" in str(exc.cause)
+        await p.handle("shopify-1014").execute_update(
+            OrderToCash.approve, OperatorRequest(operator="risk", reason="known customer")
+        )
+        st = await p.wait_status("shopify-1014", "Completed")
+        assert [(a.action, a.operator) for a in st.actions] == [("approve", "risk")]
+        assert st.captured == st.total

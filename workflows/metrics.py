@@ -84,7 +84,7 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
     1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400, 172800, 345600, 604800,
 )  # fmt: skip
 
-Resolution = Literal["retry", "skip", "cancel", "resolved"]
+Resolution = Literal["retry", "skip", "cancel", "approve", "resolved"]
 
 
 def prometheus_config(bind_address: str) -> PrometheusConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +21,10 @@ class ProcessingPolicy(BaseModel):
     retry_initial_s: float = 1.0
     retry_max_s: float = 60.0
     shipping_sla_s: float = 2 * 24 * 3600.0
+    hold_above: dict[str, Decimal] = Field(
+        default_factory=dict,
+        description="per currency: orders whose total reaches this wait for an operator's approval",
+    )
 
 
 class OrderToCashInput(BaseModel):

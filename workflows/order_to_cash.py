@@ -143,6 +143,20 @@ class OrderToCash:
     async def _process(self) -> None:
         o = self._order
         self._set_status("Processing")
+        limit = self._policy.hold_above.get(o.currency)
+        if limit is not None and o.totals.total.amount >= limit:
+            # A rule holds high-value orders for a person (fraud, credit): nothing is charged or
+            # sent to the ERP until an operator approves or cancels.
+            action = await self._await_operator(
+                "approval",
+                "held_for_approval",
+                f"total {o.totals.total} reaches the approval limit {limit} {o.currency}",
+                cancellable=True,
+            )
+            if action.action == "cancel":
+                raise _Cancelled()
+            self._record("approval", "done", f"approved by {action.operator}: {action.reason}")
+            self._checkpoint()
         ref = await self._step(
             "resolve_customer",
             lambda _: self._call(
@@ -711,6 +725,20 @@ class OrderToCash:
     def _validate_retry(self, req: OperatorRequest) -> None:
         if self._attention is None:
             raise ValueError(f"nothing to retry: the order is {self._status}, not waiting for an operator")
+        if self._attention.step == "approval":
+            raise ValueError("the order is held for approval: approve or cancel it")
+
+    @workflow.update
+    async def approve(self, req: OperatorRequest) -> str:
+        """Release an order held by a rule (e.g. a high value) for processing."""
+        action = self._operator_action("approve", req)
+        self._pending_action = action
+        return "approved"
+
+    @approve.validator
+    def _validate_approve(self, req: OperatorRequest) -> None:
+        if self._attention is None or self._attention.step != "approval":
+            raise ValueError(f"nothing to approve: the order is {self._status}, not held for approval")
 
     @workflow.update
     async def skip(self, req: OperatorRequest) -> str:
@@ -723,6 +751,8 @@ class OrderToCash:
     def _validate_skip(self, req: OperatorRequest) -> None:
         if self._attention is None:
             raise ValueError(f"nothing to skip: the order is {self._status}, not waiting for an operator")
+        if self._attention.step == "approval":
+            raise ValueError("the order is held for approval: approve or cancel it")
         if not req.reference:
             raise ValueError(
                 "skip needs --reference: where the step was done by hand (e.g. an ERP order number)"
