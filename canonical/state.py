@@ -23,7 +23,7 @@ OrderStatus = Literal[
     "Cancelled",
 ]
 
-OperatorActionKind = Literal["retry", "skip", "cancel", "approve"]
+OperatorActionKind = Literal["retry", "skip", "cancel", "approve", "edit_address"]
 
 
 class OperatorAction(BaseModel):

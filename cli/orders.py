@@ -372,3 +372,53 @@ def cancel(order: str, reason: ReasonOpt, operator: OperatorOpt = None) -> None:
 def approve(order: str, reason: ReasonOpt, operator: OperatorOpt = None) -> None:
     """Approve an order held by a rule (RETAIL_HOLD_ABOVE): it is then processed as usual."""
     _act(order, "approve", reason, operator, None)
+
+
+@app.command("edit-address")
+def edit_address(
+    order: str,
+    reason: ReasonOpt,
+    line1: Annotated[str, typer.Option("--line1", help="street and number")],
+    city: Annotated[str, typer.Option("--city")],
+    country: Annotated[str, typer.Option("--country", help="ISO 3166-1 alpha-2, e.g. US")],
+    postal_code: Annotated[str | None, typer.Option("--postal-code")] = None,
+    region: Annotated[str | None, typer.Option("--region", help="state/province code")] = None,
+    line2: Annotated[str | None, typer.Option("--line2")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="recipient")] = None,
+    operator: OperatorOpt = None,
+) -> None:
+    """Correct the ship-to address of an order not yet released to a warehouse."""
+    from pydantic import ValidationError
+
+    from canonical import Address
+    from workflows.models import AddressEdit
+
+    try:
+        edit = AddressEdit(
+            operator=operator or getpass.getuser(),
+            reason=reason,
+            address=Address(
+                name=name,
+                line1=line1,
+                line2=line2,
+                city=city,
+                region=region,
+                postal_code=postal_code,
+                country=country,
+            ),
+        )
+    except ValidationError as exc:
+        raise fail(f"refused: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+
+    async def go() -> str:
+        client = await temporal_client()
+        handle = client.get_workflow_handle_for(OrderToCash.run, workflow_id(order))
+        result: str = await handle.execute_update(OrderToCash.edit_address, edit)
+        return result
+
+    try:
+        typer.echo(run(go()))
+    except WorkflowUpdateFailedError as exc:
+        raise fail(f"refused: {getattr(exc.cause, 'message', None) or exc}") from exc
+    except RPCError as exc:
+        raise fail(f"cannot edit {order}: {exc.message}") from exc

@@ -14,13 +14,14 @@ from adapters.erp.builtin import get_sales_order, list_invoices, stock_levels
 from adapters.payment.builtin import get_authorization, list_captures
 from adapters.signing import as_poster
 from adapters.wms.simulator import WmsSimulator
-from canonical import Money
+from canonical import Address, Money
 from settings import Faults, FaultSettings
 from store.db import Store
+from store.wms import list_fulfillment_orders
 from tests.platform import platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
-from workflows.models import OperatorRequest
+from workflows.models import AddressEdit, OperatorRequest
 from workflows.order_to_cash import OrderToCash
 
 OPERATOR = OperatorRequest(operator="test", reason="test")
@@ -332,3 +333,39 @@ async def test_a_high_value_order_waits_for_approval_and_then_completes(
         st = await p.wait_status("shopify-1014", "Completed")
         assert [(a.action, a.operator) for a in st.actions] == [("approve", "risk")]
         assert st.captured == st.total
+
+
+async def test_an_operator_corrects_the_address_before_release_and_not_after(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with platform(
+        client, tmp_path, database_url, seed=seed_catalog, hold_above={"USD": "100.00"}, wms_pick_delay_s=60.0
+    ) as p:
+        await p.send_shopify(shopify_order(1016, [("MUG-01", 10, "12.50")]))
+        await p.wait_status("shopify-1016", "NeedsAttention")
+        new = Address(
+            name="Ada Lovelace",
+            line1="10 Market St",
+            city="San Francisco",
+            region="CA",
+            postal_code="94103",
+            country="US",
+        )
+        h = p.handle("shopify-1016")
+        said = await h.execute_update(
+            OrderToCash.edit_address, AddressEdit(operator="ops", reason="typo", address=new)
+        )
+        assert said == "address updated"
+        await h.execute_update(OrderToCash.approve, OperatorRequest(operator="risk", reason="ok"))
+        await p.wait_status("shopify-1016", "AwaitingShipment")
+        fos = list_fulfillment_orders(p.store, "shopify-1016")
+        assert fos and all((fo.ship_to or {}).get("line1") == "10 Market St" for fo in fos)
+        try:
+            await h.execute_update(
+                OrderToCash.edit_address, AddressEdit(operator="ops", reason="late", address=new)
+            )
+            raise AssertionError("an address change after release must be refused")
+        except WorkflowUpdateFailedError as exc:
+            assert "already with a warehouse" in str(exc.cause)
+        st = await p.state("shopify-1016")
+        assert [a.action for a in st.actions] == ["edit_address", "approve"]

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from canonical import Order
+from canonical import Address, Order
 
 
 class ProcessingPolicy(BaseModel):
@@ -41,6 +41,16 @@ class OperatorRequest(BaseModel):
     operator: str = Field(min_length=1)
     reason: str = Field(min_length=1)
     reference: str | None = None
+
+
+class AddressEdit(BaseModel):
+    """An operator's correction of the ship-to address (e.g. after a failed address check)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operator: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    address: Address
 
 
 class CancelRequest(BaseModel):

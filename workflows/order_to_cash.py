@@ -24,6 +24,7 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 with workflow.unsafe.imports_passed_through():
     from activities import names
     from canonical import (
+        Address,
         Attention,
         FulfillmentLine,
         FulfillmentRequest,
@@ -56,7 +57,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import search_attributes as sa
     from workflows.metrics import OrderMetrics, Resolution
-    from workflows.models import CancelRequest, OperatorRequest, OrderToCashInput
+    from workflows.models import AddressEdit, CancelRequest, OperatorRequest, OrderToCashInput
 
 T = TypeVar("T")
 
@@ -119,6 +120,7 @@ class OrderToCash:
         self._waiting_for: str | None = None
         self._attention_cancellable = True
         self._compensating = False
+        self._ship_to: Address | None = o.shipping_address
         # Business metrics: replay-safe, and no history events (docs/observability.md).
         self._metrics = OrderMetrics(o.channel)
 
@@ -294,7 +296,7 @@ class OrderToCash:
                     lines=[
                         FulfillmentLine(line_id=a.line_id, sku=a.sku, quantity=a.quantity) for a in allocs
                     ],
-                    ship_to=o.shipping_address,
+                    ship_to=self._ship_to,
                     shipping_method=o.shipping_lines[0].code if o.shipping_lines else None,
                     idempotency_key=self._key(release_key, n),
                 )
@@ -734,6 +736,29 @@ class OrderToCash:
         action = self._operator_action("approve", req)
         self._pending_action = action
         return "approved"
+
+    @workflow.update
+    def edit_address(self, edit: AddressEdit) -> str:
+        """Correct the ship-to address before the order is released to a warehouse."""
+        a = self._ship_to = edit.address
+        self._actions.append(
+            OperatorAction(
+                action="edit_address",
+                operator=edit.operator,
+                reason=edit.reason,
+                reference=f"{a.line1}, {a.city} {a.postal_code or ''}".strip(),
+                at=workflow.now(),
+                step=self._attention.step if self._attention else None,
+            )
+        )
+        return "address updated"
+
+    @edit_address.validator
+    def _validate_edit_address(self, edit: AddressEdit) -> None:
+        if self._fulfillments or self._shipments:
+            raise ValueError("the order is already with a warehouse: change the address there")
+        if self._status in _FINAL:
+            raise ValueError(f"cannot edit: the order is {self._status}")
 
     @approve.validator
     def _validate_approve(self, req: OperatorRequest) -> None:
