@@ -23,7 +23,7 @@ from api.ingress import Ingress, is_json, json_body
 from api.inventory import inventory_router
 from api.metrics import ORDERS_INGESTED, WEBHOOKS_REJECTED
 from api.relay import HttpClientFactory, InboxRelay
-from api.temporal import ClientFactory, TemporalGateway
+from api.temporal import ClientFactory, TemporalGateway, signal_order
 from canonical import Order, OrderState
 from settings import Settings
 from store.db import Store
@@ -126,22 +126,15 @@ def create_app(
         """Signal the order's workflow. False when it has already closed (a late event: the
         sender gets a 2xx so it stops retrying); 404 when the platform never had the order."""
         c = await gateway.client()
-        handle = c.get_workflow_handle(workflow_id)
         try:
-            await handle.signal(signal, arg)
+            outcome = await signal_order(c, workflow_id, signal, arg)
+        except RPCError as exc:
+            raise problem(503, "temporal_unavailable", f"Temporal refused the signal: {exc.message}") from exc
+        if outcome == "signalled":
             return True
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise problem(
-                    503, "temporal_unavailable", f"Temporal refused the signal: {exc.message}"
-                ) from exc
-        try:
-            await handle.describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                WEBHOOKS_REJECTED.labels(source, "unknown_order").inc()
-                raise problem(404, "unknown_order", f"no order workflow {workflow_id}") from exc
-            raise problem(503, "temporal_unavailable", exc.message) from exc
+        if outcome == "missing":
+            WEBHOOKS_REJECTED.labels(source, "unknown_order").inc()
+            raise problem(404, "unknown_order", f"no order workflow {workflow_id}")
         log.info("event for a closed order ignored", workflow_id=workflow_id, signal=signal, source=source)
         return False
 

@@ -56,7 +56,7 @@ from api.metrics import (
     WEBHOOKS_REJECTED,
     metric_source,
 )
-from api.temporal import ClientFactory, TemporalGateway, signal_once
+from api.temporal import ClientFactory, TemporalGateway, signal_order
 from canonical import Order, Shipment, TrackingEvent
 from settings import Settings
 from store import inbox
@@ -272,19 +272,13 @@ class InboxRelay:
             return RelayResult(
                 "rejected", f"the stored event is not valid: {exc}", "invalid_payload", status_code=422
             )
-        try:
-            await signal_once(client, entry.workflow_id, signal, arg, request_id=f"inbox-{entry.relay_id}")
+        request_id = f"inbox-{entry.relay_id}"
+        outcome = await signal_order(client, entry.workflow_id, signal, arg, request_id=request_id)
+        if outcome == "signalled":
             return RelayResult("relayed", f"signalled {signal} to {entry.workflow_id}")
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
         # No running workflow: one that has finished (a late event, acknowledged and ignored),
         # one about to be started by a delivery still in the inbox (wait for it), or none.
-        try:
-            await client.get_workflow_handle(entry.workflow_id).describe()
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
+        if outcome == "missing":
             if await asyncio.to_thread(inbox.pending_start_for, self.store, entry.workflow_id):
                 return RelayResult("failed", f"waiting for {entry.workflow_id} to be started")
             return RelayResult(

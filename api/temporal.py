@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import problem
 from settings import Settings
@@ -43,6 +44,34 @@ class TemporalGateway:
                     except Exception as exc:  # connection refused, DNS, TLS...
                         raise problem(503, "temporal_unavailable", f"cannot reach Temporal: {exc}") from exc
         return self._client
+
+
+SignalOutcome = Literal["signalled", "closed", "missing"]
+
+
+async def signal_order(
+    client: Client, workflow_id: str, signal: str, arg: Any, *, request_id: str | None = None
+) -> SignalOutcome:
+    """Signal the order's workflow and say what became of it: ``closed`` when the workflow
+    has finished (a late event, to acknowledge and ignore), ``missing`` when there never was
+    one. Other Temporal failures raise ``RPCError``. With a ``request_id`` the signal is
+    delivered at most once however often it is retried (see ``signal_once``)."""
+    try:
+        if request_id is None:
+            await client.get_workflow_handle(workflow_id).signal(signal, arg)
+        else:
+            await signal_once(client, workflow_id, signal, arg, request_id=request_id)
+        return "signalled"
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    try:
+        await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return "missing"
+    return "closed"
 
 
 async def signal_once(

@@ -79,10 +79,14 @@ class ShippingLine(Canonical):
         return Money.sum((t.amount for t in self.tax_lines), self.price.currency)
 
 
+DiscountKind = Literal["code", "manual", "automatic", "script"]
+PaymentMethod = Literal["card", "gift_card", "wallet", "bank_transfer", "cash_on_delivery", "other"]
+
+
 class OrderDiscount(Canonical):
     """An order-level discount application; its amounts are allocated to lines."""
 
-    kind: Literal["code", "manual", "automatic", "script"]
+    kind: DiscountKind
     code: str | None = None
     title: str | None = None
     value_type: Literal["fixed_amount", "percentage"]
@@ -102,7 +106,7 @@ class Payment(Canonical):
     """
 
     managed_by: PaymentManager
-    method: Literal["card", "gift_card", "wallet", "bank_transfer", "cash_on_delivery", "other"] = "card"
+    method: PaymentMethod = "card"
     gateway: str
     amount: Money
     reference: str | None = Field(default=None, description="token, transaction or gift card id")

@@ -55,11 +55,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from adapters.channels.errors import MappingError
+from adapters.channels.payload import Json
 from adapters.channels.payload import at as _at
 from adapters.channels.payload import build as _build
 from adapters.channels.payload import check_total as _check
@@ -83,12 +84,8 @@ from canonical import (
     allocate,
 )
 from canonical.money import minor_units
-
-Json = dict[str, Any]
-PaymentMethod = Literal["card", "gift_card", "wallet", "bank_transfer", "cash_on_delivery", "other"]
-Manager = Literal["channel", "platform"]
-DiscountKind = Literal["code", "manual", "automatic", "script"]
-M = TypeVar("M", bound=BaseModel)
+from canonical.order import DiscountKind, PaymentMethod
+from canonical.order import PaymentManager as Manager
 
 NOT_PLACED_STATUS_IDS = frozenset({0})
 """V2 status ids that are not (yet) orders: 0 Incomplete. Ingress acknowledges and waits for a

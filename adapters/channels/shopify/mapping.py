@@ -30,11 +30,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from adapters.channels.errors import MappingError
+from adapters.channels.payload import Json
 from adapters.channels.payload import at as _at
 from adapters.channels.payload import build as _build
 from adapters.channels.payload import check_total as _check
@@ -58,11 +59,8 @@ from canonical import (
     TaxLine,
 )
 from canonical.money import minor_units
-
-Json = dict[str, Any]
-PaymentMethod = Literal["card", "gift_card", "wallet", "bank_transfer", "cash_on_delivery", "other"]
-Manager = Literal["channel", "platform"]
-M = TypeVar("M", bound=BaseModel)
+from canonical.order import PaymentManager as Manager
+from canonical.order import PaymentMethod
 
 _DISCOUNT_KINDS: dict[str, Literal["code", "manual", "automatic", "script"]] = {
     "discount_code": "code",

@@ -55,11 +55,12 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from adapters.channels.errors import MappingError
+from adapters.channels.payload import Json
 from adapters.channels.payload import at as _at
 from adapters.channels.payload import build as _build
 from adapters.channels.payload import check_total as _check
@@ -83,11 +84,8 @@ from canonical import (
     allocate,
 )
 from canonical.money import minor_units, quantum
-
-Json = dict[str, Any]
-PaymentMethod = Literal["card", "gift_card", "wallet", "bank_transfer", "cash_on_delivery", "other"]
-Manager = Literal["channel", "platform"]
-M = TypeVar("M", bound=BaseModel)
+from canonical.order import PaymentManager as Manager
+from canonical.order import PaymentMethod
 
 PAID_STATUSES = frozenset({"processing", "completed", "refunded"})
 """WooCommerce's paid statuses (``wc_get_is_paid_statuses()``), plus refunded (paid, then refunded)."""
