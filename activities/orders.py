@@ -68,7 +68,21 @@ class Adapters:
         return port
 
 
-def _bind() -> structlog.stdlib.BoundLogger:
+async def stock_moved(adapters: Adapters) -> None:
+    """The ERP reserved, shipped, released or restocked stock: nudge each channel's inventory
+    sync so the channels hear within seconds. Best effort: a lost nudge is caught by the sync's
+    poll. Call from an activity."""
+    if not adapters.inventory_channels:
+        return
+    client = activity.client()
+    for channel in adapters.inventory_channels:
+        try:
+            await client.get_workflow_handle(sync_workflow_id(channel)).signal("ledger_changed")
+        except Exception as exc:  # the sync is not running (yet): its poll catches up
+            bind_activity_logger().debug("inventory sync not nudged", channel=channel, error=str(exc))
+
+
+def bind_activity_logger() -> structlog.stdlib.BoundLogger:
     """The activity's logger, bound to the order's correlation ID (put in structlog's context by
     the worker's CorrelationInterceptor, from the workflow's CorrelationId search attribute) and
     to the workflow, run and activity IDs: every line can be traced to the webhook delivery."""
@@ -113,14 +127,18 @@ class OrderActivities:
     async def resolve_customer(self, customer: Customer, address: Address | None) -> CustomerRef:
         with adapter_errors():
             ref = await self.a.erp.resolve_customer(customer, address)
-        _bind().info("customer resolved", customer_id=ref.customer_id, matched_on=ref.matched_on)
+        bind_activity_logger().info(
+            "customer resolved", customer_id=ref.customer_id, matched_on=ref.matched_on
+        )
         return ref
 
     @activity.defn(name=names.CREATE_SALES_ORDER)
     async def create_sales_order(self, order: Order, customer_id: str, key: str) -> SalesOrderAck:
         with adapter_errors():
             ack = await self.a.erp.create_sales_order(order, customer_id, key)
-        _bind().info("sales order accepted", erp_order_id=ack.erp_order_id, created=ack.created)
+        bind_activity_logger().info(
+            "sales order accepted", erp_order_id=ack.erp_order_id, created=ack.created
+        )
         await self._stock_moved()
         return ack
 
@@ -137,7 +155,7 @@ class OrderActivities:
     ) -> InvoiceAck:
         with adapter_errors():
             ack = await self.a.erp.invoice_shipment(erp_order_id, shipment, amounts, key)
-        _bind().info("invoice posted", invoice_id=ack.invoice_id, total=str(ack.total))
+        bind_activity_logger().info("invoice posted", invoice_id=ack.invoice_id, total=str(ack.total))
         await self._stock_moved()
         return ack
 
@@ -149,16 +167,7 @@ class OrderActivities:
         return ack
 
     async def _stock_moved(self) -> None:
-        """The ERP reserved, shipped or released stock: nudge each channel's inventory sync so
-        the channels hear within seconds. Best effort: a lost nudge is caught by the sync's poll."""
-        if not self.a.inventory_channels:
-            return
-        client = activity.client()
-        for channel in self.a.inventory_channels:
-            try:
-                await client.get_workflow_handle(sync_workflow_id(channel)).signal("ledger_changed")
-            except Exception as exc:  # the sync is not running (yet): its poll catches up
-                _bind().debug("inventory sync not nudged", channel=channel, error=str(exc))
+        await stock_moved(self.a)
 
     # -- tax ------------------------------------------------------------------------
     @activity.defn(name=names.QUOTE_TAX)
@@ -181,14 +190,16 @@ class OrderActivities:
     async def authorize_payment(self, amount: Money, reference: str | None, key: str) -> Authorization:
         with adapter_errors():
             auth = await self.a.payment.authorize(amount, reference, key)
-        _bind().info("payment authorized", authorization_id=auth.authorization_id, amount=str(amount))
+        bind_activity_logger().info(
+            "payment authorized", authorization_id=auth.authorization_id, amount=str(amount)
+        )
         return auth
 
     @activity.defn(name=names.CAPTURE_PAYMENT)
     async def capture_payment(self, authorization_id: str, amount: Money, key: str) -> Capture:
         with adapter_errors():
             cap = await self.a.payment.capture(authorization_id, amount, key)
-        _bind().info("payment captured", capture_id=cap.capture_id, amount=str(amount))
+        bind_activity_logger().info("payment captured", capture_id=cap.capture_id, amount=str(amount))
         return cap
 
     @activity.defn(name=names.VOID_PAYMENT)
@@ -206,7 +217,9 @@ class OrderActivities:
     async def release_fulfillment(self, request: FulfillmentRequest) -> FulfillmentAck:
         with adapter_errors():
             ack = await self.a.wms.release(request)
-        _bind().info("released to warehouse", fulfillment_id=ack.fulfillment_id, location=ack.location)
+        bind_activity_logger().info(
+            "released to warehouse", fulfillment_id=ack.fulfillment_id, location=ack.location
+        )
         return ack
 
     @activity.defn(name=names.CANCEL_FULFILLMENT)

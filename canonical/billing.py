@@ -45,7 +45,8 @@ def _share(full: Money, qty_before: int, qty_now: int, qty_total: int) -> Money:
     return cumulative(qty_before + qty_now) - cumulative(qty_before)
 
 
-def _line_invoice(line: OrderLine, before: int, now: int) -> InvoiceLine:
+def line_share(line: OrderLine, before: int, now: int) -> InvoiceLine:
+    """Net and tax of units (before, before + now] of a line, as cumulative shares."""
     return InvoiceLine(
         line_id=line.line_id,
         sku=line.sku,
@@ -65,13 +66,13 @@ def invoice_for_shipment(
         now = shipped_now.get(line.line_id, 0)
         if not line.fulfillable:
             if first:
-                lines.append(_line_invoice(line, 0, line.quantity))
+                lines.append(line_share(line, 0, line.quantity))
             continue
         if now <= 0:
             continue
         if before + now > line.quantity:
             raise ValueError(f"line {line.line_id}: shipping {before + now} of {line.quantity}")
-        lines.append(_line_invoice(line, before, now))
+        lines.append(line_share(line, before, now))
     zero = Money.zero(cur)
     shipping = Money.sum((s.price - s.discount for s in order.shipping_lines), cur) if first else zero
     shipping_tax = Money.sum((s.tax for s in order.shipping_lines), cur) if first else zero

@@ -123,3 +123,46 @@ class Label(Canonical):
 class ChannelAck(Canonical):
     channel: str
     reference: str = Field(description="the channel's id for what was recorded (fulfillment, refund)")
+
+
+class RmaLine(Canonical):
+    line_id: str
+    sku: str | None
+    quantity: int = Field(gt=0)
+
+
+class RmaAck(Canonical):
+    """The ERP's return authorization. ``returned_before`` is what earlier open or received
+    RMAs of the same order already took, per line (the base for this return's credit shares)."""
+
+    rma_id: str
+    erp_order_id: str
+    lines: list[RmaLine]
+    returned_before: dict[str, int] = {}
+    status: Literal["authorized", "received", "credited", "closed"]
+    created: bool = Field(description="False when the same key authorized it before (idempotent replay)")
+
+
+class ReturnReceiptAck(Canonical):
+    rma_id: str
+    restocked: int = Field(description="units back in stock (available to promise again)")
+    written_off: Money = Field(description="cost written off for damaged units (zero when none)")
+
+
+class CreditMemoAck(Canonical):
+    credit_memo_id: str
+    rma_id: str
+    total: Money
+
+
+class TaxReversal(Canonical):
+    document_code: str
+    credit_code: str
+    reversed: Money = Field(description="tax given back (positive), reported to the authority")
+
+
+class ReturnExpected(Canonical):
+    """The warehouse's inbound notice for an RMA: it will post a receipt when the parcel arrives."""
+
+    inbound_id: str
+    location: str

@@ -13,6 +13,7 @@ from canonical.fulfillment import FulfillmentRequest, Shipment, TrackingEvent
 from canonical.inventory import ChannelAvailability, InventoryEvent, StockPosition
 from canonical.order import Order
 from canonical.party import Customer
+from canonical.returns import ReturnReceipt, ReturnRequest, ReturnState
 from canonical.state import OrderState
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "canonical.json"
@@ -28,6 +29,9 @@ ROOTS: dict[str, Any] = {
     "InventoryEvent": InventoryEvent,
     "StockPosition": StockPosition,
     "ChannelAvailability": ChannelAvailability,
+    "ReturnRequest": ReturnRequest,
+    "ReturnReceipt": ReturnReceipt,
+    "ReturnState": ReturnState,
 }
 
 

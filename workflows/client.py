@@ -13,8 +13,10 @@ from temporalio.common import (
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from canonical import InventoryEvent, Order, OrderState
+from canonical.returns import ReturnContext, ReturnRequest, ReturnState
 from settings import Settings
 from workflows import search_attributes as sa
 from workflows.inventory import ChannelInventorySync, InventoryAdjustment
@@ -27,6 +29,8 @@ from workflows.inventory_models import (
 )
 from workflows.models import OrderToCashInput, ProcessingPolicy
 from workflows.order_to_cash import OrderToCash
+from workflows.return_to_refund import ReturnToRefund
+from workflows.returns_models import ReturnInput, ReturnPolicy
 
 
 async def connect(settings: Settings) -> Client:
@@ -128,3 +132,63 @@ async def submit_inventory_event(client: Client, event: InventoryEvent, settings
         return handle.id
     except WorkflowAlreadyStartedError:
         return adjustment_workflow_id(event.event_id)
+
+
+def return_policy_from(settings: Settings, channel: str) -> ReturnPolicy:
+    return ReturnPolicy(
+        processing=policy_from(settings),
+        window_days=settings.returns_window_days_by_channel.get(channel, settings.returns_window_days),
+        receipt_timeout_s=settings.returns_receipt_timeout_s,
+        refund_on_first_scan=settings.returns_refund_on_first_scan,
+        refund_shipping=settings.returns_refund_shipping,
+        return_label=settings.returns_label,
+        default_location=settings.default_location,
+    )
+
+
+def return_summary(req: ReturnRequest) -> str:
+    units = sum(ln.quantity for ln in req.lines)
+    return (
+        f"Return {req.return_id} of order {req.order_external_id} from {req.channel}: "
+        f"{units} unit{'s' * (units != 1)} ({req.reason[:80]})"
+    )
+
+
+async def start_return(
+    client: Client, req: ReturnRequest, settings: Settings, correlation_id: str | None = None
+) -> WorkflowHandle[ReturnToRefund, ReturnState]:
+    """Start ReturnToRefund, or find the one with the same id (a duplicate never starts a second
+    return, even after the first has closed)."""
+    cid = correlation_id or uuid.uuid4().hex
+    try:
+        return await client.start_workflow(
+            ReturnToRefund.run,
+            ReturnInput(request=req, policy=return_policy_from(settings, req.channel), correlation_id=cid),
+            id=req.workflow_id,
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.ORDER_ID, req.order_key),
+                    SearchAttributePair(sa.CHANNEL, req.channel),
+                    SearchAttributePair(sa.RETURN_STATUS, "Requested"),
+                    SearchAttributePair(sa.CORRELATION_ID, cid),
+                ]
+            ),
+            static_summary=return_summary(req),
+            static_details=f"Correlation ID {cid}",
+        )
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle_for(ReturnToRefund.run, req.workflow_id)
+
+
+async def order_return_context(client: Client, order_key: str) -> ReturnContext | None:
+    """What a return of the order would be checked against; None when there is no such order."""
+    wf_id = order_key if order_key.startswith("order-") else f"order-{order_key}"
+    try:
+        return await client.get_workflow_handle_for(OrderToCash.run, wf_id).query(OrderToCash.return_context)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise

@@ -29,6 +29,7 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig
 
 from canonical import OrderStatus
+from canonical.returns import ReturnStatus
 from workflows import search_attributes as sa
 
 log = structlog.get_logger("metrics")
@@ -49,6 +50,13 @@ COMPLETED = "retail_orders_completed"
 CANCELLED = "retail_orders_cancelled"
 """Counter {channel}: orders cancelled, compensation done (exported as ``..._total``)."""
 
+RETURN_CYCLE_SECONDS = "retail_return_cycle_seconds"
+"""Histogram {channel}: return requested -> refunded (the return cycle time KPI)."""
+RETURNS_ENDED = "retail_returns_ended"
+"""Counter {channel, status}: returns refunded, rejected, expired or cancelled (``..._total``)."""
+RETURN_ATTENTION = "retail_return_attention"
+"""Counter {channel, reason}: a return entered NeedsAttention (exported as ``..._total``)."""
+
 # -- counted from visibility (served by VisibilityCollector) -----------------------------------
 OPEN = "retail_orders_open"
 """Gauge {status}: running orders per OrderStatus."""
@@ -56,6 +64,8 @@ NEEDS_ATTENTION = "retail_orders_needs_attention"
 """Gauge {reason}: running orders waiting for an operator, per AttentionReason."""
 AWAITING_ERP = "retail_orders_awaiting_erp"
 """Gauge: running orders the ERP has not acknowledged yet (OrderStatus Received or Processing)."""
+RETURNS_OPEN = "retail_returns_open"
+"""Gauge {status}: running returns per ReturnStatus (the returns backlog)."""
 VISIBILITY_REFRESHED = "retail_visibility_last_refresh_timestamp_seconds"
 """Gauge: when the visibility gauges were last counted (Unix time): alert when it is stale."""
 VISIBILITY_ERRORS = "retail_visibility_refresh_errors"
@@ -68,12 +78,16 @@ WORKER_METRICS: dict[str, str] = {
     RECOVERY_SECONDS: "histogram",
     f"{COMPLETED}_total": "counter",
     f"{CANCELLED}_total": "counter",
+    RETURN_CYCLE_SECONDS: "histogram",
+    f"{RETURNS_ENDED}_total": "counter",
+    f"{RETURN_ATTENTION}_total": "counter",
 }
 """Exported names of the workflow's metrics on the worker's /metrics."""
 VISIBILITY_METRICS: dict[str, str] = {
     OPEN: "gauge",
     NEEDS_ATTENTION: "gauge",
     AWAITING_ERP: "gauge",
+    RETURNS_OPEN: "gauge",
     VISIBILITY_REFRESHED: "gauge",
     f"{VISIBILITY_ERRORS}_total": "counter",
 }
@@ -96,7 +110,8 @@ def prometheus_config(bind_address: str) -> PrometheusConfig:
         counters_total_suffix=True,
         durations_as_seconds=True,
         histogram_bucket_overrides={
-            name: LATENCY_BUCKETS_S for name in (ERP_ACCEPTED_SECONDS, SHIPPED_SECONDS, RECOVERY_SECONDS)
+            name: LATENCY_BUCKETS_S
+            for name in (ERP_ACCEPTED_SECONDS, SHIPPED_SECONDS, RECOVERY_SECONDS, RETURN_CYCLE_SECONDS)
         },
     )
 
@@ -144,8 +159,31 @@ class OrderMetrics:
         self._recovery.record(self._since(since), {"reason": reason, "resolution": resolution})
 
 
+class ReturnMetrics:
+    """What one ReturnToRefund run records. Call only from workflow code."""
+
+    def __init__(self, channel: str) -> None:
+        meter = workflow.metric_meter().with_additional_attributes({"channel": channel})
+        self._cycle = meter.create_histogram_float(RETURN_CYCLE_SECONDS, "Return requested to refunded", "s")
+        self._ended = meter.create_counter(RETURNS_ENDED, "Returns ended, by final status")
+        self._attention = meter.create_counter(RETURN_ATTENTION, "Returns that entered NeedsAttention")
+
+    def refunded(self, requested_at: datetime) -> None:
+        self._cycle.record(max(0.0, (workflow.now() - requested_at).total_seconds()))
+        self._ended.add(1, {"status": "Refunded"})
+
+    def ended(self, status: str) -> None:
+        self._ended.add(1, {"status": status})
+
+    def attention_entered(self, reason: str) -> None:
+        self._attention.add(1, {"reason": reason})
+
+
 # -- visibility --------------------------------------------------------------------------------
 ORDER_STATUSES: tuple[str, ...] = get_args(OrderStatus)
+OPEN_RETURN_STATUSES: tuple[str, ...] = tuple(
+    s for s in get_args(ReturnStatus) if s not in ("Refunded", "Rejected", "Expired", "Cancelled")
+)
 OPEN_STATUSES: tuple[str, ...] = tuple(s for s in ORDER_STATUSES if s not in ("Completed", "Cancelled"))
 AWAITING_ERP_STATUSES: tuple[str, ...] = ("Received", "Processing")
 RUNNING = 'ExecutionStatus = "Running"'
@@ -183,21 +221,28 @@ class VisibilityGauges(TypedDict):
     """Running orders in NeedsAttention per AttentionReason (reasons with none are absent)."""
     awaiting_erp: int
     """Running orders the ERP has not acknowledged yet."""
+    returns_open_by_status: dict[str, int]
+    """Running returns per ReturnStatus (every open status, zeros included)."""
 
 
 async def visibility_gauges(client: Client, scope: str | None = None) -> VisibilityGauges:
     """Where orders stand, from Temporal visibility (lags the workflows by a second or so)."""
-    counts, reasons = await asyncio.gather(
+    returns_q = 'WorkflowType = "ReturnToRefund" AND ' + RUNNING + (f" AND ({scope})" if scope else "")
+    counts, reasons, returns = await asyncio.gather(
         asyncio.gather(
             *(count(client, order_query(RUNNING, f'OrderStatus = "{s}"', scope=scope)) for s in OPEN_STATUSES)
         ),
         attention_by_reason(client, scope),
+        asyncio.gather(
+            *(count(client, f'{returns_q} AND ReturnStatus = "{s}"') for s in OPEN_RETURN_STATUSES)
+        ),
     )
     by_status = dict(zip(OPEN_STATUSES, counts, strict=True))
     return VisibilityGauges(
         open_by_status=by_status,
         needs_attention_by_reason=reasons,
         awaiting_erp=sum(by_status[s] for s in AWAITING_ERP_STATUSES),
+        returns_open_by_status=dict(zip(OPEN_RETURN_STATUSES, returns, strict=True)),
     )
 
 
@@ -265,6 +310,7 @@ class VisibilityCollector(Collector):
         yield GaugeMetricFamily(OPEN, "Running orders per OrderStatus", labels=["status"])
         yield GaugeMetricFamily(NEEDS_ATTENTION, "Running orders waiting for an operator", labels=["reason"])
         yield GaugeMetricFamily(AWAITING_ERP, "Running orders not yet acknowledged by the ERP")
+        yield GaugeMetricFamily(RETURNS_OPEN, "Running returns per ReturnStatus", labels=["status"])
         yield GaugeMetricFamily(VISIBILITY_REFRESHED, "When the visibility gauges were last counted")
         yield CounterMetricFamily(VISIBILITY_ERRORS, "Failed refreshes of the visibility gauges")
 
@@ -288,6 +334,10 @@ class VisibilityCollector(Collector):
         yield GaugeMetricFamily(
             AWAITING_ERP, "Running orders not yet acknowledged by the ERP", value=snapshot["awaiting_erp"]
         )
+        backlog = GaugeMetricFamily(RETURNS_OPEN, "Running returns per ReturnStatus", labels=["status"])
+        for status, n in snapshot["returns_open_by_status"].items():
+            backlog.add_metric([status], n)
+        yield backlog
         yield GaugeMetricFamily(
             VISIBILITY_REFRESHED, "When the visibility gauges were last counted", value=refreshed_at
         )

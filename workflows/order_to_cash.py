@@ -13,13 +13,11 @@ shipment cancels only what is unshipped.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities import names
@@ -55,7 +53,9 @@ with workflow.unsafe.imports_passed_through():
         TaxQuote,
         TaxVoid,
     )
+    from canonical.returns import ReturnContext
     from workflows import search_attributes as sa
+    from workflows import steps
     from workflows.metrics import OrderMetrics, Resolution
     from workflows.models import AddressEdit, CancelRequest, OperatorRequest, OrderToCashInput
 
@@ -67,16 +67,6 @@ _FINAL: set[str] = {"Shipped", "Delivered", "Completed", "Cancelling", "Cancelle
 
 class _Cancelled(Exception):
     """Raised inside the workflow to unwind to compensation."""
-
-
-def _describe(err: ActivityError) -> tuple[str, str]:
-    """(attention reason, message) from an activity failure."""
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        return cause.type or "error", cause.message
-    if isinstance(cause, ActivityTimeoutError):
-        return "timeout", f"{err.activity_type} timed out ({cause.type.name if cause.type else 'timeout'})"
-    return "error", str(cause or err)
 
 
 @workflow.defn
@@ -121,6 +111,7 @@ class OrderToCash:
         self._attention_cancellable = True
         self._compensating = False
         self._ship_to: Address | None = o.shipping_address
+        self._delivered_at: datetime | None = None
         # Business metrics: replay-safe, and no history events (docs/observability.md).
         self._metrics = OrderMetrics(o.channel)
 
@@ -460,6 +451,7 @@ class OrderToCash:
         self._publish()
         await workflow.wait_condition(lambda: all(s == "delivered" for s in self._tracking.values()))
         self._waiting_for = None
+        self._delivered_at = workflow.now()
         self._set_status("Delivered")
 
     # ---------------------------------------------------------------------------------
@@ -616,21 +608,7 @@ class OrderToCash:
     # steps, attention and operators
     # ---------------------------------------------------------------------------------
     async def _call(self, activity: str, args: Sequence[Any], result_type: type[T], summary: str) -> T:
-        p = self._policy
-        result: T = await workflow.execute_activity(
-            activity,
-            args=list(args),
-            result_type=result_type,
-            start_to_close_timeout=timedelta(seconds=p.activity_timeout_s),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=p.retry_initial_s),
-                backoff_coefficient=2.0,
-                maximum_interval=timedelta(seconds=p.retry_max_s),
-                maximum_attempts=p.max_attempts,
-            ),
-            summary=summary[:200],
-        )
-        return result
+        return await steps.call(self._policy, activity, args, result_type, summary)
 
     async def _step(
         self, step: str, call: Callable[[int], Awaitable[T]], *, cancellable: bool = True
@@ -640,10 +618,10 @@ class OrderToCash:
             try:
                 result = await call(self._operator_retries.get(step, 0))
             except ActivityError as err:
-                reason, message = _describe(err)
+                reason, message = steps.describe(err)
                 action = await self._await_operator(step, reason, message, cancellable=cancellable)
                 if action.action == "retry":
-                    if isinstance(err.cause, ApplicationError) and err.cause.non_retryable:
+                    if steps.refused_for_good(err):
                         # Refused for good, so nothing happened under the old key: a new key lets
                         # the vendor act on the corrected request. After timeouts or exhausted
                         # transient retries the vendor may have acted: keep the key, so a retry
@@ -873,6 +851,25 @@ class OrderToCash:
             actions=list(self._actions),
             steps=list(self._steps),
             waiting_for=self._waiting_for,
+        )
+
+    @workflow.query
+    def return_context(self) -> ReturnContext:
+        """What a return of this order needs: the order, what shipped from where, the captures."""
+        locations: dict[str, str] = {}
+        for sh in self._shipments:
+            for ln in sh.lines:
+                locations.setdefault(ln.line_id, sh.location)
+        last_shipped = max((sh.shipped_at for sh in self._shipments), default=None)
+        return ReturnContext(
+            order=self._order,
+            status=self._status,
+            erp_order_id=self._erp_order_id,
+            tax_document=self._tax_document,
+            captures=list(self._captures),
+            shipped=dict(self._shipped),
+            ship_locations=locations,
+            delivered_at=self._delivered_at or last_shipped,
         )
 
     @property

@@ -7,5 +7,6 @@ CHANNEL = SearchAttributeKey.for_keyword("Channel")
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 ATTENTION_REASON = SearchAttributeKey.for_keyword("AttentionReason")
 CORRELATION_ID = SearchAttributeKey.for_keyword("CorrelationId")
+RETURN_STATUS = SearchAttributeKey.for_keyword("ReturnStatus")
 
-ALL = [ORDER_ID, CHANNEL, ORDER_STATUS, ATTENTION_REASON, CORRELATION_ID]
+ALL = [ORDER_ID, CHANNEL, ORDER_STATUS, ATTENTION_REASON, CORRELATION_ID, RETURN_STATUS]
