@@ -20,6 +20,10 @@ class FaultInjector:
         self._rng = random.Random(self.config.seed)
         self._rules = [self._parse(r) for r in self.config.reject]
 
+    def heal(self) -> None:
+        """Stop the rejection rules: the fix an operator made before retrying."""
+        self._rules = []
+
     @staticmethod
     def _parse(rule: str) -> tuple[str, str]:
         field, sep, value = rule.partition("=")

@@ -61,6 +61,26 @@ class CarrierWebhookOutbox(WebhookOutboxMixin, Base):
     )
 
 
+class CarrierReturnLabel(Base):
+    """Marks a label as a return label (migration 0008_returns, no foreign key across branches):
+    its tracking webhooks name the return (``return_key``) instead of an order."""
+
+    __tablename__ = "carrier_return_labels"
+    __table_args__ = (Index("ix_carrier_return_labels_return_key", "return_key"),)
+
+    tracking_number: Mapped[str] = mapped_column(String(64), primary_key=True)
+    return_key: Mapped[str] = mapped_column(String(255))
+    to_location: Mapped[str] = mapped_column(String(64))
+    ship_from: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+def return_key_of(s: Session, tracking_number: str) -> str | None:
+    return s.scalar(
+        select(CarrierReturnLabel.return_key).where(CarrierReturnLabel.tracking_number == tracking_number)
+    )
+
+
 def hand_over(s: Session, tracking_number: str, at: datetime) -> bool:
     """The parcel leaves the warehouse with the carrier; idempotent (first hand-over wins)."""
     stmt = (

@@ -57,6 +57,59 @@ class ChannelNotification(Base):
         return format_reference(self.id)
 
 
+class ChannelReturnNotice(Base):
+    """What the platform told the channel about a return (migration 0008_returns); one row per
+    idempotency key. The reference is ``CR-000001``."""
+
+    __tablename__ = "channel_return_notices"
+    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_channel_return_notices_idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    external_order_id: Mapped[str] = mapped_column(String(200), index=True)
+    return_key: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    amount: Mapped[Decimal] = mapped_column()
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def reference(self) -> str:
+        return f"CR-{self.id:06d}"
+
+
+@dataclass(frozen=True)
+class ReturnNoticeRecord:
+    reference: str
+    channel: str
+    external_order_id: str
+    return_key: str
+    status: str
+    payload: dict[str, Any]
+    amount: Money
+
+
+def list_return_notices(store: Store, external_order_id: str | None = None) -> list[ReturnNoticeRecord]:
+    query = select(ChannelReturnNotice).order_by(ChannelReturnNotice.id)
+    if external_order_id is not None:
+        query = query.where(ChannelReturnNotice.external_order_id == external_order_id)
+    with store.session() as s:
+        return [
+            ReturnNoticeRecord(
+                r.reference,
+                r.channel,
+                r.external_order_id,
+                r.return_key,
+                r.status,
+                dict(r.payload),
+                Money.of(r.amount, r.currency),
+            )
+            for r in s.scalars(query)
+        ]
+
+
 @dataclass(frozen=True)
 class Notification:
     """A recorded notification as readers (tests, CLI, demo) see it."""

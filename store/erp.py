@@ -13,8 +13,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
+    JSON,
+    CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -31,6 +34,11 @@ ACCOUNTS_RECEIVABLE = "Accounts Receivable"
 REVENUE = "Revenue"
 SHIPPING_REVENUE = "Shipping Revenue"
 SALES_TAX_PAYABLE = "Sales Tax Payable"
+# Returns: damaged units written off at cost (the expense) against the stock they were.
+INVENTORY = "Inventory"
+INVENTORY_WRITE_OFF = "Inventory Write-off"
+
+RMA_STATUSES = ("authorized", "received", "credited", "closed")
 
 
 def utcnow() -> datetime:
@@ -274,6 +282,129 @@ class ErpIdempotency(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+# -- returns (migration 0008_returns) ---------------------------------------------------------
+# These tables sit on their own migration branch: no foreign keys to the ledger branch's tables
+# (the sales order is named by its erp_order_id, as the inventory journal names SKUs).
+
+
+class ErpItemCost(Base):
+    """The standard cost of a SKU, used to write off damaged returns (the item master has no cost)."""
+
+    __tablename__ = "erp_item_costs"
+
+    sku: Mapped[str] = mapped_column(String(100), primary_key=True)
+    unit_cost: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class ErpRma(Base):
+    """A return authorization against a sales order; unique on the caller's idempotency key.
+
+    Status: authorized -> received (goods back) and/or credited (credit memo posted), or closed
+    (never received: its quantities are returnable again). ``returned_before`` is the snapshot
+    taken when it was authorized, so a replay answers exactly as the first call did.
+    """
+
+    __tablename__ = "erp_rmas"
+    __table_args__ = (
+        UniqueConstraint("rma_id", name="uq_erp_rmas_rma_id"),
+        UniqueConstraint("idempotency_key", name="uq_erp_rmas_idempotency_key"),
+        Index("ix_erp_rmas_erp_order_id", "erp_order_id"),
+        Index("ix_erp_rmas_return_key", "return_key"),
+        CheckConstraint(
+            "status IN ('authorized', 'received', 'credited', 'closed')", name="ck_erp_rmas_status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rma_id: Mapped[str | None] = mapped_column(String(20))  # RMA-000001, set after insert
+    erp_order_id: Mapped[str] = mapped_column(String(20))
+    return_key: Mapped[str] = mapped_column(String(255))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    returned_before: Mapped[dict[str, int]] = mapped_column(JSON)
+    receipt_key: Mapped[str | None] = mapped_column(String(255))
+    restocked: Mapped[int] = mapped_column(Integer, default=0)
+    written_off: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    close_key: Mapped[str | None] = mapped_column(String(255))
+    close_reason: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    lines: Mapped[list[ErpRmaLine]] = relationship(
+        back_populates="rma", order_by="ErpRmaLine.position", cascade="all, delete-orphan"
+    )
+    credit_memo: Mapped[ErpCreditMemo | None] = relationship(back_populates="rma")
+    entries: Mapped[list[ErpReturnGlEntry]] = relationship(
+        order_by="ErpReturnGlEntry.id", cascade="all, delete-orphan"
+    )
+
+
+class ErpRmaLine(Base):
+    """Units of one order line authorized for return, and what became of them on receipt."""
+
+    __tablename__ = "erp_rma_lines"
+    __table_args__ = (UniqueConstraint("rma_pk", "line_id", name="uq_erp_rma_lines_rma_line"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rma_pk: Mapped[int] = mapped_column(ForeignKey("erp_rmas.id", name="fk_erp_rma_lines_rma"), index=True)
+    position: Mapped[int]
+    line_id: Mapped[str] = mapped_column(String(100))
+    sku: Mapped[str | None] = mapped_column(String(100))
+    quantity: Mapped[int]
+    restocked: Mapped[int] = mapped_column(default=0)
+    damaged: Mapped[int] = mapped_column(default=0)
+
+    rma: Mapped[ErpRma] = relationship(back_populates="lines")
+
+
+class ErpCreditMemo(Base):
+    """The credit memo of one RMA (at most one), unique on the caller's idempotency key."""
+
+    __tablename__ = "erp_credit_memos"
+    __table_args__ = (
+        UniqueConstraint("credit_memo_id", name="uq_erp_credit_memos_credit_memo_id"),
+        UniqueConstraint("idempotency_key", name="uq_erp_credit_memos_idempotency_key"),
+        UniqueConstraint("rma_pk", name="uq_erp_credit_memos_rma"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    credit_memo_id: Mapped[str | None] = mapped_column(String(20))  # CM-000001, set after insert
+    rma_pk: Mapped[int] = mapped_column(ForeignKey("erp_rmas.id", name="fk_erp_credit_memos_rma"))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    currency: Mapped[str] = mapped_column(String(3))
+    net: Mapped[Decimal]
+    shipping: Mapped[Decimal]
+    tax: Mapped[Decimal]
+    total: Mapped[Decimal]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    rma: Mapped[ErpRma] = relationship(back_populates="credit_memo")
+
+
+class ErpReturnGlEntry(Base):
+    """One side of a return's posting: its credit memo (document CM-...) or the write-off of
+    damaged units (document RMA-...); each document's debits equal its credits."""
+
+    __tablename__ = "erp_return_gl_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rma_pk: Mapped[int] = mapped_column(
+        ForeignKey("erp_rmas.id", name="fk_erp_return_gl_entries_rma"), index=True
+    )
+    document: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(16))  # credit_memo | write_off
+    account: Mapped[str] = mapped_column(String(100))
+    debit: Mapped[Decimal]
+    credit: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 # -- read helpers (CLIs, tests) -------------------------------------------------------------
 
 
@@ -481,3 +612,106 @@ def list_customers(store: Store) -> list[CustomerView]:
             )
             for c in s.scalars(select(ErpCustomer).order_by(ErpCustomer.id))
         ]
+
+
+# -- returns: read helpers -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RmaLineView:
+    line_id: str
+    sku: str | None
+    quantity: int
+    restocked: int
+    damaged: int
+
+
+@dataclass(frozen=True)
+class RmaView:
+    rma_id: str
+    erp_order_id: str
+    return_key: str
+    status: str
+    lines: list[RmaLineView]
+    returned_before: dict[str, int]
+    restocked: int
+    written_off: Money
+    credit_memo_id: str | None
+    credit_total: Money | None
+    close_reason: str | None
+
+
+@dataclass(frozen=True)
+class ReturnGlEntryView:
+    document: str
+    kind: str
+    rma_id: str
+    erp_order_id: str
+    account: str
+    debit: Money
+    credit: Money
+
+
+def rma_view(r: ErpRma) -> RmaView:
+    cm = r.credit_memo
+    return RmaView(
+        rma_id=r.rma_id or "",
+        erp_order_id=r.erp_order_id,
+        return_key=r.return_key,
+        status=r.status,
+        lines=[RmaLineView(ln.line_id, ln.sku, ln.quantity, ln.restocked, ln.damaged) for ln in r.lines],
+        returned_before=dict(r.returned_before),
+        restocked=r.restocked,
+        written_off=Money.of(r.written_off, r.currency),
+        credit_memo_id=cm.credit_memo_id if cm is not None else None,
+        credit_total=Money.of(cm.total, cm.currency) if cm is not None else None,
+        close_reason=r.close_reason,
+    )
+
+
+def list_rmas(store: Store, erp_order_id: str | None = None) -> list[RmaView]:
+    q = select(ErpRma).order_by(ErpRma.id)
+    if erp_order_id is not None:
+        q = q.where(ErpRma.erp_order_id == erp_order_id)
+    with store.session() as s:
+        return [rma_view(r) for r in s.scalars(q)]
+
+
+def get_rma(store: Store, rma_id: str) -> RmaView | None:
+    with store.session() as s:
+        r = s.scalar(select(ErpRma).where(ErpRma.rma_id == rma_id))
+        return rma_view(r) if r is not None else None
+
+
+def return_gl_entries(
+    store: Store, erp_order_id: str | None = None, document: str | None = None
+) -> list[ReturnGlEntryView]:
+    """Return postings (credit memos, write-offs) in posting order; ``gl_entries`` has the invoices'."""
+    q = select(ErpReturnGlEntry, ErpRma).join(ErpRma, ErpReturnGlEntry.rma_pk == ErpRma.id)
+    if erp_order_id is not None:
+        q = q.where(ErpRma.erp_order_id == erp_order_id)
+    if document is not None:
+        q = q.where(ErpReturnGlEntry.document == document)
+    with store.session() as s:
+        return [
+            ReturnGlEntryView(
+                document=e.document,
+                kind=e.kind,
+                rma_id=r.rma_id or "",
+                erp_order_id=r.erp_order_id,
+                account=e.account,
+                debit=Money.of(e.debit, e.currency),
+                credit=Money.of(e.credit, e.currency),
+            )
+            for e, r in s.execute(q.order_by(ErpReturnGlEntry.id))
+        ]
+
+
+def set_item_cost(store: Store, sku: str, unit_cost: Money) -> None:
+    """Set the standard cost damaged returns of ``sku`` are written off at."""
+    with store.session() as s:
+        row = s.get(ErpItemCost, sku, with_for_update=True)
+        if row is None:
+            s.add(ErpItemCost(sku=sku, unit_cost=unit_cost.amount, currency=unit_cost.currency))
+        else:
+            row.unit_cost, row.currency = unit_cost.amount, unit_cost.currency

@@ -85,6 +85,19 @@ class TaxCommitRecord(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class TaxReversalRecord(Base):
+    """Tax given back by one credit memo; the credit code is the idempotency key. No foreign key:
+    the table sits on the returns migration branch (0008_returns)."""
+
+    __tablename__ = "tax_reversals"
+
+    credit_code: Mapped[str] = mapped_column(String(255), primary_key=True)
+    document_code: Mapped[str] = mapped_column(String(200), index=True)
+    tax: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 # -- rates ----------------------------------------------------------------------------------
 
 # (country, region, postal_prefix, rate, name, taxes_shipping): illustrative defaults for the
@@ -216,3 +229,14 @@ def get_tax_document(store: Store, document_code: str) -> TaxDocumentView | None
             Money.of(d.total_tax, d.currency),
             Money.of(d.committed, d.currency),
         )
+
+
+def reversed_tax(store: Store, document_code: str) -> Money | None:
+    """Tax reversed so far on the document (None when it has no reversal)."""
+    with store.session() as s:
+        rows = list(
+            s.scalars(select(TaxReversalRecord).where(TaxReversalRecord.document_code == document_code))
+        )
+        if not rows:
+            return None
+        return Money.sum((Money.of(r.tax, r.currency) for r in rows), rows[0].currency)

@@ -171,6 +171,77 @@ class WmsWebhookOutbox(WebhookOutboxMixin, Base):
     )
 
 
+# -- returns (migration 0008_returns) ---------------------------------------------------------
+
+ReturnInboundStatus = Literal["expected", "received"]
+RETURN_INBOUND_PREFIX = "RI-"
+
+
+def format_inbound_id(pk: int) -> str:
+    return f"{RETURN_INBOUND_PREFIX}{pk:06d}"
+
+
+class ReturnInbound(Base):
+    """A return the warehouse expects (``RI-000001``): it posts a receipt once the parcel is in."""
+
+    __tablename__ = "wms_return_inbounds"
+    __table_args__ = (
+        Index("ux_wms_return_inbounds_idempotency_key", "idempotency_key", unique=True),
+        Index("ix_wms_return_inbounds_return_key", "return_key"),
+        Index("ix_wms_return_inbounds_status", "status", "status_changed_at"),
+        CheckConstraint("status IN ('expected', 'received')", name="ck_wms_return_inbounds_status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    return_key: Mapped[str] = mapped_column(String(255))
+    rma_id: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    lines: Mapped[list[ReturnInboundLine]] = relationship(
+        back_populates="inbound", cascade="all, delete-orphan", order_by="ReturnInboundLine.position"
+    )
+
+    @property
+    def inbound_id(self) -> str:
+        return format_inbound_id(self.id)
+
+
+class ReturnInboundLine(Base):
+    __tablename__ = "wms_return_lines"
+    __table_args__ = (Index("ix_wms_return_lines_inbound_id", "inbound_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    inbound_id: Mapped[int] = mapped_column(
+        ForeignKey("wms_return_inbounds.id", ondelete="CASCADE", name="fk_wms_return_lines_inbound")
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    line_id: Mapped[str] = mapped_column(String(255))
+    sku: Mapped[str] = mapped_column(String(255))
+    quantity: Mapped[int] = mapped_column(Integer)
+
+    inbound: Mapped[ReturnInbound] = relationship(back_populates="lines")
+
+
+class WmsReturnOutbox(WebhookOutboxMixin, Base):
+    """Return receipts the warehouse owes the platform (same delivery rules as shipments)."""
+
+    __tablename__ = "wms_return_outbox"
+    __table_args__ = (
+        Index("ux_wms_return_outbox_event_id", "event_id", unique=True),
+        Index("ix_wms_return_outbox_pending", "delivered_at", "next_attempt_at"),
+        Index("ix_wms_return_outbox_inbound_id", "inbound_id"),
+    )
+
+    inbound_id: Mapped[int] = mapped_column(
+        ForeignKey("wms_return_inbounds.id", ondelete="CASCADE", name="fk_wms_return_outbox_inbound")
+    )
+
+
 # -- outbox operations (shared with the carrier) ---------------------------------------------
 
 OutboxT = TypeVar("OutboxT", bound=WebhookOutboxMixin)
@@ -323,4 +394,43 @@ def list_wms_webhooks(store: Store, fulfillment_id: str | None = None) -> list[W
         return [
             WebhookRecord(w.event_id, w.event_type, w.body, w.attempts, w.delivered_at, w.last_error)
             for w in s.scalars(stmt)
+        ]
+
+
+@dataclass(frozen=True)
+class ReturnInboundRecord:
+    inbound_id: str
+    return_key: str
+    rma_id: str
+    location: str
+    status: ReturnInboundStatus
+    lines: tuple[FulfillmentLineRecord, ...]
+    received_at: datetime | None
+
+
+def list_return_inbounds(store: Store, return_key: str | None = None) -> list[ReturnInboundRecord]:
+    stmt = select(ReturnInbound).options(selectinload(ReturnInbound.lines)).order_by(ReturnInbound.id)
+    if return_key is not None:
+        stmt = stmt.where(ReturnInbound.return_key == return_key)
+    with store.session() as s:
+        return [
+            ReturnInboundRecord(
+                inbound_id=r.inbound_id,
+                return_key=r.return_key,
+                rma_id=r.rma_id,
+                location=r.location,
+                status=cast(ReturnInboundStatus, r.status),
+                lines=tuple(FulfillmentLineRecord(ln.line_id, ln.sku, ln.quantity) for ln in r.lines),
+                received_at=r.received_at,
+            )
+            for r in s.scalars(stmt)
+        ]
+
+
+def list_return_webhooks(store: Store) -> list[WebhookRecord]:
+    """The warehouse's return receipts (delivered or pending), oldest first."""
+    with store.session() as s:
+        return [
+            WebhookRecord(w.event_id, w.event_type, w.body, w.attempts, w.delivered_at, w.last_error)
+            for w in s.scalars(select(WmsReturnOutbox).order_by(WmsReturnOutbox.id))
         ]

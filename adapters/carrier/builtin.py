@@ -1,6 +1,9 @@
 """The builtin carrier: labels with tracking numbers, kept in the store.
 
 Tracking events come later from ``CarrierSimulator``, once the warehouse hands the parcel over.
+A return label's parcel is the customer's to drop off: it counts as handed over when bought, so
+its first scan (in transit) and its delivery follow on the simulator's usual delays, reported
+with the return's key instead of an order's.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from adapters.faults import FaultInjector
 from adapters.store_calls import in_thread
 from canonical import Address
 from canonical.documents import Label
-from store.carrier import CarrierLabel
+from store.carrier import CarrierLabel, CarrierReturnLabel
 from store.db import Store
 from store.wms import utcnow
 
@@ -24,6 +27,7 @@ CARRIER_NAME = "builtin"
 DEFAULT_SERVICE = "ground"
 TRACKING_PREFIX = "1ZRC"
 LABEL_URL = "https://labels.invalid/{tracking_number}.pdf"
+RETURN_ORIGIN = "customer"  # a return label's ship_from: the customer's address is kept with it
 
 
 def new_tracking_number() -> str:
@@ -56,6 +60,21 @@ class BuiltinCarrier:
             SYSTEM, lambda: self._buy(order_key, ship_from, ship_to, service, idempotency_key)
         )
 
+    async def create_return_label(
+        self, return_key: str, ship_from: Address | None, to_location: str, idempotency_key: str
+    ) -> Label:
+        """A prepaid return label from the customer to ``to_location``; a replayed key returns
+        the label bought the first time. The label's ``order_key`` is the return key."""
+        await self.faults.before("create_return_label", return_key=return_key, to_location=to_location)
+        label = await in_thread(
+            SYSTEM,
+            lambda: self._buy(
+                return_key, RETURN_ORIGIN, None, None, idempotency_key, returning=(to_location, ship_from)
+            ),
+        )
+        await self.faults.after("create_return_label")
+        return label
+
     def _buy(
         self,
         order_key: str,
@@ -63,6 +82,8 @@ class BuiltinCarrier:
         ship_to: Address | None,
         service: str | None,
         idempotency_key: str,
+        *,
+        returning: tuple[str, Address | None] | None = None,
     ) -> Label:
         for _ in range(5):
             found = self._replay(order_key, idempotency_key)
@@ -82,10 +103,22 @@ class BuiltinCarrier:
                 created_at=now,
                 status="label_created",
                 status_changed_at=now,
+                handed_over_at=now if returning is not None else None,
             )
             try:
                 with self.store.session() as s:
                     s.add(label)
+                    if returning is not None:
+                        to_location, origin = returning
+                        s.add(
+                            CarrierReturnLabel(
+                                tracking_number=tracking,
+                                return_key=order_key,
+                                to_location=to_location,
+                                ship_from=origin.model_dump(mode="json") if origin else None,
+                                created_at=now,
+                            )
+                        )
                     s.flush()
                     return _label(label)
             except IntegrityError:

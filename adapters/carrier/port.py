@@ -21,3 +21,10 @@ class CarrierPort(Protocol):
     ) -> Label:
         """Buy a label. Idempotent on the key (a retried purchase returns the same label)."""
         ...
+
+    async def create_return_label(
+        self, return_key: str, ship_from: Address | None, to_location: str, idempotency_key: str
+    ) -> Label:
+        """A prepaid return label from the customer to the warehouse; its tracking events (first
+        scan, delivered) come back by webhook for the return. Idempotent on the key."""
+        ...

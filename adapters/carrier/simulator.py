@@ -21,7 +21,7 @@ from adapters.carrier.webhook import EVENT_TRACKING, WEBHOOK_PATH, TrackingWebho
 from adapters.signing import Poster, as_poster, deliver
 from canonical import TrackingStatus
 from settings import Settings
-from store.carrier import CarrierLabel, CarrierWebhookOutbox
+from store.carrier import CarrierLabel, CarrierWebhookOutbox, return_key_of
 from store.db import Store
 from store.wms import (
     claim_webhook,
@@ -130,11 +130,13 @@ class CarrierSimulator:
                 if rowcount(won) != 1:
                     continue  # another simulator moved it
                 label = s.get_one(CarrierLabel, pk)
+                return_key = return_key_of(s, label.tracking_number)
                 hook = TrackingWebhook(
                     event_id=tracking_event_id(label.tracking_number, new),
                     type=EVENT_TRACKING,
                     tracking_number=label.tracking_number,
-                    order_key=label.order_key,
+                    order_key=label.order_key if return_key is None else None,
+                    return_key=return_key,
                     carrier=label.carrier,
                     service=label.service,
                     status=new,

@@ -14,18 +14,27 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from adapters.errors import PermanentError
+from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
 from adapters.store_calls import in_thread
 from canonical import ChannelAvailability, Money, Shipment
 from canonical.documents import ChannelAck
-from store.channel import ChannelNotification, Notification, NotificationKind, list_notifications, utcnow
+from canonical.returns import ReturnNotice
+from store.channel import (
+    ChannelNotification,
+    ChannelReturnNotice,
+    Notification,
+    NotificationKind,
+    list_notifications,
+    list_return_notices,
+    utcnow,
+)
 from store.db import Store
 
 SYSTEM = "channel"
 T = TypeVar("T")
 
-__all__ = ["BuiltinChannel", "Notification", "list_notifications"]
+__all__ = ["BuiltinChannel", "Notification", "list_notifications", "list_return_notices"]
 
 
 class BuiltinChannel:
@@ -80,7 +89,57 @@ class BuiltinChannel:
         await self.faults.before("push_inventory", kind="inventory")
         return ChannelAck(channel=self.name, reference=f"inventory:{idempotency_key}")
 
+    async def notify_return(
+        self, external_order_id: str, notice: ReturnNotice, idempotency_key: str
+    ) -> ChannelAck:
+        """Record what became of a return (``channel_return_notices``, reference ``CR-...``).
+
+        The builtin channel also stands in for WooCommerce and BigCommerce, whose adapters do
+        not call their stores for returns: the notice is recorded here, nothing is invented."""
+        await self.faults.before(
+            "notify_return", external_order_id=external_order_id, kind="return", status=notice.status
+        )
+        ack = await self._in_thread(lambda: self._record_return(external_order_id, notice, idempotency_key))
+        await self.faults.after("notify_return")
+        return ack
+
     # -- synchronous halves (run in a worker thread) ---------------------------------------
+
+    def _record_return(self, external_order_id: str, notice: ReturnNotice, key: str) -> ChannelAck:
+        if not key:
+            raise PermanentError("an idempotency key is required", reason="invalid_request", system=SYSTEM)
+        for _ in range(2):
+            with self.store.session() as s:
+                row = s.scalar(select(ChannelReturnNotice).where(ChannelReturnNotice.idempotency_key == key))
+                if row is not None:
+                    seen = (row.channel, row.external_order_id, row.return_key, row.status)
+                    if seen != (self.name, external_order_id, notice.return_key, notice.status):
+                        raise PermanentError(
+                            f"idempotency key {key!r} already recorded {row.status} of return"
+                            f" {row.return_key} ({row.channel} order {row.external_order_id})",
+                            reason="idempotency_conflict",
+                            system=SYSTEM,
+                        )
+                    return ChannelAck(channel=self.name, reference=row.reference)
+            try:
+                with self.store.session() as s:
+                    new = ChannelReturnNotice(
+                        channel=self.name,
+                        external_order_id=external_order_id,
+                        return_key=notice.return_key,
+                        status=notice.status,
+                        idempotency_key=key,
+                        payload=notice.model_dump(mode="json"),
+                        amount=notice.refunded.amount,
+                        currency=notice.refunded.currency,
+                        created_at=utcnow(),
+                    )
+                    s.add(new)
+                    s.flush()
+                    return ChannelAck(channel=self.name, reference=new.reference)
+            except IntegrityError:
+                continue  # recorded concurrently under the same key: answer with that record
+        raise TransientError(f"idempotency key {key!r} is in use by a concurrent call", system=SYSTEM)
 
     @staticmethod
     async def _in_thread(fn: Callable[[], T]) -> T:

@@ -6,6 +6,7 @@ from typing import Protocol
 
 from canonical import ChannelAvailability, Money, Shipment
 from canonical.documents import ChannelAck
+from canonical.returns import ReturnNotice
 
 
 class ChannelPort(Protocol):
@@ -31,4 +32,11 @@ class ChannelPort(Protocol):
         """Tell the channel how many of each SKU it may sell now: absolute numbers, never deltas.
 
         Raises RateLimitedError when the channel asks to slow down."""
+        ...
+
+    async def notify_return(
+        self, external_order_id: str, notice: ReturnNotice, idempotency_key: str
+    ) -> ChannelAck:
+        """Tell the channel what became of a return it did not refund itself (refunded by the
+        platform, expired, rejected): Shopify records it as a refund without transactions."""
         ...

@@ -14,7 +14,8 @@ from the ERP document (``erp:<SO>:create``, ``erp:<SO>:allocate:<n>``, ``erp:<SO
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Literal, TypeVar
+from decimal import Decimal
+from typing import Literal, TypeVar, cast
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -25,14 +26,29 @@ from adapters.erp.inventory import move
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
 from canonical import Address, Customer, InvoiceAmounts, Money, Order, Shipment
-from canonical.documents import Allocation, BackorderLine, CancelAck, CustomerRef, InvoiceAck, SalesOrderAck
+from canonical.documents import (
+    Allocation,
+    BackorderLine,
+    CancelAck,
+    CreditMemoAck,
+    CustomerRef,
+    InvoiceAck,
+    ReturnReceiptAck,
+    RmaAck,
+    RmaLine,
+    SalesOrderAck,
+)
+from canonical.returns import DispositionLine
 from store.db import Store
 from store.erp import (
     ACCOUNTS_RECEIVABLE,
+    INVENTORY,
+    INVENTORY_WRITE_OFF,
     REVENUE,
     SALES_TAX_PAYABLE,
     SHIPPING_REVENUE,
     ErpAllocation,
+    ErpCreditMemo,
     ErpCustomer,
     ErpCustomerKey,
     ErpGlEntry,
@@ -40,14 +56,22 @@ from store.erp import (
     ErpInvoice,
     ErpInvoiceLine,
     ErpItem,
+    ErpItemCost,
+    ErpReturnGlEntry,
+    ErpRma,
+    ErpRmaLine,
     ErpSalesOrder,
     ErpSalesOrderLine,
     ErpStock,
     find_sales_order,
+    get_rma,
     get_sales_order,
     gl_entries,
     list_customers,
     list_invoices,
+    list_rmas,
+    return_gl_entries,
+    set_item_cost,
     stock_levels,
     utcnow,
 )
@@ -55,12 +79,16 @@ from store.erp import (
 __all__ = [
     "BuiltinErp",
     "find_sales_order",
+    "get_rma",
     "get_sales_order",
     "gl_entries",
     "gl_postings",
     "list_customers",
     "list_invoices",
+    "list_rmas",
     "plan_allocation",
+    "return_gl_entries",
+    "set_item_cost",
     "stock_levels",
 ]
 
@@ -363,6 +391,50 @@ class BuiltinErp:
         """Cancel what has not shipped and release its reservations; once per key."""
         await self.faults.before("cancel_sales_order", erp_order_id=erp_order_id)
         return await in_thread(lambda: self._cancel_sales_order(erp_order_id, reason, idempotency_key))
+
+    async def authorize_return(
+        self, erp_order_id: str, return_key: str, lines: list[RmaLine], idempotency_key: str
+    ) -> RmaAck:
+        """Authorize an RMA for what was shipped (invoiced) and is not on another live RMA.
+
+        The order row is locked while the returnable quantities are computed and the RMA is
+        written, so two concurrent returns of the same order cannot both take the last unit."""
+        for sku in sorted({ln.sku or "" for ln in lines}) or [""]:
+            await self.faults.before(
+                "authorize_return", erp_order_id=erp_order_id, return_key=return_key, sku=sku or None
+            )
+        ack = await in_thread(
+            lambda: self._authorize_return(erp_order_id, return_key, lines, idempotency_key)
+        )
+        await self.faults.after("authorize_return")
+        return ack
+
+    async def receive_return(
+        self, rma_id: str, lines: list[DispositionLine], idempotency_key: str
+    ) -> ReturnReceiptAck:
+        """Restock (a ``return_restock`` journal movement, event ``erp:<SO>:return:<RMA>``) and
+        write off damaged units at cost, once per RMA; a replay of the key answers the same."""
+        for sku in sorted({ln.sku or "" for ln in lines}) or [""]:
+            await self.faults.before("receive_return", rma_id=rma_id, sku=sku or None)
+        ack = await in_thread(lambda: self._receive_return(rma_id, lines, idempotency_key))
+        await self.faults.after("receive_return")
+        return ack
+
+    async def post_credit_memo(
+        self, rma_id: str, amounts: InvoiceAmounts, idempotency_key: str
+    ) -> CreditMemoAck:
+        """Post the RMA's one credit memo with its reversing GL entries."""
+        await self.faults.before("post_credit_memo", rma_id=rma_id, currency=amounts.total.currency)
+        ack = await in_thread(lambda: self._post_credit_memo(rma_id, amounts, idempotency_key))
+        await self.faults.after("post_credit_memo")
+        return ack
+
+    async def close_return(self, rma_id: str, reason: str, idempotency_key: str) -> RmaAck:
+        """Close an RMA nothing was received or credited for; closing it again is a no-op."""
+        await self.faults.before("close_return", rma_id=rma_id)
+        ack = await in_thread(lambda: self._close_return(rma_id, reason, idempotency_key))
+        await self.faults.after("close_return")
+        return ack
 
     # -- customers -------------------------------------------------------------------------
 
@@ -694,6 +766,292 @@ class BuiltinErp:
         s.flush()
         return ack
 
+    # -- returns ---------------------------------------------------------------------------------
+
+    def _authorize_return(self, erp_order_id: str, return_key: str, lines: list[RmaLine], key: str) -> RmaAck:
+        try:
+            with self.store.session() as s:
+                return self._authorize_in(s, erp_order_id, return_key, lines, key)
+        except IntegrityError as exc:
+            with self.store.session() as s:
+                done = s.scalar(select(ErpRma).where(ErpRma.idempotency_key == key))
+                if done is None:
+                    raise _conflict(exc) from exc
+                return _rma_replay(done, erp_order_id)
+
+    def _authorize_in(
+        self, s: Session, erp_order_id: str, return_key: str, lines: list[RmaLine], key: str
+    ) -> RmaAck:
+        so = _lock_order(s, erp_order_id)
+        done = s.scalar(select(ErpRma).where(ErpRma.idempotency_key == key))
+        if done is not None:
+            return _rma_replay(done, erp_order_id)
+        if not lines:
+            raise permanent(f"return {return_key} has no lines", "invalid_return")
+        ids = [ln.line_id for ln in lines]
+        if len(set(ids)) != len(ids):
+            raise permanent(f"return {return_key} repeats an order line", "invalid_return")
+        order_lines = {ln.line_id: ln for ln in so.lines}
+        for rl in lines:
+            ol = order_lines.get(rl.line_id)
+            if ol is None:
+                raise permanent(f"{erp_order_id} has no line {rl.line_id}", "unknown_line")
+            if rl.sku is not None and ol.sku is not None and rl.sku != ol.sku:
+                raise permanent(f"line {rl.line_id} is {ol.sku}, the return says {rl.sku}", "sku_mismatch")
+        invoiced = _invoiced(so)
+        taken = _on_live_rmas(s, erp_order_id)
+        refused = []
+        for rl in lines:
+            shipped, already = invoiced.get(rl.line_id, 0), taken.get(rl.line_id, 0)
+            if rl.quantity > shipped - already:
+                refused.append(
+                    f"line {rl.line_id}: returning {rl.quantity}, shipped {shipped}, on other returns"
+                    f" {already}, returnable {max(0, shipped - already)}"
+                )
+        if refused:
+            raise permanent(f"{erp_order_id}: not returnable: {'; '.join(refused)}", "not_returnable")
+        rma = ErpRma(
+            erp_order_id=erp_order_id,
+            return_key=return_key,
+            idempotency_key=key,
+            status="authorized",
+            currency=so.currency,
+            returned_before={k: v for k, v in sorted(taken.items()) if v > 0},
+            restocked=0,
+            written_off=Decimal(0),
+        )
+        rma.lines = [
+            ErpRmaLine(
+                position=i,
+                line_id=rl.line_id,
+                sku=rl.sku if rl.sku is not None else order_lines[rl.line_id].sku,
+                quantity=rl.quantity,
+                restocked=0,
+                damaged=0,
+            )
+            for i, rl in enumerate(lines)
+        ]
+        s.add(rma)
+        s.flush()
+        rma.rma_id = f"RMA-{rma.id:06d}"
+        s.flush()
+        return _rma_ack(rma, created=True)
+
+    def _locked_rma(self, s: Session, rma_id: str) -> tuple[ErpSalesOrder, ErpRma]:
+        """The RMA's sales order and the RMA, locked in the usual order (order row first)."""
+        erp_order_id = s.scalar(select(ErpRma.erp_order_id).where(ErpRma.rma_id == rma_id))
+        if erp_order_id is None:
+            raise permanent(f"no RMA {rma_id}", "not_found")
+        so = _lock_order(s, erp_order_id)
+        rma = s.scalar(
+            select(ErpRma)
+            .where(ErpRma.rma_id == rma_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert rma is not None  # RMAs are never deleted
+        return so, rma
+
+    def _receive_return(self, rma_id: str, lines: list[DispositionLine], key: str) -> ReturnReceiptAck:
+        try:
+            with self.store.session() as s:
+                return self._receive_in(s, rma_id, lines, key)
+        except IntegrityError as exc:  # a concurrent first stock row at a location: retry settles it
+            raise _conflict(exc) from exc
+
+    def _receive_in(
+        self, s: Session, rma_id: str, lines: list[DispositionLine], key: str
+    ) -> ReturnReceiptAck:
+        so, rma = self._locked_rma(s, rma_id)
+        if rma.receipt_key == key:
+            return _receipt_ack(rma)
+        if rma.receipt_key is not None:
+            raise permanent(f"{rma_id} was already received (another receipt)", "rma_received")
+        if rma.status == "closed":
+            raise permanent(f"{rma_id} is closed: {rma.close_reason}", "rma_closed")
+        by_line = {ln.line_id: ln for ln in rma.lines}
+        counted: dict[str, int] = {}
+        for dl in lines:
+            rl = by_line.get(dl.line_id)
+            if rl is None:
+                raise permanent(f"{rma_id} does not return line {dl.line_id}", "unknown_line")
+            if dl.sku is not None and rl.sku is not None and dl.sku != rl.sku:
+                raise permanent(f"line {dl.line_id} is {rl.sku}, the receipt says {dl.sku}", "sku_mismatch")
+            counted[dl.line_id] = counted.get(dl.line_id, 0) + dl.quantity
+        over = [
+            f"line {lid}: {n} of {by_line[lid].quantity}"
+            for lid, n in counted.items()
+            if n > by_line[lid].quantity
+        ]
+        if over:
+            raise permanent(
+                f"{rma_id}: receipt exceeds the authorization: {'; '.join(over)}", "receipt_exceeds_rma"
+            )
+
+        cur = rma.currency
+        restocks: list[tuple[ErpRmaLine, str, str, int]] = []  # (line, sku, location, quantity)
+        damaged: list[tuple[ErpRmaLine, int]] = []
+        for dl in lines:
+            rl = by_line[dl.line_id]
+            if dl.disposition == "not_returned":
+                continue
+            sku = rl.sku or dl.sku
+            if dl.disposition == "damaged":
+                damaged.append((rl, dl.quantity))
+            elif sku is None:
+                raise permanent(f"line {dl.line_id} has no SKU to restock", "not_stocked")
+            else:
+                restocks.append((rl, sku, dl.location or _ship_location(so, dl.line_id, rma_id), dl.quantity))
+
+        stock = _lock_stock(s, (sku for _, sku, _, _ in restocks))
+        for _, sku, loc, _ in restocks:
+            if (sku, loc) not in stock:
+                if s.get(ErpItem, sku) is None:
+                    raise permanent(f"SKU {sku} is not in the item master", "unknown_sku")
+                row = ErpStock(sku=sku, location=loc, on_hand=0, reserved=0)
+                s.add(row)
+                stock[(sku, loc)] = row
+        for leg, (rl, sku, loc, qty) in enumerate(restocks):
+            move(
+                s,
+                stock[(sku, loc)],
+                kind="return_restock",
+                event_id=f"erp:{rma.erp_order_id}:return:{rma_id}",
+                leg=leg,
+                quantity=qty,
+                on_hand=qty,
+                source=SYSTEM,
+                reference=rma_id,
+            )
+            rl.restocked += qty
+
+        written_off = Money.zero(cur)
+        for rl, qty in damaged:
+            rl.damaged += qty
+            written_off = written_off + _unit_cost(s, so, rl).times(qty)
+        if not written_off.is_zero:
+            nothing = Decimal(0)
+            for acct, dr, cr in (
+                (INVENTORY_WRITE_OFF, written_off.amount, nothing),
+                (INVENTORY, nothing, written_off.amount),
+            ):
+                rma.entries.append(
+                    ErpReturnGlEntry(
+                        document=rma_id, kind="write_off", account=acct, debit=dr, credit=cr, currency=cur
+                    )
+                )
+        rma.receipt_key = key
+        rma.received_at = utcnow()
+        rma.restocked = sum(q for _, _, _, q in restocks)
+        rma.written_off = written_off.amount
+        if rma.status == "authorized":
+            rma.status = "received"
+        s.flush()
+        return _receipt_ack(rma)
+
+    def _post_credit_memo(self, rma_id: str, amounts: InvoiceAmounts, key: str) -> CreditMemoAck:
+        try:
+            with self.store.session() as s:
+                return self._credit_in(s, rma_id, amounts, key)
+        except IntegrityError as exc:
+            with self.store.session() as s:
+                done = s.scalar(select(ErpCreditMemo).where(ErpCreditMemo.idempotency_key == key))
+                if done is None:
+                    raise _conflict(exc) from exc
+                return _credit_replay(done, rma_id, amounts)
+
+    def _credit_in(self, s: Session, rma_id: str, amounts: InvoiceAmounts, key: str) -> CreditMemoAck:
+        so, rma = self._locked_rma(s, rma_id)
+        done = s.scalar(select(ErpCreditMemo).where(ErpCreditMemo.idempotency_key == key))
+        if done is not None:
+            return _credit_replay(done, rma_id, amounts)
+        if rma.credit_memo is not None:  # one per RMA, whatever key asks again
+            return _credit_replay(rma.credit_memo, rma_id, amounts)
+        if rma.status == "closed":
+            raise permanent(f"{rma_id} is closed: {rma.close_reason}", "rma_closed")
+        monies = [amounts.total, amounts.shipping, amounts.shipping_tax, amounts.tax]
+        monies += [m for ln in amounts.lines for m in (ln.net, ln.tax)]
+        if any(m.currency != so.currency for m in monies):
+            raise permanent(
+                f"credit memo amounts are not all in the order currency {so.currency}", "currency_mismatch"
+            )
+        authorized = {ln.line_id: ln.quantity for ln in rma.lines}
+        for cl in amounts.lines:
+            if cl.line_id not in authorized:
+                raise permanent(f"{rma_id} does not return line {cl.line_id}", "unknown_line")
+            if cl.quantity > authorized[cl.line_id]:
+                raise permanent(
+                    f"{rma_id} line {cl.line_id}: crediting {cl.quantity} of {authorized[cl.line_id]}"
+                    " authorized",
+                    "credit_exceeds_rma",
+                )
+        try:
+            postings = gl_postings(amounts, so.taxes_included)
+        except ValueError as exc:
+            raise permanent(str(exc).replace("invoice", "credit memo"), "unbalanced_credit_memo") from None
+        cur = so.currency
+        invoiced = Money.sum((Money.of(inv.total, cur) for inv in so.invoices), cur)
+        credited = Money.sum(
+            (
+                Money.of(cm.total, cur)
+                for cm in s.scalars(
+                    select(ErpCreditMemo)
+                    .join(ErpRma, ErpCreditMemo.rma_pk == ErpRma.id)
+                    .where(ErpRma.erp_order_id == so.erp_order_id)
+                )
+            ),
+            cur,
+        )
+        if credited + amounts.total > invoiced:
+            raise permanent(
+                f"{so.erp_order_id}: crediting {amounts.total} after {credited}"
+                f" exceeds the {invoiced} invoiced",
+                "credit_exceeds_invoiced",
+            )
+        cm = ErpCreditMemo(
+            rma_pk=rma.id,
+            idempotency_key=key,
+            currency=cur,
+            net=Money.sum((ln.net for ln in amounts.lines), cur).amount,
+            shipping=amounts.shipping.amount,
+            tax=amounts.tax.amount,
+            total=amounts.total.amount,
+        )
+        s.add(cm)
+        s.flush()
+        cm.credit_memo_id = f"CM-{cm.id:06d}"
+        # The invoice's posting mirrored: receivable credited, revenue, shipping and tax debited.
+        for acct, dr, cr in postings:
+            rma.entries.append(
+                ErpReturnGlEntry(
+                    document=cm.credit_memo_id,
+                    kind="credit_memo",
+                    account=acct,
+                    debit=cr.amount,
+                    credit=dr.amount,
+                    currency=cur,
+                )
+            )
+        rma.status = "credited"
+        s.flush()
+        return CreditMemoAck(credit_memo_id=cm.credit_memo_id, rma_id=rma_id, total=amounts.total)
+
+    def _close_return(self, rma_id: str, reason: str, key: str) -> RmaAck:
+        with self.store.session() as s:
+            _, rma = self._locked_rma(s, rma_id)
+            if rma.status == "closed":
+                return _rma_ack(rma, created=False)
+            if rma.receipt_key is not None:
+                raise permanent(f"{rma_id} was received: it cannot be closed", "rma_received")
+            if rma.credit_memo is not None:
+                raise permanent(f"{rma_id} was credited: it cannot be closed", "rma_credited")
+            rma.status = "closed"
+            rma.close_key = key
+            rma.close_reason = reason[:2000]
+            rma.closed_at = utcnow()
+            s.flush()
+            return _rma_ack(rma, created=False)
+
 
 def _invoice_replay(inv: ErpInvoice, erp_order_id: str) -> InvoiceAck:
     if inv.order.erp_order_id != erp_order_id:
@@ -711,3 +1069,91 @@ def _cancel_replay(done: ErpIdempotency, erp_order_id: str) -> CancelAck:
             "idempotency_key_reuse",
         )
     return CancelAck.model_validate_json(done.response)
+
+
+# -- returns: helpers ---------------------------------------------------------------------------
+
+RmaStatus = Literal["authorized", "received", "credited", "closed"]
+
+
+def _invoiced(so: ErpSalesOrder) -> dict[str, int]:
+    """Units of each line invoiced (shipped, or billed for unstocked lines) so far."""
+    out: dict[str, int] = {}
+    for inv in so.invoices:
+        for il in inv.lines:
+            out[il.line_id] = out.get(il.line_id, 0) + il.quantity
+    return out
+
+
+def _on_live_rmas(s: Session, erp_order_id: str) -> dict[str, int]:
+    """Units of each line on the order's RMAs that are not closed (authorized, received, credited)."""
+    q = (
+        select(ErpRmaLine.line_id, ErpRmaLine.quantity)
+        .join(ErpRma, ErpRmaLine.rma_pk == ErpRma.id)
+        .where(ErpRma.erp_order_id == erp_order_id, ErpRma.status != "closed")
+    )
+    out: dict[str, int] = {}
+    for line_id, qty in s.execute(q):
+        out[line_id] = out.get(line_id, 0) + qty
+    return out
+
+
+def _ship_location(so: ErpSalesOrder, line_id: str, rma_id: str) -> str:
+    """Where the line last shipped from: a restock without a location goes back there."""
+    for inv in reversed(so.invoices):
+        if any(il.line_id == line_id for il in inv.lines):
+            return inv.location
+    raise permanent(f"{rma_id} line {line_id}: no location to restock to", "no_location")
+
+
+def _unit_cost(s: Session, so: ErpSalesOrder, rl: ErpRmaLine) -> Money:
+    """The SKU's standard cost (``erp_item_costs``); without one, the unit's net sale value
+    before tax, for want of a better figure (the item master keeps no cost)."""
+    cur = so.currency
+    if rl.sku is not None:
+        cost = s.get(ErpItemCost, rl.sku)
+        if cost is not None and cost.currency == cur:
+            return Money.round(cost.unit_cost, cur)
+    ol = next(ln for ln in so.lines if ln.line_id == rl.line_id)
+    net = ol.net - ol.tax if so.taxes_included else ol.net
+    return Money.round(net / ol.quantity, cur) if ol.quantity else Money.zero(cur)
+
+
+def _rma_ack(rma: ErpRma, created: bool) -> RmaAck:
+    return RmaAck(
+        rma_id=rma.rma_id or "",
+        erp_order_id=rma.erp_order_id,
+        lines=[RmaLine(line_id=ln.line_id, sku=ln.sku, quantity=ln.quantity) for ln in rma.lines],
+        returned_before=dict(rma.returned_before),
+        status=cast(RmaStatus, rma.status),
+        created=created,
+    )
+
+
+def _rma_replay(rma: ErpRma, erp_order_id: str) -> RmaAck:
+    if rma.erp_order_id != erp_order_id:
+        raise permanent(
+            f"idempotency key already authorized {rma.rma_id} on {rma.erp_order_id}, not {erp_order_id}",
+            "idempotency_key_reuse",
+        )
+    return _rma_ack(rma, created=False)
+
+
+def _receipt_ack(rma: ErpRma) -> ReturnReceiptAck:
+    return ReturnReceiptAck(
+        rma_id=rma.rma_id or "", restocked=rma.restocked, written_off=Money.of(rma.written_off, rma.currency)
+    )
+
+
+def _credit_replay(cm: ErpCreditMemo, rma_id: str, amounts: InvoiceAmounts) -> CreditMemoAck:
+    if cm.rma.rma_id != rma_id:
+        raise permanent(
+            f"idempotency key already credited {cm.rma.rma_id}, not {rma_id}", "idempotency_key_reuse"
+        )
+    total = Money.of(cm.total, cm.currency)
+    if total != amounts.total:
+        raise permanent(
+            f"{rma_id} already has credit memo {cm.credit_memo_id} for {total}, not {amounts.total}",
+            "credit_memo_exists",
+        )
+    return CreditMemoAck(credit_memo_id=cm.credit_memo_id or "", rma_id=rma_id, total=total)

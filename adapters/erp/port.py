@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Protocol
 
 from canonical import Address, Customer, InvoiceAmounts, Order, Shipment
-from canonical.documents import CancelAck, CustomerRef, InvoiceAck, SalesOrderAck
+from canonical.documents import (
+    CancelAck,
+    CreditMemoAck,
+    CustomerRef,
+    InvoiceAck,
+    ReturnReceiptAck,
+    RmaAck,
+    RmaLine,
+    SalesOrderAck,
+)
+from canonical.returns import DispositionLine
 
 
 class ErpPort(Protocol):
@@ -37,4 +47,34 @@ class ErpPort(Protocol):
 
     async def cancel_sales_order(self, erp_order_id: str, reason: str, idempotency_key: str) -> CancelAck:
         """Cancel what is not shipped and release its allocations."""
+        ...
+
+    async def authorize_return(
+        self, erp_order_id: str, return_key: str, lines: list[RmaLine], idempotency_key: str
+    ) -> RmaAck:
+        """Authorize a return (RMA) against the sales order.
+
+        Refuses with PermanentError(reason='not_returnable') a line whose quantity exceeds what was
+        shipped (invoiced) minus what open, received or credited RMAs already took, saying the
+        figures. Idempotent on the key: a replay returns the same RMA."""
+        ...
+
+    async def receive_return(
+        self, rma_id: str, lines: list[DispositionLine], idempotency_key: str
+    ) -> ReturnReceiptAck:
+        """Record what came back: restocked units go back on hand at their location (a
+        return_restock movement in the stock journal, so channels hear of it); damaged units are
+        written off (a GL entry at cost). Idempotent on the key."""
+        ...
+
+    async def post_credit_memo(
+        self, rma_id: str, amounts: InvoiceAmounts, idempotency_key: str
+    ) -> CreditMemoAck:
+        """Post the credit memo (and its GL entries: revenue, tax and shipping reversed against the
+        receivable). Idempotent on the key; one credit memo per RMA."""
+        ...
+
+    async def close_return(self, rma_id: str, reason: str, idempotency_key: str) -> RmaAck:
+        """Close an RMA that will not be received (expired, cancelled): its quantities become
+        returnable again. Refuses (PermanentError reason='rma_received') once goods were received."""
         ...

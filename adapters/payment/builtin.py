@@ -28,6 +28,7 @@ from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
 from canonical import Money
 from canonical.documents import Authorization, Capture, PaymentRefund, PaymentVoid
+from canonical.returns import CaptureBalance
 from store.db import Store
 from store.payment import (
     PaymentAuthorization,
@@ -125,7 +126,8 @@ class BuiltinPayment:
         return result
 
     async def refund(self, capture_id: str, amount: Money, idempotency_key: str) -> PaymentRefund:
-        """Refund up to the capture's amount minus earlier refunds."""
+        """Refund up to the capture's amount minus earlier refunds (``refund_exceeds_capture``
+        beyond); the same key returns the first refund and never moves money twice."""
         await self.faults.before("refund", capture_id=capture_id, currency=amount.currency)
         request = {"capture_id": capture_id, "amount": str(amount.amount), "currency": amount.currency}
         result = await in_thread(
@@ -139,6 +141,24 @@ class BuiltinPayment:
         )
         await self.faults.after("refund")
         return result
+
+    async def capture_balance(self, capture_id: str) -> CaptureBalance:
+        """The capture's amount and what its refunds took so far (a read: no key needed)."""
+        await self.faults.before("capture_balance", capture_id=capture_id)
+        result = await in_thread(lambda: self._capture_balance(capture_id))
+        await self.faults.after("capture_balance")
+        return result
+
+    def _capture_balance(self, capture_id: str) -> CaptureBalance:
+        with self.store.reading() as s:
+            cap = s.get(PaymentCapture, capture_id)
+            if cap is None:
+                raise permanent(f"no capture {capture_id}", "not_found")
+            return CaptureBalance(
+                capture_id=cap.id,
+                amount=Money.of(cap.amount, cap.currency),
+                refunded=Money.of(cap.refunded, cap.currency),
+            )
 
     # -- idempotency ------------------------------------------------------------------------
 

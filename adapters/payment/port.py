@@ -9,6 +9,7 @@ from typing import Protocol
 
 from canonical import Money
 from canonical.documents import Authorization, Capture, PaymentRefund, PaymentVoid
+from canonical.returns import CaptureBalance
 
 
 class PaymentPort(Protocol):
@@ -26,4 +27,11 @@ class PaymentPort(Protocol):
         """Release what is not captured."""
         ...
 
-    async def refund(self, capture_id: str, amount: Money, idempotency_key: str) -> PaymentRefund: ...
+    async def refund(self, capture_id: str, amount: Money, idempotency_key: str) -> PaymentRefund:
+        """Refund up to what is left of the capture; more is a PermanentError
+        (reason='refund_exceeds_capture')."""
+        ...
+
+    async def capture_balance(self, capture_id: str) -> CaptureBalance:
+        """The capture's amount and what was refunded from it so far (Stripe: amount_refunded)."""
+        ...

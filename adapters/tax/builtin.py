@@ -23,16 +23,18 @@ from adapters import store_calls
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
 from canonical import Address, InvoiceAmounts, Money, Order
-from canonical.documents import TaxCommit, TaxLineQuote, TaxQuote, TaxVoid
+from canonical.documents import TaxCommit, TaxLineQuote, TaxQuote, TaxReversal, TaxVoid
 from store.db import Store
 from store.tax import (
     TaxCommitRecord,
     TaxDocument,
     TaxRate,
+    TaxReversalRecord,
     add_rate,
     get_tax_document,
     list_rates,
     normalise_postal,
+    reversed_tax,
     seed_default_rates,
     utcnow,
 )
@@ -44,6 +46,7 @@ __all__ = [
     "get_tax_document",
     "list_rates",
     "resolve_jurisdiction",
+    "reversed_tax",
     "seed_default_rates",
     "tax_on",
 ]
@@ -148,6 +151,14 @@ class BuiltinTax:
         await self.faults.before("void", document_code=document_code)
         return await in_thread(lambda: self._void(document_code))
 
+    async def reverse(self, document_code: str, credit_code: str, amounts: InvoiceAmounts) -> TaxReversal:
+        """Record ``amounts.tax`` as given back for the credit memo, once per credit code; never
+        more in total than the document committed (``reversal_exceeds_committed``)."""
+        await self.faults.before("reverse", document_code=document_code, credit_code=credit_code)
+        result = await in_thread(lambda: self._reverse(document_code, credit_code, amounts))
+        await self.faults.after("reverse")
+        return result
+
     # -- synchronous halves (run in a worker thread) -----------------------------------------
 
     def _quote(self, order: Order, document_code: str) -> TaxQuote:
@@ -231,3 +242,53 @@ class BuiltinTax:
             doc.status = "voided"
             doc.voided_at = utcnow()
             return TaxVoid(document_code=document_code, status="voided")
+
+    def _reverse(self, document_code: str, credit_code: str, amounts: InvoiceAmounts) -> TaxReversal:
+        for _ in range(2):
+            try:
+                with self.store.session() as s:
+                    return self._reverse_in(s, document_code, credit_code, amounts)
+            except IntegrityError:
+                continue  # reversed concurrently under the same credit code: replay it
+        raise TransientError(f"credit {credit_code} is being reversed concurrently", system=SYSTEM)
+
+    def _reverse_in(
+        self, s: Session, document_code: str, credit_code: str, amounts: InvoiceAmounts
+    ) -> TaxReversal:
+        doc = s.get(TaxDocument, document_code, with_for_update=True)  # serialises reversals of a document
+        done = s.get(TaxReversalRecord, credit_code)
+        tax = amounts.tax
+        if done is not None:
+            recorded = Money.of(done.tax, done.currency)
+            if done.document_code != document_code or recorded != tax:
+                raise permanent(
+                    f"credit {credit_code} already reversed {recorded} on {done.document_code},"
+                    f" not {tax} on {document_code}",
+                    "idempotency_key_reuse",
+                )
+            return TaxReversal(document_code=document_code, credit_code=credit_code, reversed=recorded)
+        if doc is None:
+            raise permanent(f"no tax document {document_code}", "not_found")
+        if tax.currency != doc.currency:
+            raise permanent(
+                f"credit tax is in {tax.currency}, the document in {doc.currency}", "currency_mismatch"
+            )
+        if tax.amount < 0:
+            raise permanent(f"tax to reverse must not be negative, got {tax}", "invalid_amount")
+        before = sum(
+            s.scalars(select(TaxReversalRecord.tax).where(TaxReversalRecord.document_code == document_code)),
+            Decimal(0),
+        )
+        if before + tax.amount > doc.committed:
+            raise permanent(
+                f"reversing {tax} on {document_code} after {Money.of(before, doc.currency)} exceeds the"
+                f" {Money.of(doc.committed, doc.currency)} committed",
+                "reversal_exceeds_committed",
+            )
+        s.add(
+            TaxReversalRecord(
+                credit_code=credit_code, document_code=document_code, tax=tax.amount, currency=tax.currency
+            )
+        )
+        s.flush()
+        return TaxReversal(document_code=document_code, credit_code=credit_code, reversed=tax)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from canonical import InvoiceAmounts, Order
-from canonical.documents import TaxCommit, TaxQuote, TaxVoid
+from canonical.documents import TaxCommit, TaxQuote, TaxReversal, TaxVoid
 
 
 class TaxPort(Protocol):
@@ -21,4 +21,9 @@ class TaxPort(Protocol):
 
     async def void(self, document_code: str) -> TaxVoid:
         """Void the order's uncommitted quote."""
+        ...
+
+    async def reverse(self, document_code: str, credit_code: str, amounts: InvoiceAmounts) -> TaxReversal:
+        """Report the tax of a credit memo as given back (AvaTax: a ReturnInvoice document).
+        Idempotent on credit_code; refuses (PermanentError) more than the order committed."""
         ...

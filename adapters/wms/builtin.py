@@ -15,13 +15,15 @@ from adapters.errors import PermanentError
 from adapters.faults import FaultInjector
 from adapters.store_calls import in_thread
 from canonical import FulfillmentRequest
-from canonical.documents import FulfillmentAck, FulfillmentCancel
+from canonical.documents import FulfillmentAck, FulfillmentCancel, ReturnExpected, RmaLine
 from store.db import Store
 from store.wms import (
     CANCELLABLE,
     FulfillmentOrder,
     FulfillmentOrderLine,
     FulfillmentStatus,
+    ReturnInbound,
+    ReturnInboundLine,
     parse_fulfillment_id,
     rowcount,
     utcnow,
@@ -50,7 +52,72 @@ class BuiltinWms:
         await self.faults.before("cancel", fulfillment_id=fulfillment_id)
         return await in_thread(SYSTEM, lambda: self._cancel(fulfillment_id, reason))
 
+    async def expect_return(
+        self, return_key: str, rma_id: str, location: str, lines: list[RmaLine], idempotency_key: str
+    ) -> ReturnExpected:
+        """Record the inbound; ``WmsSimulator`` posts its ``return.received`` receipt after
+        ``wms_return_receipt_delay_s``. A replayed key returns the same inbound."""
+        await self.faults.before("expect_return", location=location, return_key=return_key, rma_id=rma_id)
+        result = await in_thread(
+            SYSTEM, lambda: self._expect_return(return_key, rma_id, location, lines, idempotency_key)
+        )
+        await self.faults.after("expect_return")
+        return result
+
     # -- synchronous halves (run in a worker thread) ---------------------------------------
+
+    def _expect_return(
+        self, return_key: str, rma_id: str, location: str, lines: list[RmaLine], key: str
+    ) -> ReturnExpected:
+        found = self._return_replay(return_key, location, key)
+        if found is not None:
+            return found
+        if not lines:
+            raise PermanentError(f"return {return_key} has no lines", reason="invalid_request", system=SYSTEM)
+        missing = [ln.line_id for ln in lines if not ln.sku]
+        if missing:  # the warehouse receives goods by SKU; unstocked lines never come back
+            raise PermanentError(
+                f"return {return_key}: lines without a SKU cannot be received: {', '.join(missing)}",
+                reason="no_sku",
+                system=SYSTEM,
+            )
+        now = utcnow()
+        inbound = ReturnInbound(
+            idempotency_key=key,
+            return_key=return_key,
+            rma_id=rma_id,
+            location=location,
+            status="expected",
+            created_at=now,
+            status_changed_at=now,
+            lines=[
+                ReturnInboundLine(position=i, line_id=ln.line_id, sku=ln.sku or "", quantity=ln.quantity)
+                for i, ln in enumerate(lines)
+            ],
+        )
+        try:
+            with self.store.session() as s:
+                s.add(inbound)
+                s.flush()
+                return ReturnExpected(inbound_id=inbound.inbound_id, location=inbound.location)
+        except IntegrityError:
+            found = self._return_replay(return_key, location, key)
+            if found is None:
+                raise
+            return found
+
+    def _return_replay(self, return_key: str, location: str, key: str) -> ReturnExpected | None:
+        with self.store.session() as s:
+            inbound = s.scalar(select(ReturnInbound).where(ReturnInbound.idempotency_key == key))
+            if inbound is None:
+                return None
+            if (inbound.return_key, inbound.location) != (return_key, location):
+                raise PermanentError(
+                    f"idempotency key {key!r} already expects {inbound.return_key} at {inbound.location}",
+                    reason="idempotency_conflict",
+                    system=SYSTEM,
+                )
+            return ReturnExpected(inbound_id=inbound.inbound_id, location=inbound.location)
 
     def _release(self, request: FulfillmentRequest) -> FulfillmentAck:
         found = self._replay(request)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from canonical import FulfillmentRequest
-from canonical.documents import FulfillmentAck, FulfillmentCancel
+from canonical.documents import FulfillmentAck, FulfillmentCancel, ReturnExpected, RmaLine
 
 
 class WmsPort(Protocol):
@@ -17,4 +17,11 @@ class WmsPort(Protocol):
 
     async def cancel(self, fulfillment_id: str, reason: str) -> FulfillmentCancel:
         """Cancel if not shipped yet; cancelled=False when it already shipped."""
+        ...
+
+    async def expect_return(
+        self, return_key: str, rma_id: str, location: str, lines: list[RmaLine], idempotency_key: str
+    ) -> ReturnExpected:
+        """Announce an inbound return; the warehouse posts a receipt webhook (with each line's
+        condition) when the parcel arrives. Idempotent on the key."""
         ...

@@ -1,4 +1,6 @@
-"""Plays the builtin warehouse's staff: picks, packs, buys a label and reports the shipment.
+"""Plays the builtin warehouse's staff: picks, packs, buys a label and reports the shipment;
+receives expected returns and reports what came back (``return.received``, SKUs listed in
+``settings.wms_damaged_return_skus`` as damaged, the rest resellable).
 
 It behaves like a real warehouse towards the platform: the only way a shipment gets in is a
 signed webhook to the public API, delivered at least once (kept in an outbox and retried
@@ -23,8 +25,11 @@ from adapters.carrier.builtin import BuiltinCarrier
 from adapters.errors import AdapterError
 from adapters.signing import Poster, as_poster, deliver
 from adapters.wms.webhook import (
+    EVENT_RETURN_RECEIVED,
     EVENT_SHIPPED,
     WEBHOOK_PATH,
+    ReturnReceivedWebhook,
+    ReturnReceivedWebhookLine,
     ShipmentWebhook,
     ShipmentWebhookLine,
     shipment_id_for,
@@ -37,6 +42,9 @@ from store.db import Store
 from store.wms import (
     FulfillmentOrder,
     FulfillmentOrderLine,
+    ReturnInbound,
+    ReturnInboundLine,
+    WmsReturnOutbox,
     WmsWebhookOutbox,
     claim_webhook,
     due_webhooks,
@@ -60,6 +68,7 @@ class WmsPass:
     shipped: int = 0
     delivered: int = 0
     failed: int = 0
+    returns_received: int = 0
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,7 @@ class _Due:
     pk: int
     attempts: int
     body: bytes
-    fulfillment_order_id: int
+    fulfillment_order_id: int | None  # None: a return receipt (no parcel to hand over)
 
 
 class WmsSimulator:
@@ -136,8 +145,9 @@ class WmsSimulator:
             label = await self._buy_label(order)
             if label is not None and await asyncio.to_thread(self._ship, order.pk, label):
                 shipped += 1
+        returns = await asyncio.to_thread(self._receive_returns, now)
         delivered, failed = await self._deliver_due()
-        result = WmsPass(picking, packed, shipped, delivered, failed)
+        result = WmsPass(picking, packed, shipped, delivered, failed, returns)
         if result != WmsPass():
             log.info("wms_simulator_pass", **vars(result))
         return result
@@ -249,23 +259,99 @@ class WmsSimulator:
             )
             return True
 
+    # -- returns ---------------------------------------------------------------------------
+
+    def _receive_returns(self, now: datetime) -> int:
+        """expected -> received for inbounds older than the receipt delay, each with its receipt
+        webhook queued in the same transaction (one simulator wins each inbound)."""
+        cutoff = now - timedelta(seconds=self.settings.wms_return_receipt_delay_s)
+        damaged = set(self.settings.wms_damaged_return_skus)
+        with self.store.session() as s:
+            due = list(
+                s.scalars(
+                    select(ReturnInbound.id)
+                    .where(ReturnInbound.status == "expected", ReturnInbound.status_changed_at <= cutoff)
+                    .order_by(ReturnInbound.id)
+                    .limit(self.batch_size)
+                )
+            )
+        received = 0
+        for pk in due:
+            with self.store.session() as s:
+                won = s.execute(
+                    update(ReturnInbound)
+                    .where(ReturnInbound.id == pk, ReturnInbound.status == "expected")
+                    .values(status="received", status_changed_at=now, received_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                if rowcount(won) != 1:
+                    continue
+                inbound = s.get_one(ReturnInbound, pk)
+                lines = s.scalars(
+                    select(ReturnInboundLine)
+                    .where(ReturnInboundLine.inbound_id == pk)
+                    .order_by(ReturnInboundLine.position)
+                )
+                hook = ReturnReceivedWebhook(
+                    event_id=f"{inbound.inbound_id}-received",
+                    type=EVENT_RETURN_RECEIVED,
+                    receipt_id=f"{inbound.inbound_id}-R1",
+                    return_key=inbound.return_key,
+                    rma_id=inbound.rma_id,
+                    inbound_id=inbound.inbound_id,
+                    location=inbound.location,
+                    lines=[
+                        ReturnReceivedWebhookLine(
+                            line_id=ln.line_id,
+                            sku=ln.sku,
+                            quantity=ln.quantity,
+                            condition="damaged" if ln.sku in damaged else "resellable",
+                        )
+                        for ln in lines
+                    ],
+                    received_at=now,
+                )
+                s.add(
+                    WmsReturnOutbox(
+                        event_id=hook.event_id,
+                        event_type=EVENT_RETURN_RECEIVED,
+                        body=hook.to_json().decode("utf-8"),
+                        created_at=now,
+                        attempts=0,
+                        next_attempt_at=now,
+                        inbound_id=pk,
+                    )
+                )
+                received += 1
+        return received
+
     # -- webhook delivery ------------------------------------------------------------------
 
     def _due_webhooks(self) -> list[_Due]:
+        now = utcnow()
         with self.store.session() as s:
-            rows = due_webhooks(s, WmsWebhookOutbox, utcnow(), self.batch_size)
-            return [_Due(w.id, w.attempts, w.body.encode("utf-8"), w.fulfillment_order_id) for w in rows]
+            rows = due_webhooks(s, WmsWebhookOutbox, now, self.batch_size)
+            returns = due_webhooks(s, WmsReturnOutbox, now, self.batch_size)
+            return [_Due(w.id, w.attempts, w.body.encode("utf-8"), w.fulfillment_order_id) for w in rows] + [
+                _Due(w.id, w.attempts, w.body.encode("utf-8"), None) for w in returns
+            ]
+
+    @staticmethod
+    def _outbox(due: _Due) -> type[WmsWebhookOutbox] | type[WmsReturnOutbox]:
+        return WmsWebhookOutbox if due.fulfillment_order_id is not None else WmsReturnOutbox
 
     def _claim(self, due: _Due) -> bool:
         lease = utcnow() + timedelta(seconds=self.delivery_lease_s)
         with self.store.session() as s:
-            return claim_webhook(s, WmsWebhookOutbox, due.pk, due.attempts, lease)
+            return claim_webhook(s, self._outbox(due), due.pk, due.attempts, lease)
 
     def _delivered(self, due: _Due) -> None:
-        """Acknowledged: the parcel is now the carrier's (its tracking clock starts)."""
+        """Acknowledged: a shipped parcel is now the carrier's (its tracking clock starts)."""
         now = utcnow()
         with self.store.session() as s:
-            webhook_delivered(s, WmsWebhookOutbox, due.pk, now)
+            webhook_delivered(s, self._outbox(due), due.pk, now)
+            if due.fulfillment_order_id is None:
+                return
             tracking = s.scalar(
                 select(FulfillmentOrder.tracking_number).where(
                     FulfillmentOrder.id == due.fulfillment_order_id
@@ -277,7 +363,7 @@ class WmsSimulator:
     def _failed(self, due: _Due, error: str) -> None:
         retry_at = utcnow() + retry_delay(due.attempts + 1, self.retry_base_s, self.retry_max_s)
         with self.store.session() as s:
-            webhook_failed(s, WmsWebhookOutbox, due.pk, retry_at, error)
+            webhook_failed(s, self._outbox(due), due.pk, retry_at, error)
 
     async def _deliver_due(self) -> tuple[int, int]:
         delivered = failed = 0

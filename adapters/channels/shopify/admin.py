@@ -44,6 +44,7 @@ import structlog
 from adapters.errors import PermanentError, RateLimitedError, TransientError
 from canonical import ChannelAvailability, Money, Shipment
 from canonical.documents import ChannelAck
+from canonical.returns import ReturnNotice
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +66,17 @@ _PERMANENT_REASONS = {
 }
 
 Json = dict[str, Any]
+
+# Starts the note of every refund notify_return records: its refunds/create webhook is the
+# platform's own return coming back, not a new return to book.
+PLATFORM_REFUND_NOTE = "Retail Connect return"
+
+
+def is_platform_refund(refund: Mapping[str, Any]) -> bool:
+    """Whether a Shopify refund (API object or ``refunds/create`` body) was recorded by
+    :meth:`ShopifyAdminChannel.notify_return` (no transactions, our note)."""
+    note = refund.get("note")
+    return isinstance(note, str) and note.startswith(PLATFORM_REFUND_NOTE) and not refund.get("transactions")
 
 
 @dataclass(frozen=True)
@@ -408,6 +420,71 @@ class ShopifyAdminChannel:
                     "notify": self.notify_customer,
                     "note": f"{reason} {tag}".strip(),
                     "transactions": plan,
+                }
+            },
+        )
+        return ChannelAck(channel=self.name, reference=str(created["refund"]["id"]))
+
+    async def notify_return(
+        self, external_order_id: str, notice: ReturnNotice, idempotency_key: str
+    ) -> ChannelAck:
+        """Record a return the platform refunded as a Shopify refund *without transactions*
+        (``POST orders/{id}/refunds.json`` with ``refund_line_items`` only: the money went back
+        through the platform's payment provider, Shopify must not move it again).
+
+        Each line's ``restock_type`` is ``return`` (at ``inventory_location``) when the units went
+        back into stock, else ``no_restock``; without a configured ``inventory_location`` it is
+        ``no_restock`` (Shopify's stock is the platform's absolute push anyway). The refund's note
+        starts with :data:`PLATFORM_REFUND_NOTE` and ends with ``[<idempotency key>]``: a retry
+        finds it, and the ``refunds/create`` webhook it fires can be recognised as the platform's
+        own (see :func:`is_platform_refund`). Expired, rejected or cancelled returns refunded
+        nothing: the contract has no call to record them, so nothing is sent (reference
+        ``return:<key>:<status>``)."""
+        oid = self._order_id(external_order_id)
+        if not idempotency_key:
+            raise PermanentError("an idempotency key is required", reason="invalid_request", system=SYSTEM)
+        if notice.status != "refunded" or not notice.lines:
+            log.info(
+                "shopify_return_not_recorded",
+                order_id=oid,
+                return_key=notice.return_key,
+                status=notice.status,
+            )
+            return ChannelAck(channel=self.name, reference=f"return:{notice.return_key}:{notice.status}")
+        tag = f"[{idempotency_key}]"
+        for refund in (await self._get(f"orders/{oid}/refunds.json")).get("refunds") or []:
+            if tag in str(refund.get("note") or ""):
+                return ChannelAck(channel=self.name, reference=str(refund["id"]))
+        location_id = (
+            await self.location_id(self.inventory_location)
+            if notice.restocked and self.inventory_location is not None
+            else None
+        )
+        items: list[Json] = []
+        for line in notice.lines:
+            if not line.line_id.isdigit():
+                raise PermanentError(
+                    f"return {notice.return_key}: line {line.line_id!r} is not a Shopify line item id",
+                    reason="shopify_invalid",
+                    system=SYSTEM,
+                )
+            item: Json = {
+                "line_item_id": int(line.line_id),
+                "quantity": line.quantity,
+                "restock_type": "return" if location_id is not None else "no_restock",
+            }
+            if location_id is not None:
+                item["location_id"] = location_id
+            items.append(item)
+        note = f"{PLATFORM_REFUND_NOTE} {notice.return_key}: {notice.refunded} refunded {tag}"
+        created = await self._post(
+            f"orders/{oid}/refunds.json",
+            {
+                "refund": {
+                    "currency": notice.refunded.currency,
+                    "notify": self.notify_customer,
+                    "note": note,
+                    "refund_line_items": items,
                 }
             },
         )
