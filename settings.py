@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -152,12 +152,34 @@ class Settings(BaseSettings):
     carrier_transit_delay_s: float = 3.0
     carrier_delivery_delay_s: float = 3.0
     simulator_poll_s: float = 0.5
+    wms_return_receipt_delay_s: float = Field(
+        5.0, ge=0, description="the builtin warehouse posts a return's receipt this long after expecting it"
+    )
+    wms_damaged_return_skus: list[str] = Field(
+        default_factory=list, description="SKUs the builtin warehouse reports as damaged on return receipts"
+    )
 
     default_location: str = "WH-EAST"
     hold_above: dict[str, Decimal] = Field(
         default_factory=dict,
         description='orders totalling at least this (per currency, e.g. {"USD": "2000"}) wait for approval',
     )
+
+    # Returns (ReturnToRefund): the return policy, per channel where it differs.
+    returns_window_days: float = Field(30.0, gt=0, description="returns accepted until N days after delivery")
+    returns_window_days_by_channel: dict[str, float] = Field(
+        default_factory=dict, description='per-channel window, e.g. {"amazon": 30, "shopify": 60}'
+    )
+    returns_receipt_timeout_s: float = Field(
+        30 * 24 * 3600.0, gt=0, description="an RMA not received within this expires (the channel is told)"
+    )
+    returns_refund_on_first_scan: bool = Field(
+        False, description="refund when the carrier first scans the return, not on the warehouse's receipt"
+    )
+    returns_refund_shipping: Literal["never", "when_fully_returned", "always"] = Field(
+        "when_fully_returned", description="when a return gives back the order's shipping"
+    )
+    returns_label: bool = Field(True, description="buy a prepaid return label for warehouse returns")
 
     # Inventory sync: one long-running workflow per channel pushes sellable stock.
     inventory_channels: list[str] = Field(

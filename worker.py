@@ -39,13 +39,15 @@ from temporalio.worker import (
 
 from activities.inventory import InventoryActivities
 from activities.orders import Adapters, OrderActivities
+from activities.returns import ReturnActivities
 from settings import Settings
 from workflows import search_attributes as sa
 from workflows.inventory import ChannelInventorySync, InventoryAdjustment
 from workflows.metrics import prometheus_config
 from workflows.order_to_cash import OrderToCash
+from workflows.return_to_refund import ReturnToRefund
 
-WORKFLOWS = [OrderToCash, InventoryAdjustment, ChannelInventorySync]
+WORKFLOWS = [OrderToCash, ReturnToRefund, InventoryAdjustment, ChannelInventorySync]
 
 CORRELATION_HEADER = "retail-correlation-id"
 
@@ -99,7 +101,7 @@ class CorrelationInterceptor(Interceptor):
 
 # -- the worker ----------------------------------------------------------------------------------
 def build_worker(client: Client, settings: Settings, adapters: Adapters) -> Worker:
-    activities = OrderActivities(adapters).all()
+    activities = OrderActivities(adapters).all() + ReturnActivities(adapters).all()
     if adapters.ledger is not None and adapters.store is not None:
         activities += InventoryActivities(adapters.store, adapters.ledger, adapters.channel).all()
     return Worker(

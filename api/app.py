@@ -23,6 +23,7 @@ from api.ingress import Ingress, is_json, json_body
 from api.inventory import inventory_router
 from api.metrics import ORDERS_INGESTED, WEBHOOKS_REJECTED
 from api.relay import HttpClientFactory, InboxRelay
+from api.returns import returns_router
 from api.temporal import ClientFactory, TemporalGateway, signal_order
 from canonical import Order, OrderState
 from settings import Settings
@@ -104,6 +105,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(inventory_router(settings, app_store, gateway))
+    app.include_router(returns_router(settings, gateway))
     app.state.gateway = gateway
     app.state.store = app_store
     app.state.relay = relay

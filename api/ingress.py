@@ -48,16 +48,25 @@ from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from adapters.carrier.webhook import TrackingWebhook, parse_tracking
+from adapters.carrier.webhook import TrackingWebhook, parse_tracking_target
 from adapters.channels import bigcommerce as bc
 from adapters.channels import woocommerce as woo
 from adapters.channels.errors import MappingError
 from adapters.channels.shopify.mapping import order_from_shopify
-from adapters.wms.webhook import ShipmentWebhook, parse_shipment
+from adapters.channels.shopify.refunds import return_from_shopify_refund
+from adapters.wms.webhook import (
+    EVENT_RETURN_RECEIVED,
+    ReturnReceivedWebhook,
+    ShipmentWebhook,
+    parse_return_receipt,
+    parse_shipment,
+    webhook_type,
+)
 from api import signatures
 from api.errors import problem
 from api.metrics import WEBHOOK_DELIVERIES, WEBHOOKS_REJECTED, metric_source
 from api.relay import ChannelFetch, InboxRelay, RelayResult
+from canonical.returns import ReturnReceipt
 from settings import Settings
 from store import inbox
 from store.db import Store
@@ -125,6 +134,12 @@ def _error_path(model: type[BaseModel], payload: Any) -> tuple[str | None, list[
         ]
         return (errors[0]["path"] or None) if errors else None, errors
     return None, []
+
+
+def return_workflow_for(return_key: str) -> str:
+    """The ReturnToRefund workflow of a return key (``<channel>-<return id>``): ``return-<key>``,
+    as ``canonical.returns.return_workflow_id`` names it."""
+    return f"return-{return_key}"
 
 
 @dataclass
@@ -444,7 +459,47 @@ class Ingress:
                 accepted={"status": "cancel requested"},
             )
             return await self._accept(d, cmd)
+        if topic == "refunds/create":
+            return await self._shopify_refund(d, payload, dedupe, cid)
         raise await self.reject(d, 422, "unsupported_topic", f"topic {d.topic!r} is not handled")
+
+    async def _shopify_refund(self, d: Delivery, payload: Any, dedupe: str, cid: str) -> JSONResponse:
+        """A refund made in Shopify's admin starts ReturnToRefund (``return-shopify-refund-<id>``):
+        the ERP's credit memo, tax reversal and stock follow; the money is not refunded again."""
+        if not isinstance(payload, dict):
+            raise await self.reject(d, 422, "mapping_error", "the payload is not an object", path="")
+        try:
+            req = return_from_shopify_refund(payload)
+        except (MappingError, ValidationError, ValueError) as exc:
+            raise await self.reject(
+                d, 422, "mapping_error", str(exc), path=getattr(exc, "path", None)
+            ) from exc
+        except ArithmeticError as exc:
+            raise await self.reject(d, 422, "mapping_error", OUT_OF_RANGE) from exc
+        if req is None:
+            order_id = payload.get("order_id")
+            return await self._acknowledge(
+                d,
+                topic="refunds/create",
+                workflow_id=f"order-shopify-{order_id}",
+                dedupe_key=dedupe,
+                business_key=None,
+                note="the platform's own refund echoed back, or unfulfilled items only: no return to book",
+            )
+        ids = {"return_key": req.key, "workflow_id": req.workflow_id, "order_key": req.order_key}
+        cmd = Command(
+            topic="refunds/create",
+            workflow_id=req.workflow_id,
+            action="start",
+            argument=req,
+            dedupe_key=dedupe,
+            # Shopify's refund id names the return: a redelivery finds the same workflow.
+            business_key=f"{req.workflow_id}|refunds/create",
+            correlation_id=cid,
+            ids=ids,
+            accepted={"status": "accepted", **ids, "correlation_id": cid},
+        )
+        return await self._accept(d, cmd)
 
     # -- warehouse and carrier -------------------------------------------------------------------
 
@@ -454,6 +509,9 @@ class Ingress:
         if isinstance(payload, dict) and isinstance(payload.get("event_id"), str):
             d.event_id = d.delivery_id = payload["event_id"]
         assert d.raw is not None
+        if webhook_type(d.raw) == EVENT_RETURN_RECEIVED:
+            d.topic = EVENT_RETURN_RECEIVED
+            return await self._wms_return(d, payload)
         try:
             shipment = parse_shipment(d.raw)
         except (ValueError, ValidationError) as exc:
@@ -482,12 +540,20 @@ class Ingress:
             d.event_id = d.delivery_id = payload["event_id"]
         assert d.raw is not None
         try:
-            event = parse_tracking(d.raw)
+            tracked = parse_tracking_target(d.raw)
         except (ValueError, ValidationError) as exc:
             path, errors = _error_path(TrackingWebhook, payload)
             raise await self.reject(d, 422, "mapping_error", str(exc), path=path, errors=errors) from exc
-        workflow_id = f"order-{event.order_key}"
+        event = tracked.event
+        # A return parcel's events go to its ReturnToRefund workflow ("return-" + return key).
+        workflow_id = (
+            f"order-{event.order_key}"
+            if tracked.return_key is None
+            else return_workflow_for(tracked.return_key)
+        )
         ids = {"event_id": event.event_id}
+        if tracked.return_key is not None:
+            ids["return_key"] = tracked.return_key
         cmd = Command(
             topic="tracking.updated",
             workflow_id=workflow_id,
@@ -500,6 +566,31 @@ class Ingress:
                 f"|{event.occurred_at.isoformat()}"
             ),
             correlation_id=event.event_id,
+            ids=ids,
+            accepted={"status": "accepted", **ids},
+        )
+        return await self._accept(d, cmd)
+
+    async def _wms_return(self, d: Delivery, payload: Any) -> JSONResponse:
+        """A ``return.received`` receipt: signal ``receipt_reported`` to the return's workflow,
+        deduplicated on the event id and on the receipt id."""
+        assert d.raw is not None
+        try:
+            receipt: ReturnReceipt = parse_return_receipt(d.raw)
+        except (ValueError, ValidationError) as exc:
+            path, errors = _error_path(ReturnReceivedWebhook, payload)
+            raise await self.reject(d, 422, "mapping_error", str(exc), path=path, errors=errors) from exc
+        workflow_id = return_workflow_for(receipt.return_key)
+        ids = {"receipt_id": receipt.receipt_id, "return_key": receipt.return_key}
+        cmd = Command(
+            topic=EVENT_RETURN_RECEIVED,
+            workflow_id=workflow_id,
+            action="signal",
+            signal="receipt_reported",
+            argument=receipt,
+            dedupe_key=f"{d.source}|{EVENT_RETURN_RECEIVED}|{d.event_id}",
+            business_key=f"{workflow_id}|{EVENT_RETURN_RECEIVED}|{receipt.receipt_id}",
+            correlation_id=d.event_id or uuid.uuid4().hex,
             ids=ids,
             accepted={"status": "accepted", **ids},
         )

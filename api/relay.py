@@ -58,12 +58,13 @@ from api.metrics import (
 )
 from api.temporal import ClientFactory, TemporalGateway, signal_order
 from canonical import Order, Shipment, TrackingEvent
+from canonical.returns import ReturnReceipt, ReturnRequest
 from settings import Settings
 from store import inbox
 from store.db import Store
 from store.inbox import InboxEntry
 from store.wms import utcnow
-from workflows.client import start_order
+from workflows.client import start_order, start_return
 from workflows.models import CancelRequest
 
 log = structlog.get_logger("relay")
@@ -73,7 +74,9 @@ SIGNAL_ARGUMENTS: dict[str, type[BaseModel]] = {
     "request_cancel": CancelRequest,
     "shipment_reported": Shipment,
     "tracking_updated": TrackingEvent,
+    "receipt_reported": ReturnReceipt,
 }
+RETURN_PREFIX = "return-"
 
 # RPC answers that mean "Temporal is not there (or not taking work) right now".
 _UNAVAILABLE = {
@@ -245,6 +248,18 @@ class InboxRelay:
 
     async def _attempt(self, entry: InboxEntry, prepared: Order | None = None) -> RelayResult:
         client = await self.gateway.client()
+        if entry.action == "start" and entry.workflow_id.startswith(RETURN_PREFIX):
+            try:
+                req = ReturnRequest.model_validate_json(json.dumps(entry.argument))
+            except ValidationError as exc:
+                return RelayResult(
+                    "rejected", f"the stored return is not valid: {exc}", "invalid_payload", status_code=422
+                )
+            if await asyncio.to_thread(inbox.pending_start_for, self.store, f"order-{req.order_key}"):
+                # The refund overtook its order in the inbox: start the return once the order is in.
+                return RelayResult("failed", f"waiting for order-{req.order_key} to be started")
+            started = await start_return(client, req, self.settings, entry.correlation_id)
+            return RelayResult("relayed", f"workflow {started.id} started (or already there)")
         if entry.action == "start":
             if prepared is not None:
                 order = prepared
@@ -282,7 +297,7 @@ class InboxRelay:
             if await asyncio.to_thread(inbox.pending_start_for, self.store, entry.workflow_id):
                 return RelayResult("failed", f"waiting for {entry.workflow_id} to be started")
             return RelayResult(
-                "rejected", f"no order workflow {entry.workflow_id}", "unknown_order", status_code=404
+                "rejected", f"no workflow {entry.workflow_id} to signal", "unknown_order", status_code=404
             )
         return RelayResult("ignored", "the order has finished")
 

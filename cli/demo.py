@@ -25,6 +25,7 @@ from adapters.channels.shopify.signature import sign
 from adapters.erp.catalog import import_products, import_stock
 from canonical import OrderState
 from cli.common import settings
+from cli.demo_returns import returns_summary, run_returns
 from cli.logs import configure_logging
 from cli.output import print_table
 from settings import FaultSettings
@@ -33,6 +34,8 @@ from workflows.order_to_cash import OrderToCash
 
 SETTLED = {"Completed", "Cancelled", "NeedsAttention"}
 UNKNOWN_SKU = "GHOST-404"
+# Returns of this SKU come back broken from the demo's warehouse: written off, not restocked.
+DAMAGED_SKU = demo_catalog()[0]["sku"]
 
 
 def _demo_settings(data_dir: Path, seed: int) -> Any:
@@ -49,6 +52,8 @@ def _demo_settings(data_dir: Path, seed: int) -> Any:
     s.retry_max_s = 2.0
     s.activity_timeout_s = 10.0
     s.faults.erp = FaultSettings(transient_rate=0.2, seed=seed)
+    s.wms_return_receipt_delay_s = 1.0
+    s.wms_damaged_return_skus = [DAMAGED_SKU]
     return s
 
 
@@ -120,12 +125,15 @@ def demo(
                 f"duplicate delivery answered {dup}"
             )
             states = await _wait(stack.client, keys, timeout)
+            returns = await run_returns(stack.client, s.api_url, secret, states, DAMAGED_SKU)
             await _inventory_summary(stack.store, s.inventory_channels)
             _summary(states, stack.ui_url)
+            returns_summary(returns)
             if keep:
                 typer.echo("--keep: the stack stays up; Ctrl-C stops it.")
                 await asyncio.Event().wait()
-            return 0 if all(st.status in SETTLED for st in states.values()) else 1
+            settled = all(st.status in SETTLED for st in states.values())
+            return 0 if settled and all(r.status == "Refunded" for r in returns) else 1
 
     try:
         code = asyncio.run(go())

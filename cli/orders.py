@@ -14,9 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from canonical import OrderState
+from canonical import Money, OrderState
+from canonical.returns import ReturnState
 from cli.common import fail, run, temporal_client, workflow_id
 from cli.output import print_json, print_table
+from cli.returns import return_states, returns_query
 from workflows import search_attributes as sa
 from workflows.models import OperatorRequest
 from workflows.order_to_cash import OrderToCash
@@ -141,11 +143,13 @@ def show(
 ) -> None:
     """One order's state: status, amounts, shipments, attention, operator actions."""
 
-    async def go() -> OrderState:
-        return await _state(await temporal_client(), workflow_id(order))
+    async def go() -> tuple[OrderState, list[ReturnState]]:
+        client = await temporal_client()
+        state = await _state(client, workflow_id(order))
+        return state, await return_states(client, returns_query(None, None, False, state.order_key), 100)
 
     try:
-        s = run(go())
+        s, returns = run(go())
     except WorkflowQueryFailedError as exc:
         raise fail(f"{order}: its workflow could not answer the query: {exc}") from exc
     except RPCError as exc:
@@ -153,9 +157,20 @@ def show(
             raise fail(f"no order {order}") from exc
         raise fail(f"cannot read {order}: {exc.message}") from exc
     if as_json:
-        print_json(s.model_dump(mode="json"))
-    else:
-        _show_table(s)
+        print_json({**s.model_dump(mode="json"), "returns": [r.model_dump(mode="json") for r in returns]})
+        return
+    _show_table(s)
+    if returns:
+        cur = s.total.currency
+        refunded = Money.sum((r.refunded for r in returns if r.refunded is not None), cur)
+        print_table(
+            f"returns (refunded {refunded})",
+            ["return", "status", "units", "credited", "refunded"],
+            [
+                [r.return_key, r.status, sum(ln.quantity for ln in r.lines), r.credited, r.refunded]
+                for r in returns
+            ],
+        )
 
 
 def _request(reason: str, operator: str | None, reference: str | None) -> OperatorRequest:
