@@ -50,6 +50,7 @@ def test_settings(database_url: str, address: str, **overrides: Any) -> Settings
         "carrier_transit_delay_s": 0.1,
         "carrier_delivery_delay_s": 0.1,
         "simulator_poll_s": 0.05,
+        "wms_return_receipt_delay_s": 0.1,
     }
     base.update(overrides)
     return Settings(**base)

@@ -2,9 +2,10 @@
 
     .venv/bin/python -m tests.record_histories
 
-Runs a few order scenarios on a fresh Temporal dev server and saves each workflow's history
-to tests/histories/. Re-record after a deliberate, versioned (workflow.patched) change; keep
-the old files too, since running workflows still have those histories.
+Runs a few scenarios of every workflow type (orders, returns, inventory adjustment and sync)
+on a fresh Temporal dev server and saves each workflow's history to tests/histories/. Re-record
+after a deliberate, versioned (workflow.patched) change; keep the old files too, since running
+workflows still have those histories.
 """
 
 from __future__ import annotations
@@ -18,14 +19,67 @@ from temporalio.testing import WorkflowEnvironment
 
 from devserver import temporal_cli
 from tests.dbutil import fresh_database_url
-from tests.platform import platform
+from tests.platform import Platform, platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
 from workflows import search_attributes as sa
+from workflows.client import ensure_inventory_syncs
 from workflows.models import OperatorRequest
 from workflows.order_to_cash import OrderToCash
 
 OUT = Path(__file__).parent / "histories"
+
+
+RETURNS_AND_STOCK = [
+    "return-shopify-rma-3001",
+    "return-shopify-refund-3003",
+    "inventory-rec-receipt-1",
+    "inventory-sync-shopify",
+]
+
+
+async def _returns_and_stock(p: Platform) -> None:
+    """A warehouse return with a label and receipt, a refund made at Shopify, a stock receipt
+    through InventoryAdjustment and the channel's sync."""
+    await ensure_inventory_syncs(p.client, p.settings)
+    r = await p.http.post(
+        "/v1/returns",
+        json={
+            "channel": "shopify",
+            "order_external_id": "3001",
+            "return_id": "rma-3001",
+            "lines": [{"sku": "HAT-RED", "quantity": 2}],
+            "reason": "too big",
+        },
+    )
+    assert r.status_code == 202, r.text
+    refund = {
+        "id": 3003,
+        "order_id": 3003,
+        "created_at": "2026-11-27T10:00:00Z",
+        "refund_line_items": [{"id": 1, "line_item_id": 30030, "quantity": 1, "restock_type": "return"}],
+        "transactions": [
+            {"id": 1, "kind": "refund", "status": "success", "amount": "13.41", "currency": "USD"}
+        ],
+    }
+    r = await p.send_shopify(refund, topic="refunds/create")
+    assert r.status_code == 200, r.text
+    event = {
+        "event_id": "rec-receipt-1",
+        "kind": "receipt",
+        "sku": "MUG-01",
+        "location": "WH-EAST",
+        "quantity": 12,
+        "source": "erp",
+        "occurred_at": "2026-11-27T10:00:00Z",
+    }
+    r = await p.http.post("/v1/inventory/events", json=event)
+    assert r.status_code == 202, r.text
+    for key in ("rma-3001", "refund-3003"):
+        handle = p.client.get_workflow_handle(f"return-shopify-{key}")
+        await asyncio.wait_for(handle.result(), timeout=60)
+    await asyncio.wait_for(p.client.get_workflow_handle("inventory-rec-receipt-1").result(), timeout=60)
+    await asyncio.sleep(2)  # let the sync push what changed
 
 
 async def main() -> None:
@@ -47,6 +101,7 @@ async def main() -> None:
                 )
                 for key in ("shopify-3001", "shopify-3002", "shopify-3003"):
                     await p.wait_status(key, "Completed", timeout=60)
+                await _returns_and_stock(p)
             async with platform(env.client, Path(tmp), url, seed=seed_catalog, wms_pick_delay_s=60.0) as p:
                 await p.send_shopify(shopify_order(3004, [("TEE-BLK-M", 1, "25.00")]))
                 await p.wait_status("shopify-3004", "AwaitingShipment")
@@ -55,10 +110,11 @@ async def main() -> None:
                 )
                 await p.wait_status("shopify-3004", "Cancelled")
             OUT.mkdir(exist_ok=True)
-            for n in (3001, 3002, 3003, 3004):
-                history = await env.client.get_workflow_handle(f"order-shopify-{n}").fetch_history()
-                (OUT / f"order-shopify-{n}.json").write_text(history.to_json())
-                print(f"saved {OUT / f'order-shopify-{n}.json'}")
+            ids = [f"order-shopify-{n}" for n in (3001, 3002, 3003, 3004)] + RETURNS_AND_STOCK
+            for wf_id in ids:
+                history = await env.client.get_workflow_handle(wf_id).fetch_history()
+                (OUT / f"{wf_id}.json").write_text(history.to_json())
+                print(f"saved {OUT / f'{wf_id}.json'}")
     finally:
         await env.shutdown()
 
