@@ -128,11 +128,10 @@ class StagedOrder:
 def _upsert(s: Session, rows: list[dict[str, Any]]) -> None:
     """Insert or replace (an order updated while we paged shows up twice: the later wins)."""
     dialect = s.get_bind().dialect.name
-    table = StagedChannelOrder.__table__
     if dialect == "postgresql":
-        ins: Any = postgresql.insert(table)
+        ins: Any = postgresql.insert(StagedChannelOrder)
     else:
-        ins = sqlite.insert(table)
+        ins = sqlite.insert(StagedChannelOrder)
     cols = ("workflow_id", "name", "updated_at", "cancelled", "currency", "lines_total", "error", "staged_at")
     stmt = ins.on_conflict_do_update(
         index_elements=["run_key", "external_id"], set_={c: ins.excluded[c] for c in cols}
