@@ -9,17 +9,20 @@ blocks on a lock or a slow disk.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from adapters.channels.port import ChannelOrder, ChannelOrderPage
 from adapters.errors import PermanentError
 from adapters.faults import FaultInjector
 from adapters.store_calls import in_thread
 from canonical import ChannelAvailability, Money, Shipment
 from canonical.documents import ChannelAck
 from store.channel import ChannelNotification, Notification, NotificationKind, list_notifications, utcnow
+from store.channel_stock import told
 from store.db import Store
 
 SYSTEM = "channel"
@@ -79,6 +82,26 @@ class BuiltinChannel:
         of the last push (store.channel_stock), so accepting the push is all there is to do."""
         await self.faults.before("push_inventory", kind="inventory")
         return ChannelAck(channel=self.name, reference=f"inventory:{idempotency_key}")
+
+    # -- ChannelReader -----------------------------------------------------------------------
+    # The builtin channel keeps no orders of its own (orders reach the platform through its
+    # API and webhooks), so it lists nothing; the stock it shows is what it was last told.
+
+    lists_orders = False
+
+    async def orders_updated_page(
+        self, since: datetime, until: datetime, cursor: str | None, page_size: int
+    ) -> ChannelOrderPage:
+        return ChannelOrderPage([], None)
+
+    async def count_orders_updated(self, since: datetime, until: datetime) -> int | None:
+        return 0
+
+    async def fetch_order(self, external_order_id: str) -> ChannelOrder | None:
+        return None
+
+    async def inventory_levels(self, skus: list[str]) -> dict[str, int]:
+        return await self._in_thread(lambda: {t.sku: t.quantity for t in told(self.store, self.name, skus)})
 
     # -- synchronous halves (run in a worker thread) ---------------------------------------
 
