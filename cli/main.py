@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli import catalog, demo, orders, status, webhooks, workflows_cmd
+from cli import catalog, demo, orders, reconcile, status, webhooks, workflows_cmd
 from cli.common import settings
 from cli.logs import configure_logging
 
@@ -20,6 +20,8 @@ app = typer.Typer(
 app.add_typer(orders.app, name="orders")
 app.add_typer(workflows_cmd.app, name="workflows")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(reconcile.app, name="reconcile")
+app.add_typer(reconcile.schedules_app, name="schedules")
 
 
 @app.callback()

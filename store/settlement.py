@@ -103,12 +103,14 @@ def _known_channels(store: Store) -> list[str]:
 
 
 def split_workflow_id(workflow_id: str, channels: Sequence[str]) -> OrderRef | None:
-    """``order-<channel>-<id>`` to its parts, for the channels the ERP has orders of."""
+    """``order-<channel>-<id>`` to its parts: a channel the ERP has orders of when one fits (a
+    channel name may hold a dash), else the first dash ends the channel."""
     for ch in channels:
         prefix = f"order-{ch}-"
         if workflow_id.startswith(prefix) and len(workflow_id) > len(prefix):
             return OrderRef(ch, workflow_id[len(prefix) :])
-    return None
+    ch, dash, ext = workflow_id.removeprefix("order-").partition("-")
+    return OrderRef(ch, ext) if workflow_id.startswith("order-") and dash and ch and ext else None
 
 
 def orders_in_window(store: Store, since: datetime, until: datetime) -> list[OrderRef]:
