@@ -159,6 +159,9 @@ async def test_channel_stock_drift_is_found_and_pushed_back(
         assert drift.status == "healed" and drift.keys == {"channel": "shopify", "sku": "HAT-RED"}
         [acc] = latest_accuracy(p.store)
         assert (acc.channel, acc.skus_compared, acc.skus_matching) == ("shopify", 3, 2)
+        metrics = (await p.http.get("/metrics")).text
+        assert 'retail_inventory_accuracy_ratio{channel="shopify"} 0.666' in metrics
+        assert 'retail_reconcile_findings{kind="inventory_drift",status="healed"} 1.0' in metrics
 
         again = await _run(p, "inventory")
         assert (again.inventory[0].matching, again.inventory[0].findings_new) == (3, 0)
