@@ -188,6 +188,38 @@ class Settings(BaseSettings):
     inventory_debounce_s: float = Field(1.0, description="coalesce bursts of stock changes this long")
     inventory_poll_s: float = Field(60.0, description="look for changes even without a nudge")
 
+    # The Shopify Admin API (docs/sandbox-storefront.md): when set, the "shopify" channel is that
+    # store (a real one, or the sandbox storefront) instead of the builtin channel.
+    shopify_admin_url: str | None = Field(None, description="https://{shop}.myshopify.com or the sandbox")
+    shopify_access_token: SecretStr = Field(SecretStr(""), description="X-Shopify-Access-Token")
+    shopify_api_version: str = "2025-07"
+    shopify_inventory_location: str | None = Field(
+        None, description="the Shopify location sellable stock is published at (and read back from)"
+    )
+
+    # Reconciliation (docs/reconciliation.md): Temporal Schedules compare the systems.
+    reconcile_channels: list[str] = Field(
+        default_factory=lambda: ["shopify"], description="channels whose orders and stock are reconciled"
+    )
+    reconcile_schedules: bool = Field(True, description="create/update the schedules at worker start")
+    reconcile_schedule_prefix: str = Field("reconcile", description="schedule and workflow id prefix")
+    reconcile_orders_every_s: float = Field(900.0, gt=0)
+    reconcile_inventory_every_s: float = Field(3600.0, gt=0)
+    reconcile_settlement_every_s: float = Field(86400.0, gt=0)
+    reconcile_catchup_window_s: float = Field(
+        3600.0, gt=0, description="runs missed while Temporal was down are made up within this"
+    )
+    reconcile_orders_overlap_s: float = Field(
+        300.0, ge=0, description="each orders window starts this long before the previous one ended"
+    )
+    reconcile_settlement_overlap_s: float = Field(6 * 3600.0, ge=0)
+    reconcile_lookback_s: float = Field(86400.0, gt=0, description="the first window (no watermark yet)")
+    reconcile_settle_s: float = Field(
+        120.0, ge=0, description="the newest seconds are left to webhooks and steps in flight"
+    )
+    reconcile_page_size: int = Field(250, gt=0, le=250)
+    reconcile_pages_per_activity: int = Field(20, gt=0, description="pages one activity stages")
+
     worker_metrics_address: str = Field(
         "127.0.0.1:9464",
         description="host:port of the worker's Prometheus /metrics (SDK and business metrics); empty: off",

@@ -39,15 +39,25 @@ from temporalio.worker import (
 
 from activities.inventory import InventoryActivities
 from activities.orders import Adapters, OrderActivities
+from activities.reconcile import ReconcileActivities
 from activities.returns import ReturnActivities
 from settings import Settings
 from workflows import search_attributes as sa
 from workflows.inventory import ChannelInventorySync, InventoryAdjustment
 from workflows.metrics import prometheus_config
 from workflows.order_to_cash import OrderToCash
+from workflows.reconcile import ReconcileInventory, ReconcileOrders, ReconcileSettlement
 from workflows.return_to_refund import ReturnToRefund
 
-WORKFLOWS = [OrderToCash, ReturnToRefund, InventoryAdjustment, ChannelInventorySync]
+WORKFLOWS = [
+    OrderToCash,
+    ReturnToRefund,
+    InventoryAdjustment,
+    ChannelInventorySync,
+    ReconcileOrders,
+    ReconcileInventory,
+    ReconcileSettlement,
+]
 
 CORRELATION_HEADER = "retail-correlation-id"
 
@@ -104,6 +114,9 @@ def build_worker(client: Client, settings: Settings, adapters: Adapters) -> Work
     activities = OrderActivities(adapters).all() + ReturnActivities(adapters).all()
     if adapters.ledger is not None and adapters.store is not None:
         activities += InventoryActivities(adapters.store, adapters.ledger, adapters.channel).all()
+        activities += ReconcileActivities(
+            adapters.store, adapters.ledger, adapters.channel, client, settings
+        ).all()
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -149,12 +162,15 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     from activities.routing import build_adapters
     from store.bootstrap import open_store
     from workflows.client import ensure_inventory_syncs
+    from workflows.schedules import apply_schedules
 
     store = open_store(settings.store_url)
     runtime = worker_runtime(settings)
     client = await connect_worker_client(settings, runtime)
     worker = build_worker(client, settings, build_adapters(settings, store))
     await ensure_inventory_syncs(client, settings)
+    if settings.reconcile_schedules:
+        await apply_schedules(client, settings)
     log.info(
         "worker started",
         task_queue=settings.task_queue,

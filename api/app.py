@@ -22,6 +22,7 @@ from api.errors import problem
 from api.ingress import Ingress, is_json, json_body
 from api.inventory import inventory_router
 from api.metrics import ORDERS_INGESTED, WEBHOOKS_REJECTED
+from api.reconcile_metrics import ReconcileCollector
 from api.relay import HttpClientFactory, InboxRelay
 from api.returns import returns_router
 from api.temporal import ClientFactory, TemporalGateway, signal_order
@@ -75,6 +76,7 @@ def create_app(
     app_store = store if store is not None else Store(settings.store_url)
     relay = InboxRelay(app_store, gateway, settings, http_client_factory=http_client_factory)
     ingress = Ingress(settings, app_store, relay)
+    visibility.register(ReconcileCollector(app_store))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -1,8 +1,10 @@
 """`retail demo`: the platform's main job on embedded defaults, end to end, with faults.
 
-Starts the stack, imports a demo catalog and stock, sends about 50 Shopify-format orders
-through the signed webhook (with transient ERP errors, a slow warehouse, an unknown SKU and a
-duplicate delivery), waits for them, and prints what happened.
+Starts the stack with the sandbox Shopify storefront as the shopify channel, imports a demo
+catalog and stock, places about 50 orders in the storefront, which delivers them as signed
+webhooks (with transient ERP errors, a slow warehouse, an unknown SKU and a duplicate delivery;
+the first few webhooks are lost on the way, and reconciliation finds and ingests those orders),
+waits for them, and prints what happened.
 """
 
 from __future__ import annotations
@@ -19,8 +21,16 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from pydantic import SecretStr
 
 from adapters.channels.shopify.demo_orders import demo_catalog, demo_stock, generate_orders
+from adapters.channels.shopify.sandbox import (
+    DEFAULT_ACCESS_TOKEN,
+    FailureModes,
+    SandboxServer,
+    SandboxShop,
+    WebhookDeliverer,
+)
 from adapters.channels.shopify.signature import sign
 from adapters.erp.catalog import import_products, import_stock
 from canonical import OrderState
@@ -36,6 +46,7 @@ SETTLED = {"Completed", "Cancelled", "NeedsAttention"}
 UNKNOWN_SKU = "GHOST-404"
 # Returns of this SKU come back broken from the demo's warehouse: written off, not restocked.
 DAMAGED_SKU = demo_catalog()[0]["sku"]
+LOST_WEBHOOKS = 3
 
 
 def _demo_settings(data_dir: Path, seed: int) -> Any:
@@ -54,6 +65,11 @@ def _demo_settings(data_dir: Path, seed: int) -> Any:
     s.faults.erp = FaultSettings(transient_rate=0.2, seed=seed)
     s.wms_return_receipt_delay_s = 1.0
     s.wms_damaged_return_skus = [DAMAGED_SKU]
+    # The storefront is the sandbox (started by the demo); orders the webhooks lost are left to
+    # reconciliation, run by the demo at once rather than waiting for the 15-minute schedule.
+    s.shopify_access_token = SecretStr(DEFAULT_ACCESS_TOKEN)
+    s.shopify_inventory_location = "WH-EAST"
+    s.reconcile_settle_s = 0.0
     return s
 
 
@@ -97,8 +113,17 @@ def demo(
     s = _demo_settings(data_dir, seed)
 
     async def go() -> int:
-        async with running_stack(s, persist=True, wms_extra_delay={"WH-WEST": 3.0}) as stack:
-            typer.echo(f"Temporal UI: {stack.ui_url}   API: {s.api_url}")
+        shop = SandboxShop(bucket_size=400, leak_per_s=50)  # a generous (Plus-sized) API bucket
+        shop.seed_catalog(demo_catalog())
+        async with (
+            SandboxServer(shop) as storefront,
+            running_stack(
+                s.model_copy(update={"shopify_admin_url": storefront.url}),
+                persist=True,
+                wms_extra_delay={"WH-WEST": 3.0},
+            ) as stack,
+        ):
+            typer.echo(f"Temporal UI: {stack.ui_url}   API: {s.api_url}   storefront: {storefront.url}")
             _import_demo_data(stack.store)
             payloads = generate_orders(
                 orders - 1, seed, [(p["sku"], Decimal(p["price"])) for p in demo_catalog()]
@@ -116,14 +141,26 @@ def demo(
             secret = s.shopify_webhook_secret.get_secret_value()
             keys = [f"shopify-{p['id']}" for p in payloads]
             async with httpx.AsyncClient(base_url=s.api_url, timeout=30) as http:
-                codes = await asyncio.gather(*[_send(http, secret, p, uuid.uuid4().hex) for p in payloads])
+                url = f"{s.api_url}/webhooks/shopify"
+                # The first few webhooks never arrive (Shopify does not guarantee delivery).
+                lossy = WebhookDeliverer(
+                    shop, http, secret, FailureModes(drop_rate=1.0), url=url, topics=("orders/create",)
+                )
+                for p in payloads[:LOST_WEBHOOKS]:
+                    shop.create_order(p)
+                lossy.close()
+                deliverer = WebhookDeliverer(shop, http, secret, url=url, topics=("orders/create",))
+                for p in payloads[LOST_WEBHOOKS:]:
+                    shop.create_order(p)
+                await deliverer.drain(timeout_s=60)
                 # Shopify delivers at least once: a redelivery must not start a second workflow.
-                dup = await _send(http, secret, payloads[0], uuid.uuid4().hex)
-            accepted = sum(1 for c in codes if c == 200)
+                dup = await _send(http, secret, payloads[LOST_WEBHOOKS], uuid.uuid4().hex)
+            sent = deliverer.summary()
             typer.echo(
-                f"sent {len(payloads)} orders through the signed webhook: {accepted} accepted; "
-                f"duplicate delivery answered {dup}"
+                f"placed {len(payloads)} orders in the sandbox storefront: {sent['delivered']} webhooks"
+                f" delivered, {lossy.summary()['dropped']} lost; duplicate delivery answered {dup}"
             )
+            await _reconcile(stack.client, s)
             states = await _wait(stack.client, keys, timeout)
             returns = await run_returns(stack.client, s.api_url, secret, states, DAMAGED_SKU)
             await _inventory_summary(stack.store, s.inventory_channels)
@@ -140,6 +177,19 @@ def demo(
     except KeyboardInterrupt:
         code = 0
     raise typer.Exit(code)
+
+
+async def _reconcile(client: Any, s: Any) -> None:
+    """Run orders reconciliation now (the schedule would within 15 minutes) and show what it did."""
+    from workflows.schedules import start_reconcile
+
+    handle = await start_reconcile(client, s, "orders")
+    report = await handle.result()
+    print_table(
+        "orders reconciliation (retail reconcile findings)",
+        ["channel", "orders listed", "lost webhooks", "ingested", "new findings"],
+        [[o.channel, o.listed, o.missing, o.ingested, o.findings_new] for o in report.orders],
+    )
 
 
 def _import_demo_data(store: Store) -> None:

@@ -26,6 +26,7 @@ from store.bootstrap import open_store
 from store.db import Store
 from worker import build_worker
 from workflows.client import connect, ensure_inventory_syncs
+from workflows.schedules import apply_schedules
 
 log = structlog.get_logger("stack")
 
@@ -97,6 +98,8 @@ async def running_stack(
         )
         tasks.append(asyncio.create_task(worker.run()))
         await ensure_inventory_syncs(client, settings)
+        if settings.reconcile_schedules:
+            await apply_schedules(client, settings)
         tasks.append(asyncio.create_task(api.serve()))
         tasks.append(asyncio.create_task(run_simulators(settings, store, stop, wms_extra_delay)))
         while not api.started:

@@ -1,9 +1,10 @@
 """Record the workflow histories that CI replays (tests/test_replay.py).
 
-    .venv/bin/python -m tests.record_histories
+    .venv/bin/python -m tests.record_histories [reconcile]
 
 Runs a few scenarios of every workflow type (orders, returns, inventory adjustment and sync)
-on a fresh Temporal dev server and saves each workflow's history to tests/histories/. Re-record
+on a fresh Temporal dev server and saves each workflow's history to tests/histories/ (with
+``reconcile``: only one run of each reconciliation workflow). Re-record
 after a deliberate, versioned (workflow.patched) change; keep the old files too, since running
 workflows still have those histories.
 """
@@ -11,6 +12,7 @@ workflows still have those histories.
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 from pathlib import Path
 
@@ -82,13 +84,51 @@ async def _returns_and_stock(p: Platform) -> None:
     await asyncio.sleep(2)  # let the sync push what changed
 
 
-async def main() -> None:
+async def record_reconcile(env: WorkflowEnvironment, tmp: Path, url: str) -> None:
+    """One run of each reconciliation workflow, with something to find in each."""
+    from adapters.channels.shopify.sandbox import DEFAULT_ACCESS_TOKEN, SandboxServer, SandboxShop
+    from adapters.payment.builtin import BuiltinPayment
+    from canonical import Money
+    from workflows.schedules import start_reconcile
+
+    shop = SandboxShop(bucket_size=400, leak_per_s=200)
+    shop.seed_catalog([{"sku": "MUG-01", "title": "Mug", "price": "12.50"}])
+    async with SandboxServer(shop) as server:
+        settings = {
+            "shopify_admin_url": server.url,
+            "shopify_access_token": DEFAULT_ACCESS_TOKEN,
+            "shopify_inventory_location": "WH-EAST",
+            "reconcile_settle_s": 0.0,
+            "reconcile_schedule_prefix": "recorded",
+        }
+        async with platform(env.client, tmp, url, seed=seed_catalog, **settings) as p:
+            shop.create_order(shopify_order(3101, [("MUG-01", 1, "12.50")]))  # its webhook is lost
+            shop.set_available("MUG-01", "WH-EAST", 7)  # drift
+            pay = BuiltinPayment(p.store)
+            auth = await pay.authorize(Money.of("9.00", "USD"), None, "order-shopify-3102:authorize")
+            await pay.capture(auth.authorization_id, Money.of("9.00", "USD"), "order-shopify-3102:capture:S1")
+            for kind in ("orders", "inventory", "settlement"):
+                handle = await start_reconcile(p.client, p.settings, kind)
+                await handle.result()
+                history = await handle.fetch_history()
+                path = OUT / f"reconcile-{kind}.json"
+                path.write_text(history.to_json())
+                print(f"saved {path}")
+            await p.wait_status("shopify-3101", "Completed", timeout=60)
+
+
+async def main(only_reconcile: bool = False) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         search_attributes=sa.ALL,
         data_converter=pydantic_data_converter,
     )
     try:
+        with tempfile.TemporaryDirectory() as tmp, fresh_database_url(Path(tmp)) as url:
+            OUT.mkdir(exist_ok=True)
+            await record_reconcile(env, Path(tmp), url)
+        if only_reconcile:
+            return
         with tempfile.TemporaryDirectory() as tmp, fresh_database_url(Path(tmp)) as url:
             async with platform(env.client, Path(tmp), url, seed=seed_catalog) as p:
                 await p.send_shopify(shopify_order(3001, [("HAT-RED", 5, "18.00")]))  # split shipment
@@ -120,4 +160,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(only_reconcile=sys.argv[1:] == ["reconcile"]))

@@ -9,11 +9,13 @@ blocks on a lock or a slow disk.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from adapters.channels.port import ChannelOrder, ChannelOrderPage
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
 from adapters.store_calls import in_thread
@@ -29,6 +31,7 @@ from store.channel import (
     list_return_notices,
     utcnow,
 )
+from store.channel_stock import told
 from store.db import Store
 
 SYSTEM = "channel"
@@ -102,6 +105,26 @@ class BuiltinChannel:
         ack = await self._in_thread(lambda: self._record_return(external_order_id, notice, idempotency_key))
         await self.faults.after("notify_return")
         return ack
+
+    # -- ChannelReader -----------------------------------------------------------------------
+    # The builtin channel keeps no orders of its own (orders reach the platform through its
+    # API and webhooks), so it lists nothing; the stock it shows is what it was last told.
+
+    lists_orders = False
+
+    async def orders_updated_page(
+        self, since: datetime, until: datetime, cursor: str | None, page_size: int
+    ) -> ChannelOrderPage:
+        return ChannelOrderPage([], None)
+
+    async def count_orders_updated(self, since: datetime, until: datetime) -> int | None:
+        return 0
+
+    async def fetch_order(self, external_order_id: str) -> ChannelOrder | None:
+        return None
+
+    async def inventory_levels(self, skus: list[str]) -> dict[str, int]:
+        return await self._in_thread(lambda: {t.sku: t.quantity for t in told(self.store, self.name, skus)})
 
     # -- synchronous halves (run in a worker thread) ---------------------------------------
 

@@ -1,10 +1,14 @@
-"""The channel port: what the platform tells a storefront or marketplace."""
+"""The channel port: what the platform tells a storefront or marketplace, and (``ChannelReader``)
+what reconciliation reads back from it."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
 
-from canonical import ChannelAvailability, Money, Shipment
+from canonical import ChannelAvailability, Money, Order, Shipment
 from canonical.documents import ChannelAck
 from canonical.returns import ReturnNotice
 
@@ -40,3 +44,70 @@ class ChannelPort(Protocol):
         """Tell the channel what became of a return it did not refund itself (refunded by the
         platform, expired, rejected): Shopify records it as a refund without transactions."""
         ...
+
+# -- the reader side: what reconciliation asks a channel ------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChannelOrder:
+    """One order as the channel lists it, mapped to the canonical model when it maps.
+
+    ``lines_total`` is the sum of the lines after discounts, before tax (what the ERP's sales
+    order lines add up to); ``order`` is None, with ``error`` saying why, when it does not map."""
+
+    external_id: str
+    name: str | None
+    updated_at: datetime
+    cancelled: bool
+    currency: str | None
+    lines_total: Decimal | None
+    order: Order | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ChannelOrderPage:
+    orders: list[ChannelOrder]
+    next_cursor: str | None
+    """Opaque: pass it back for the next page; None after the last one."""
+
+
+@runtime_checkable
+class ChannelReader(Protocol):
+    """Reads back what a channel holds, for reconciliation. ``lists_orders`` is False for a
+    channel that cannot list its orders (the builtin one records only what it was told)."""
+
+    name: str
+    lists_orders: bool
+
+    async def orders_updated_page(
+        self, since: datetime, until: datetime, cursor: str | None, page_size: int
+    ) -> ChannelOrderPage:
+        """One page of the orders updated in [since, until], oldest update first."""
+        ...
+
+    async def count_orders_updated(self, since: datetime, until: datetime) -> int | None:
+        """How many orders the listing will return (None when the channel cannot say)."""
+        ...
+
+    async def fetch_order(self, external_order_id: str) -> ChannelOrder | None:
+        """One order, or None when the channel has no such order."""
+        ...
+
+    async def inventory_levels(self, skus: list[str]) -> dict[str, int]:
+        """What the channel shows as available per SKU; SKUs it does not sell are left out."""
+        ...
+
+
+def order_summary(
+    external_id: str,
+    name: str | None,
+    updated_at: datetime,
+    cancelled: bool,
+    currency: str | None,
+    order: Order | None,
+    error: str | None = None,
+) -> ChannelOrder:
+    """A ChannelOrder from a mapped order (or a mapping error)."""
+    total = Money.sum((ln.net for ln in order.lines), order.currency).amount if order is not None else None
+    return ChannelOrder(external_id, name, updated_at, cancelled, currency, total, order, error)

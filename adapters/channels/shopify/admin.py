@@ -32,7 +32,7 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from types import TracebackType
 from typing import Any
@@ -41,6 +41,8 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
+from adapters.channels.port import ChannelOrder, ChannelOrderPage, order_summary
+from adapters.channels.shopify.mapping import order_from_shopify
 from adapters.errors import PermanentError, RateLimitedError, TransientError
 from canonical import ChannelAvailability, Money, Shipment
 from canonical.documents import ChannelAck
@@ -227,14 +229,15 @@ class ShopifyAdminChannel:
             nxt = response.links.get("next", {}).get("url")
             if not nxt:
                 return
-            if urlsplit(nxt)[:2] != self._origin:
-                # Never send the access token anywhere but the store.
-                raise PermanentError(
-                    f"shopify pagination link leaves {self.base_url}",
-                    reason="shopify_bad_link",
-                    system=SYSTEM,
-                )
+            self._same_origin(nxt)
             response = await self._request("GET", nxt)
+
+    def _same_origin(self, url: str) -> None:
+        if urlsplit(url)[:2] != self._origin:
+            # Never send the access token anywhere but the store.
+            raise PermanentError(
+                f"shopify pagination link leaves {self.base_url}", reason="shopify_bad_link", system=SYSTEM
+            )
 
     @staticmethod
     def _order_id(external_order_id: str) -> str:
@@ -522,6 +525,81 @@ class ShopifyAdminChannel:
         }
         async for order in self._pages("orders.json", params, "orders"):
             yield order
+
+    # -- ChannelReader: what reconciliation reads back -------------------------------------
+
+    lists_orders = True
+
+    def _summary(self, payload: Json) -> ChannelOrder:
+        external_id = str(payload.get("id"))
+        try:
+            updated = datetime.fromisoformat(str(payload.get("updated_at")))
+        except ValueError:
+            updated = datetime.now(UTC)
+        if updated.tzinfo is None:
+            updated = updated.replace(tzinfo=UTC)
+        cancelled = bool(payload.get("cancelled_at"))
+        currency = payload.get("currency") if isinstance(payload.get("currency"), str) else None
+        try:
+            order = order_from_shopify(payload, self.name)
+        except ValueError as err:  # MappingError: the field path and why
+            return order_summary(
+                external_id, payload.get("name"), updated, cancelled, currency, None, str(err)
+            )
+        return order_summary(external_id, order.name, updated, cancelled, currency, order)
+
+    async def orders_updated_page(
+        self, since: datetime, until: datetime, cursor: str | None, page_size: int = PAGE_SIZE
+    ) -> ChannelOrderPage:
+        """One page of ``GET orders.json`` (any status, oldest update first); the cursor is the
+        ``rel="next"`` link, followed only on the store's own origin."""
+        if cursor is None:
+            if since.tzinfo is None or until.tzinfo is None:
+                raise ValueError("since and until must be timezone-aware")
+            params = {
+                "updated_at_min": since.isoformat(),
+                "updated_at_max": until.isoformat(),
+                "status": "any",
+                "limit": str(min(max(page_size, 1), PAGE_SIZE)),
+                "order": "updated_at asc",
+            }
+            response = await self._request("GET", self._url("orders.json"), params=params)
+        else:
+            self._same_origin(cursor)
+            response = await self._request("GET", cursor)
+        orders = [self._summary(o) for o in self._json(response).get("orders") or []]
+        return ChannelOrderPage(orders, response.links.get("next", {}).get("url") or None)
+
+    async def count_orders_updated(self, since: datetime, until: datetime) -> int | None:
+        params = {"updated_at_min": since.isoformat(), "updated_at_max": until.isoformat(), "status": "any"}
+        return int((await self._get("orders/count.json", params)).get("count") or 0)
+
+    async def fetch_order(self, external_order_id: str) -> ChannelOrder | None:
+        try:
+            return self._summary(await self.get_order(external_order_id))
+        except PermanentError as err:
+            if err.reason == "shopify_not_found":
+                return None
+            raise
+
+    async def inventory_levels(self, skus: list[str]) -> dict[str, int]:
+        """Available per SKU at ``inventory_location`` (where the platform publishes), or summed
+        over every location when none is configured; SKUs Shopify does not sell are left out."""
+        if set(skus) - set(self._items):
+            await self._refresh_items()
+        by_item = {self._items[sku]: sku for sku in skus if sku in self._items}
+        params: dict[str, str] = {"limit": str(PAGE_SIZE)}
+        if self.inventory_location is not None:
+            params["location_ids"] = str(await self.location_id(self.inventory_location))
+        out = dict.fromkeys(by_item.values(), 0)
+        items = list(by_item)
+        for n in range(0, len(items), 50):  # Shopify takes at most 50 inventory item ids per call
+            chunk = {**params, "inventory_item_ids": ",".join(str(i) for i in items[n : n + 50])}
+            async for level in self._pages("inventory_levels.json", chunk, "inventory_levels"):
+                sku = by_item.get(int(level.get("inventory_item_id") or 0))
+                if sku is not None:
+                    out[sku] += int(level.get("available") or 0)
+        return out
 
     async def location_id(self, location: str | int) -> int:
         if isinstance(location, int):
