@@ -48,6 +48,7 @@ from store.reconcile import (
     staged_count,
     total_mismatches,
 )
+from store.return_settlement import compare_return, return_settlements
 from store.settlement import compare, orders_in_window, settlements
 from workflows.client import start_order
 from workflows.reconcile_models import (
@@ -390,7 +391,8 @@ class ReconcileActivities:
 
     @activity.defn(name=names.RECONCILE_SETTLEMENT)
     async def settlement(self, since: datetime | None, policy: ReconcilePolicy) -> SettlementResult:
-        """Captures and refunds (payment provider) against invoices (ERP), per order and shipment."""
+        """Captures (payment provider) against invoices (ERP), per order and shipment; return
+        refunds against credit memos, per return."""
         run = _run()
         until = datetime.now(UTC) - timedelta(seconds=policy.settle_s)
         advance = since is None
@@ -433,6 +435,23 @@ class ReconcileActivities:
                         )
                     )
             activity.heartbeat(n + page, len(refs))
+        returns = await asyncio.to_thread(return_settlements, self.store, since, until)
+        result.returns = len(returns)
+        for rs in returns:
+            for rd in compare_return(rs):
+                kinds[rd.kind] += 1
+                found.append(
+                    fs.NewFinding(
+                        rd.kind,
+                        ["payment", "erp"],
+                        {"return": rd.return_key, "reference": rd.reference},
+                        rd.return_key,
+                        rd.detail,
+                        expected=rd.expected,
+                        actual=rd.actual,
+                        currency=rd.currency,
+                    )
+                )
         result.differences = dict(kinds)
         recorded = await asyncio.to_thread(fs.record_findings, self.store, found, run)
         result.findings_new, result.findings_seen_again = recorded.new, recorded.seen_again

@@ -86,6 +86,9 @@ class SettlementResult(BaseModel):
     captures: int = 0
     refunds: int = 0
     invoices: int = 0
+    returns: int = Field(
+        default=0, description="returns with a provider refund or a credit memo in the window"
+    )
     differences: dict[str, int] = Field(default_factory=dict)
     findings_new: int = 0
     findings_seen_again: int = 0
