@@ -136,8 +136,10 @@ class OrderActivities:
     async def create_sales_order(self, order: Order, customer_id: str, key: str) -> SalesOrderAck:
         with adapter_errors():
             ack = await self.a.erp.create_sales_order(order, customer_id, key)
+        # The workflow never imports adapters: it learns which ERP holds the order from here.
+        ack = ack.model_copy(update={"backend": self.a.erp.name})
         bind_activity_logger().info(
-            "sales order accepted", erp_order_id=ack.erp_order_id, created=ack.created
+            "sales order accepted", erp_order_id=ack.erp_order_id, created=ack.created, backend=ack.backend
         )
         await self._stock_moved()
         return ack

@@ -40,6 +40,7 @@ class SalesOrderAck(Canonical):
     allocations: list[Allocation] = []
     backordered: list[BackorderLine] = []
     created: bool = Field(description="False when the same channel order already existed (idempotent replay)")
+    backend: str | None = Field(default=None, description="the ERP adapter that answered")
 
 
 class InvoiceAck(Canonical):

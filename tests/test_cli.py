@@ -29,6 +29,7 @@ from store.db import Store
 from tests.platform import Platform, platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
+from workflows import search_attributes as sa
 
 runner = CliRunner()
 
@@ -295,6 +296,32 @@ async def test_cancel_is_refused_for_a_shipped_order_stuck_on_capture(
         assert result.exit_code == 1 and "cannot cancel" in result.stderr
         st = await p.state(key)
         assert st.status == "NeedsAttention" and st.voided.is_zero
+
+
+async def test_the_erp_backend_is_a_search_attribute_listed_with_the_order(
+    client: Client,
+    tmp_path: Path,
+    database_url: str,
+    temporal_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with platform(
+        client, tmp_path, database_url, seed=seed_catalog, simulators=False, wms_pick_delay_s=60.0
+    ) as p:
+        use_task_queue(monkeypatch, p)
+        oid = new_order_id()
+        key, wf_id = f"shopify-{oid}", f"order-shopify-{oid}"
+        await p.send_shopify(shopify_order(oid, [("MUG-01", 1, "12.50")]))
+        st = await p.wait_status(key, "AwaitingShipment")
+        assert st.erp_backend == "builtin"
+        described = await p.handle(key).describe()
+        assert described.typed_search_attributes.get(sa.ERP_BACKEND) == "builtin"
+
+        rows = await wait_listed(wf_id, "--query", f'OrderId = "{key}" AND ErpBackend = "builtin"')
+        [row] = [r for r in rows if r["workflow_id"] == wf_id]
+        assert row["erp_backend"] == "builtin"
+        table = await cli("orders", "list", "--query", f'OrderId = "{key}"')
+        assert table.exit_code == 0 and "ERP" in table.stdout and "builtin" in table.stdout
 
 
 # -- list filters -------------------------------------------------------------------------------

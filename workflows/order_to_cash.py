@@ -61,6 +61,10 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
+# workflow.patched ids: each gates a new command on a path that running workflows may take
+# (docs/workflow-versioning.md).
+PATCH_ERP_BACKEND = "erp-backend-search-attribute-v1"
+
 # Statuses after which there is nothing left to cancel.
 _FINAL: set[str] = {"Shipped", "Delivered", "Completed", "Cancelling", "Cancelled"}
 
@@ -81,6 +85,7 @@ class OrderToCash:
         self._status: OrderStatus = "Received"
         self._customer_id: str | None = None
         self._erp_order_id: str | None = None
+        self._erp_backend: str | None = None
         self._tax_document: str | None = None
         self._authorization: Authorization | None = None
         self._allocations: list[Allocation] = []
@@ -210,6 +215,9 @@ class OrderToCash:
                 created=False,
             )
         self._erp_order_id = ack.erp_order_id
+        if ack.backend and workflow.patched(PATCH_ERP_BACKEND):
+            # Published with the next status change (no extra command of its own).
+            self._erp_backend = ack.backend
         self._metrics.erp_accepted()
         await self._apply_allocation(ack)
         self._checkpoint()
@@ -833,6 +841,7 @@ class OrderToCash:
             name=self._order.name,
             status=self._status,
             erp_order_id=self._erp_order_id,
+            erp_backend=self._erp_backend,
             customer_id=self._customer_id,
             tax_document=self._tax_document,
             authorization_id=self._authorization.authorization_id if self._authorization else None,
@@ -911,20 +920,22 @@ class OrderToCash:
     def _publish(self) -> None:
         """Keep search attributes and the UI's current details in step with the state."""
         o = self._order
-        workflow.upsert_search_attributes(
-            [
-                sa.ORDER_ID.value_set(o.key),
-                sa.CHANNEL.value_set(o.channel),
-                sa.ORDER_STATUS.value_set(self._status),
-                sa.ATTENTION_REASON.value_set(self._attention.reason)
-                if self._attention
-                else sa.ATTENTION_REASON.value_unset(),
-                sa.CORRELATION_ID.value_set(self._correlation_id),
-            ]
-        )
+        updates = [
+            sa.ORDER_ID.value_set(o.key),
+            sa.CHANNEL.value_set(o.channel),
+            sa.ORDER_STATUS.value_set(self._status),
+            sa.ATTENTION_REASON.value_set(self._attention.reason)
+            if self._attention
+            else sa.ATTENTION_REASON.value_unset(),
+            sa.CORRELATION_ID.value_set(self._correlation_id),
+        ]
+        if self._erp_backend:  # only set behind PATCH_ERP_BACKEND: old histories upsert as before
+            updates.append(sa.ERP_BACKEND.value_set(self._erp_backend))
+        workflow.upsert_search_attributes(updates)
         lines = [
             f"**{self._status}**",
-            f"ERP order: {self._erp_order_id or '-'}",
+            f"ERP order: {self._erp_order_id or '-'}"
+            + (f" ({self._erp_backend})" if self._erp_backend else ""),
             f"Captured {self._captured} / invoiced {self._invoiced} of {o.totals.total}",
         ]
         if self._fulfillments:
