@@ -3,6 +3,7 @@
 Workflows call activities by name so that they never import adapters, HTTP or the database.
 """
 
+CHECK_ADDRESS = "address.check"
 RESOLVE_CUSTOMER = "erp.resolve_customer"
 CREATE_SALES_ORDER = "erp.create_sales_order"
 ALLOCATE_BACKORDERS = "erp.allocate_backorders"

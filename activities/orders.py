@@ -12,6 +12,8 @@ from temporalio import activity
 from activities import names
 from activities.errors import adapter_errors
 from activities.inventory import Ledger
+from adapters.address.builtin import BuiltinAddressCheck
+from adapters.address.port import AddressCheckPort
 from adapters.carrier.port import CarrierPort
 from adapters.channels.port import ChannelPort
 from adapters.erp.port import ErpPort
@@ -20,6 +22,7 @@ from adapters.tax.port import TaxPort
 from adapters.wms.port import WmsPort
 from canonical import Address, Customer, FulfillmentRequest, InvoiceAmounts, Money, Order, Shipment
 from canonical.documents import (
+    AddressCheck,
     Authorization,
     CancelAck,
     Capture,
@@ -57,6 +60,7 @@ class Adapters:
     store: Store | None = None
     # Channels whose inventory sync hears about stock the ERP reserved, shipped or released.
     inventory_channels: list[str] = field(default_factory=list)
+    address: AddressCheckPort = field(default_factory=BuiltinAddressCheck)
 
     def channel(self, name: str) -> ChannelPort:
         """The configured adapter for the channel, else one made by the factory (and kept)."""
@@ -103,6 +107,7 @@ class OrderActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [
+            self.check_address,
             self.resolve_customer,
             self.create_sales_order,
             self.allocate_backorders,
@@ -121,6 +126,14 @@ class OrderActivities:
             self.channel_refund,
             self.channel_cancelled,
         ]
+
+    # -- address --------------------------------------------------------------------
+    @activity.defn(name=names.CHECK_ADDRESS)
+    async def check_address(self, address: Address | None) -> AddressCheck:
+        with adapter_errors():
+            result = await self.a.address.check(address)
+        bind_activity_logger().info("address checked", ok=result.ok, reasons=result.reasons)
+        return result
 
     # -- ERP ------------------------------------------------------------------------
     @activity.defn(name=names.RESOLVE_CUSTOMER)

@@ -167,3 +167,10 @@ class ReturnExpected(Canonical):
 
     inbound_id: str
     location: str
+
+
+class AddressCheck(Canonical):
+    """The answer of an address check: ``ok``, or every reason it failed."""
+
+    ok: bool
+    reasons: list[str] = []

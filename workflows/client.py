@@ -49,6 +49,7 @@ def policy_from(settings: Settings) -> ProcessingPolicy:
         retry_max_s=settings.retry_max_s,
         shipping_sla_s=settings.shipping_sla_s,
         hold_above=dict(settings.hold_above),
+        address_check=settings.address_check,
     )
 
 

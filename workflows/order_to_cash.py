@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         invoice_for_shipment,
     )
     from canonical.documents import (
+        AddressCheck,
         Allocation,
         Authorization,
         CancelAck,
@@ -64,6 +65,10 @@ T = TypeVar("T")
 # workflow.patched ids: each gates a new command on a path that running workflows may take
 # (docs/workflow-versioning.md).
 PATCH_ERP_BACKEND = "erp-backend-search-attribute-v1"
+PATCH_ADDRESS_CHECK = "address-check-v1"
+
+# Steps where a rule holds the order for a person: only approve or cancel apply.
+_HELD_STEPS = {"approval": "held for approval", "address_check": "held after a failed address check"}
 
 # Statuses after which there is nothing left to cancel.
 _FINAL: set[str] = {"Shipped", "Delivered", "Completed", "Cancelling", "Cancelled"}
@@ -141,6 +146,12 @@ class OrderToCash:
     async def _process(self) -> None:
         o = self._order
         self._set_status("Processing")
+        if (
+            self._policy.address_check
+            and any(ln.fulfillable for ln in o.lines)
+            and workflow.patched(PATCH_ADDRESS_CHECK)
+        ):
+            await self._check_address()
         limit = self._policy.hold_above.get(o.currency)
         if limit is not None and o.totals.total.amount >= limit:
             # A rule holds high-value orders for a person (fraud, credit): nothing is charged or
@@ -248,6 +259,31 @@ class OrderToCash:
         await self._await_delivery()
         self._set_status("Completed")
         self._completed()
+
+    async def _check_address(self) -> None:
+        """A ship-to address that fails the check holds the order for a person, before anything
+        is charged or sent to the ERP: fix it (edit-address), then approve; or cancel."""
+        check = await self._step(
+            "check_address",
+            lambda _: self._call(
+                names.CHECK_ADDRESS, [self._ship_to], AddressCheck, "Check the ship-to address"
+            ),
+        )
+        if check is None or check.ok:
+            return
+        action = await self._await_operator(
+            "address_check", "address_check_failed", "; ".join(check.reasons), cancellable=True
+        )
+        if action.action == "cancel":
+            raise _Cancelled()
+        edited = any(a.action == "edit_address" for a in self._actions)
+        self._record(
+            "address_check",
+            "done",
+            f"approved by {action.operator}: {action.reason}"
+            + (" (address edited)" if edited else " (address unchanged)"),
+        )
+        self._checkpoint()
 
     # ---------------------------------------------------------------------------------
     # allocation and release
@@ -713,12 +749,12 @@ class OrderToCash:
     def _validate_retry(self, req: OperatorRequest) -> None:
         if self._attention is None:
             raise ValueError(f"nothing to retry: the order is {self._status}, not waiting for an operator")
-        if self._attention.step == "approval":
-            raise ValueError("the order is held for approval: approve or cancel it")
+        if self._attention.step in _HELD_STEPS:
+            raise ValueError(f"the order is {_HELD_STEPS[self._attention.step]}: approve or cancel it")
 
     @workflow.update
     async def approve(self, req: OperatorRequest) -> str:
-        """Release an order held by a rule (e.g. a high value) for processing."""
+        """Release an order held by a rule (a high value, a failed address check) for processing."""
         action = self._operator_action("approve", req)
         self._pending_action = action
         return "approved"
@@ -748,7 +784,7 @@ class OrderToCash:
 
     @approve.validator
     def _validate_approve(self, req: OperatorRequest) -> None:
-        if self._attention is None or self._attention.step != "approval":
+        if self._attention is None or self._attention.step not in _HELD_STEPS:
             raise ValueError(f"nothing to approve: the order is {self._status}, not held for approval")
 
     @workflow.update
@@ -762,8 +798,8 @@ class OrderToCash:
     def _validate_skip(self, req: OperatorRequest) -> None:
         if self._attention is None:
             raise ValueError(f"nothing to skip: the order is {self._status}, not waiting for an operator")
-        if self._attention.step == "approval":
-            raise ValueError("the order is held for approval: approve or cancel it")
+        if self._attention.step in _HELD_STEPS:
+            raise ValueError(f"the order is {_HELD_STEPS[self._attention.step]}: approve or cancel it")
         if not req.reference:
             raise ValueError(
                 "skip needs --reference: where the step was done by hand (e.g. an ERP order number)"
