@@ -111,6 +111,9 @@ class OrderActivities:
             self.resolve_customer,
             self.create_sales_order,
             self.allocate_backorders,
+            self.update_sales_order,
+            self.requote_tax,
+            self.adjust_authorization,
             self.invoice_shipment,
             self.cancel_sales_order,
             self.quote_tax,
@@ -157,6 +160,14 @@ class OrderActivities:
         await self._stock_moved()
         return ack
 
+    @activity.defn(name=names.UPDATE_SALES_ORDER)
+    async def update_sales_order(self, erp_order_id: str, order: Order, key: str) -> SalesOrderAck:
+        with adapter_errors():
+            ack = await self.a.erp.update_sales_order(erp_order_id, order, key)
+        bind_activity_logger().info("sales order edited", erp_order_id=erp_order_id)
+        await self._stock_moved()
+        return ack.model_copy(update={"backend": self.a.erp.name})
+
     @activity.defn(name=names.ALLOCATE_BACKORDERS)
     async def allocate_backorders(self, erp_order_id: str) -> SalesOrderAck:
         with adapter_errors():
@@ -190,6 +201,11 @@ class OrderActivities:
         with adapter_errors():
             return await self.a.tax.quote(order, document_code)
 
+    @activity.defn(name=names.REQUOTE_TAX)
+    async def requote_tax(self, order: Order, document_code: str) -> TaxQuote:
+        with adapter_errors():
+            return await self.a.tax.requote(order, document_code)
+
     @activity.defn(name=names.COMMIT_TAX)
     async def commit_tax(self, document_code: str, invoice_code: str, amounts: InvoiceAmounts) -> TaxCommit:
         with adapter_errors():
@@ -207,6 +223,15 @@ class OrderActivities:
             auth = await self.a.payment.authorize(amount, reference, key)
         bind_activity_logger().info(
             "payment authorized", authorization_id=auth.authorization_id, amount=str(amount)
+        )
+        return auth
+
+    @activity.defn(name=names.ADJUST_AUTHORIZATION)
+    async def adjust_authorization(self, authorization_id: str, amount: Money, key: str) -> Authorization:
+        with adapter_errors():
+            auth = await self.a.payment.adjust_authorization(authorization_id, amount, key)
+        bind_activity_logger().info(
+            "authorization adjusted", authorization_id=authorization_id, amount=str(amount)
         )
         return auth
 

@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         TaxQuote,
         TaxVoid,
     )
+    from canonical.edits import EditDiff, OrderEdit, diff_edit, reduce_order
     from canonical.returns import ReturnContext
     from workflows import search_attributes as sa
     from workflows import steps
@@ -66,6 +67,8 @@ T = TypeVar("T")
 # (docs/workflow-versioning.md).
 PATCH_ERP_BACKEND = "erp-backend-search-attribute-v1"
 PATCH_ADDRESS_CHECK = "address-check-v1"
+# Decided once at the start of run: signal handlers and wait conditions consult it too.
+PATCH_ORDER_EDITS = "order-edits-v1"
 
 # Steps where a rule holds the order for a person: only approve or cancel apply.
 _HELD_STEPS = {"approval": "held for approval", "address_check": "held after a failed address check"}
@@ -122,6 +125,11 @@ class OrderToCash:
         self._compensating = False
         self._ship_to: Address | None = o.shipping_address
         self._delivered_at: datetime | None = None
+        # Channel edits (orders/updated): None until run decides whether this code path is on.
+        self._edits_on: bool | None = None
+        self._pending_edit: OrderEdit | None = None
+        self._edit_seen_at: datetime | None = None
+        self._edits = 0
         # Business metrics: replay-safe, and no history events (docs/observability.md).
         self._metrics = OrderMetrics(o.channel)
 
@@ -130,6 +138,7 @@ class OrderToCash:
     # ---------------------------------------------------------------------------------
     @workflow.run
     async def run(self, inp: OrderToCashInput) -> OrderState:
+        self._edits_on = workflow.patched(PATCH_ORDER_EDITS)
         self._publish()
         try:
             await self._process()
@@ -166,6 +175,8 @@ class OrderToCash:
                 raise _Cancelled()
             self._record("approval", "done", f"approved by {action.operator}: {action.reason}")
             self._checkpoint()
+            await self._take_edits()
+            o = self._order
         ref = await self._step(
             "resolve_customer",
             lambda _: self._call(
@@ -177,15 +188,21 @@ class OrderToCash:
         )
         self._customer_id = ref.customer_id if ref else None
         self._checkpoint()
+        await self._take_edits()
+        o = self._order
 
         if any(ln.taxable for ln in o.lines):
             code = f"{self._wf_id}:tax"
             quote = await self._step(
                 "quote_tax",
-                lambda _: self._call(names.QUOTE_TAX, [o, code], TaxQuote, f"Quote tax for {self._label}"),
+                lambda _: self._call(
+                    names.QUOTE_TAX, [self._order, code], TaxQuote, f"Quote tax for {self._label}"
+                ),
             )
             self._tax_document = quote.document_code if quote else None
             self._checkpoint()
+            await self._take_edits()
+            o = self._order
 
         platform = o.platform_payment
         if not platform.is_zero:
@@ -200,6 +217,8 @@ class OrderToCash:
                 ),
             )
             self._checkpoint()
+            await self._take_edits()
+            o = self._order
         if not o.channel_payment.is_zero:
             self._record("record_channel_payment", "done", f"{o.channel_payment} paid at {o.channel}")
 
@@ -207,7 +226,8 @@ class OrderToCash:
             "create_sales_order",
             lambda n: self._call(
                 names.CREATE_SALES_ORDER,
-                [o, self._customer_id or "", self._key("sales_order", n)],
+                # The order as edited so far (an edit may arrive while this step waits).
+                [self._order, self._customer_id or "", self._key("sales_order", n)],
                 SalesOrderAck,
                 f"Create ERP sales order for {self._label}",
             ),
@@ -232,6 +252,8 @@ class OrderToCash:
         self._metrics.erp_accepted()
         await self._apply_allocation(ack)
         self._checkpoint()
+        await self._take_edits()
+        o = self._order
 
         while self._backordered:
             await self._handle_backorder()
@@ -354,8 +376,14 @@ class OrderToCash:
         skus = self._backordered_skus
         what = ", ".join(f"{qty} x {skus.get(line, line)}" for line, qty in sorted(self._backordered.items()))
         action = await self._await_operator(
-            "allocate", "backordered", f"no location has stock for {what}", cancellable=True
+            "allocate",
+            "backordered",
+            f"no location has stock for {what}",
+            cancellable=True,
+            resolved_by=lambda: not self._backordered,  # an edit removed what was backordered
         )
+        if not self._backordered:
+            return
         if action.action == "retry":
             assert self._erp_order_id
             ack = await self._step(
@@ -381,6 +409,7 @@ class OrderToCash:
         sla = timedelta(seconds=self._policy.shipping_sla_s)
         while True:
             await self._bill_pending()
+            await self._take_edits()
             if self._all_shipped():
                 return
             self._checkpoint()
@@ -388,7 +417,8 @@ class OrderToCash:
             self._publish()
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._pending_shipments) or self._cancel_pending(), timeout=sla
+                    lambda: bool(self._pending_shipments) or self._cancel_pending() or self._edit_due(),
+                    timeout=sla,
                 )
             except TimeoutError:  # the SLA passed
                 await self._await_operator(
@@ -493,7 +523,13 @@ class OrderToCash:
             return
         self._waiting_for = "delivery by the carrier"
         self._publish()
-        await workflow.wait_condition(lambda: all(s == "delivered" for s in self._tracking.values()))
+        while True:
+            await workflow.wait_condition(
+                lambda: all(s == "delivered" for s in self._tracking.values()) or self._edit_due()
+            )
+            if not self._edit_due():
+                break
+            await self._take_edits()  # after shipment: a conflict for a person
         self._waiting_for = None
         self._delivered_at = workflow.now()
         self._set_status("Delivered")
@@ -649,6 +685,143 @@ class OrderToCash:
         return bool(shipped) and all(shipped.get(a.line_id, 0) >= a.quantity for a in released)
 
     # ---------------------------------------------------------------------------------
+    # order edits from the channel
+    # ---------------------------------------------------------------------------------
+    def _edit_due(self) -> bool:
+        return bool(self._edits_on) and self._pending_edit is not None
+
+    async def _take_edits(self) -> None:
+        """Apply the newest pending channel edit (and any that arrive meanwhile)."""
+        while self._edit_due():
+            edit = self._pending_edit
+            assert edit is not None
+            self._pending_edit = None
+            self._edit_seen_at = edit.updated_at
+            await self._take_edit(edit)
+
+    def _edit_conflict(self, diff: EditDiff) -> str | None:
+        """Why a person must decide on the edit, or None when the workflow can apply it."""
+        what = diff.describe()
+        if self._shipments:
+            return (
+                f"the channel changed the order after shipment ({what}): settle it with the customer "
+                "and skip with a reference"
+            )
+        if self._fulfillments or self._allocations:
+            where = ", ".join(
+                sorted({a.location for a in self._allocations} | set(self._fulfillments.values()))
+            )
+            return (
+                f"the channel changed the order after release to {where} ({what}): change it at the "
+                "warehouse and skip with a reference, or cancel"
+            )
+        if diff.unsupported:
+            return (
+                f"the channel's edit cannot be applied automatically ({what}): apply it by hand and skip "
+                "with a reference, or cancel"
+            )
+        return None
+
+    async def _take_edit(self, edit: OrderEdit) -> None:
+        when = edit.updated_at.isoformat()
+        while True:
+            diff = diff_edit(self._order, self._ship_to, edit)
+            if diff.empty:
+                self._record("order_edit", "done", f"update of {when}: nothing to apply")
+                return
+            if self._compensating or self._status in ("Cancelling", "Cancelled"):
+                self._record(
+                    "order_edit", "skipped", f"update of {when} ignored: the order is being cancelled"
+                )
+                return
+            conflict = self._edit_conflict(diff)
+            if conflict is None:
+                await self._apply_edit(edit, diff)
+                return
+            action = await self._await_operator(
+                "order_edit",
+                "edit_conflict",
+                conflict,
+                cancellable=True,
+                resolved_by=lambda: self._pending_edit is not None,  # a newer edit supersedes it
+                edits=False,
+            )
+            if action.action == "cancel":
+                raise _Cancelled()
+            if action.action == "skip":
+                self._record("order_edit", "skipped", f"update of {when} handled by hand: {action.reference}")
+                return
+            if action.operator == "system":
+                return  # the newer edit is taken next by the caller's loop
+            # retry: look at the edit again against the order as it is now
+
+    async def _apply_edit(self, edit: OrderEdit, diff: EditDiff) -> None:
+        """Before release: the ERP order, the tax document and the authorization follow the edit."""
+        self._edits += 1
+        n = self._edits
+        what = diff.describe()
+        ship_to = diff.address or self._ship_to
+        quantities = {line: new for line, (_, new) in diff.quantities.items()}
+        new = reduce_order(self._order, quantities, ship_to)
+        erp_id = self._erp_order_id
+        if erp_id and quantities:
+            ack = await self._step(
+                f"edit_sales_order:{n}",
+                lambda r: self._call(
+                    names.UPDATE_SALES_ORDER,
+                    [erp_id, new, self._key(f"edit:{n}:sales_order", r)],
+                    SalesOrderAck,
+                    f"Edit ERP order {erp_id}: {what}",
+                ),
+            )
+            if ack is not None:
+                self._backordered = {b.line_id: b.quantity for b in ack.backordered}
+                self._backordered_skus = {b.line_id: b.sku for b in ack.backordered}
+        doc = self._tax_document
+        if doc:
+            await self._step(
+                f"requote_tax:{n}",
+                lambda _: self._call(
+                    names.REQUOTE_TAX, [new, doc], TaxQuote, f"Re-quote tax for {self._label}"
+                ),
+            )
+        auth = self._authorization
+        amount = new.platform_payment
+        if auth is not None and amount != auth.amount:
+            adjusted = await self._step(
+                f"adjust_authorization:{n}",
+                lambda r: self._call(
+                    names.ADJUST_AUTHORIZATION,
+                    [auth.authorization_id, amount, self._key(f"edit:{n}:authorization", r)],
+                    Authorization,
+                    f"Hold {amount} instead of {auth.amount}",
+                ),
+            )
+            if adjusted is not None:
+                self._authorization = adjusted
+        self._order = new
+        self._ship_to = ship_to
+        self._record("order_edit", "done", f"update of {edit.updated_at.isoformat()} applied: {what}")
+        self._publish()
+
+    @workflow.signal
+    def order_updated(self, edit: OrderEdit) -> None:
+        """The channel's order changed (orders/updated). Kept if it is newer than every edit seen;
+        the workflow applies it at its next safe point (before release) or asks a person."""
+        if self._edits_on is False:
+            self._record("order_edit", "failed", "not applied: the order started before edits were supported")
+            return
+        newest = self._pending_edit.updated_at if self._pending_edit else self._edit_seen_at
+        if newest is not None and edit.updated_at <= newest:
+            self._record(
+                "order_edit",
+                "skipped",
+                f"update of {edit.updated_at.isoformat()} ignored: not newer than {newest.isoformat()}",
+            )
+            return
+        self._pending_edit = edit
+
+    # ---------------------------------------------------------------------------------
     # steps, attention and operators
     # ---------------------------------------------------------------------------------
     async def _call(self, activity: str, args: Sequence[Any], result_type: type[T], summary: str) -> T:
@@ -687,6 +860,7 @@ class OrderToCash:
         *,
         cancellable: bool,
         resolved_by: Callable[[], bool] | None = None,
+        edits: bool = True,
     ) -> OperatorAction:
         # While compensating, a cancellation is already under way: only retry or skip apply.
         cancellable = cancellable and not self._compensating
@@ -698,13 +872,25 @@ class OrderToCash:
         self._set_status("NeedsAttention")
         self._metrics.attention_entered(reason)
         workflow.logger.warning("order needs attention", extra=self._log_extra(reason=reason, step=step))
-        await workflow.wait_condition(
-            lambda: (
+
+        def decided() -> bool:
+            return (
                 self._pending_action is not None
                 or (cancellable and self._cancel is not None)
                 or (resolved_by is not None and resolved_by())
             )
-        )
+
+        while True:
+            await workflow.wait_condition(lambda: decided() or (edits and self._edit_due()))
+            if decided():
+                break
+            # The channel edited the order meanwhile: take the edit, then wait on (or stop
+            # waiting, if the edit resolved what this wait was for).
+            await self._take_edits()
+            if decided():
+                break
+            self._attention, self._attention_cancellable = attention, cancellable
+            self._set_status("NeedsAttention")
         action = self._pending_action
         self._pending_action = None
         self._attention = None
