@@ -389,7 +389,7 @@ def cancel(order: str, reason: ReasonOpt, operator: OperatorOpt = None) -> None:
 
 @app.command("approve")
 def approve(order: str, reason: ReasonOpt, operator: OperatorOpt = None) -> None:
-    """Approve an order held by a rule (RETAIL_HOLD_ABOVE): it is then processed as usual."""
+    """Approve an order held by a rule (RETAIL_HOLD_ABOVE, a failed address check): it is then processed."""
     _act(order, "approve", reason, operator, None)
 
 
