@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     )
 
     default_location: str = "WH-EAST"
+    address_check: bool = Field(
+        True, description="check ship-to addresses first; failures wait in NeedsAttention for approval"
+    )
     hold_above: dict[str, Decimal] = Field(
         default_factory=dict,
         description='orders totalling at least this (per currency, e.g. {"USD": "2000"}) wait for approval',

@@ -12,6 +12,8 @@ from temporalio import activity
 from activities import names
 from activities.errors import adapter_errors
 from activities.inventory import Ledger
+from adapters.address.builtin import BuiltinAddressCheck
+from adapters.address.port import AddressCheckPort
 from adapters.carrier.port import CarrierPort
 from adapters.channels.port import ChannelPort
 from adapters.erp.port import ErpPort
@@ -20,6 +22,7 @@ from adapters.tax.port import TaxPort
 from adapters.wms.port import WmsPort
 from canonical import Address, Customer, FulfillmentRequest, InvoiceAmounts, Money, Order, Shipment
 from canonical.documents import (
+    AddressCheck,
     Authorization,
     CancelAck,
     Capture,
@@ -57,6 +60,7 @@ class Adapters:
     store: Store | None = None
     # Channels whose inventory sync hears about stock the ERP reserved, shipped or released.
     inventory_channels: list[str] = field(default_factory=list)
+    address: AddressCheckPort = field(default_factory=BuiltinAddressCheck)
 
     def channel(self, name: str) -> ChannelPort:
         """The configured adapter for the channel, else one made by the factory (and kept)."""
@@ -103,9 +107,13 @@ class OrderActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [
+            self.check_address,
             self.resolve_customer,
             self.create_sales_order,
             self.allocate_backorders,
+            self.update_sales_order,
+            self.requote_tax,
+            self.adjust_authorization,
             self.invoice_shipment,
             self.cancel_sales_order,
             self.quote_tax,
@@ -122,6 +130,14 @@ class OrderActivities:
             self.channel_cancelled,
         ]
 
+    # -- address --------------------------------------------------------------------
+    @activity.defn(name=names.CHECK_ADDRESS)
+    async def check_address(self, address: Address | None) -> AddressCheck:
+        with adapter_errors():
+            result = await self.a.address.check(address)
+        bind_activity_logger().info("address checked", ok=result.ok, reasons=result.reasons)
+        return result
+
     # -- ERP ------------------------------------------------------------------------
     @activity.defn(name=names.RESOLVE_CUSTOMER)
     async def resolve_customer(self, customer: Customer, address: Address | None) -> CustomerRef:
@@ -136,11 +152,21 @@ class OrderActivities:
     async def create_sales_order(self, order: Order, customer_id: str, key: str) -> SalesOrderAck:
         with adapter_errors():
             ack = await self.a.erp.create_sales_order(order, customer_id, key)
+        # The workflow never imports adapters: it learns which ERP holds the order from here.
+        ack = ack.model_copy(update={"backend": self.a.erp.name})
         bind_activity_logger().info(
-            "sales order accepted", erp_order_id=ack.erp_order_id, created=ack.created
+            "sales order accepted", erp_order_id=ack.erp_order_id, created=ack.created, backend=ack.backend
         )
         await self._stock_moved()
         return ack
+
+    @activity.defn(name=names.UPDATE_SALES_ORDER)
+    async def update_sales_order(self, erp_order_id: str, order: Order, key: str) -> SalesOrderAck:
+        with adapter_errors():
+            ack = await self.a.erp.update_sales_order(erp_order_id, order, key)
+        bind_activity_logger().info("sales order edited", erp_order_id=erp_order_id)
+        await self._stock_moved()
+        return ack.model_copy(update={"backend": self.a.erp.name})
 
     @activity.defn(name=names.ALLOCATE_BACKORDERS)
     async def allocate_backorders(self, erp_order_id: str) -> SalesOrderAck:
@@ -175,6 +201,11 @@ class OrderActivities:
         with adapter_errors():
             return await self.a.tax.quote(order, document_code)
 
+    @activity.defn(name=names.REQUOTE_TAX)
+    async def requote_tax(self, order: Order, document_code: str) -> TaxQuote:
+        with adapter_errors():
+            return await self.a.tax.requote(order, document_code)
+
     @activity.defn(name=names.COMMIT_TAX)
     async def commit_tax(self, document_code: str, invoice_code: str, amounts: InvoiceAmounts) -> TaxCommit:
         with adapter_errors():
@@ -192,6 +223,15 @@ class OrderActivities:
             auth = await self.a.payment.authorize(amount, reference, key)
         bind_activity_logger().info(
             "payment authorized", authorization_id=auth.authorization_id, amount=str(amount)
+        )
+        return auth
+
+    @activity.defn(name=names.ADJUST_AUTHORIZATION)
+    async def adjust_authorization(self, authorization_id: str, amount: Money, key: str) -> Authorization:
+        with adapter_errors():
+            auth = await self.a.payment.adjust_authorization(authorization_id, amount, key)
+        bind_activity_logger().info(
+            "authorization adjusted", authorization_id=authorization_id, amount=str(amount)
         )
         return auth
 

@@ -7,6 +7,7 @@ Vendor adapters plug in here by configuration; workflows never know which one ru
 from __future__ import annotations
 
 from activities.orders import Adapters
+from adapters.address.builtin import BuiltinAddressCheck
 from adapters.carrier.builtin import BuiltinCarrier
 from adapters.channels.builtin import BuiltinChannel
 from adapters.channels.port import ChannelPort
@@ -38,6 +39,7 @@ def build_adapters(settings: Settings, store: Store) -> Adapters:
     f = settings.faults
     return Adapters(
         erp=BuiltinErp(store, FaultInjector("erp", f.erp)),
+        address=BuiltinAddressCheck(),
         tax=BuiltinTax(store, FaultInjector("tax", f.tax)),
         payment=BuiltinPayment(store, FaultInjector("payment", f.payment)),
         wms=BuiltinWms(store, FaultInjector("wms", f.wms)),

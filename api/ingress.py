@@ -39,6 +39,7 @@ import asyncio
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -52,8 +53,9 @@ from adapters.carrier.webhook import TrackingWebhook, parse_tracking_target
 from adapters.channels import bigcommerce as bc
 from adapters.channels import woocommerce as woo
 from adapters.channels.errors import MappingError
-from adapters.channels.shopify.mapping import order_from_shopify
+from adapters.channels.shopify.mapping import order_edit_from_shopify, order_from_shopify
 from adapters.channels.shopify.refunds import return_from_shopify_refund
+from adapters.channels.woocommerce.mapping import updated_at as woo_updated_at
 from adapters.wms.webhook import (
     EVENT_RETURN_RECEIVED,
     ReturnReceivedWebhook,
@@ -66,6 +68,7 @@ from api import signatures
 from api.errors import problem
 from api.metrics import WEBHOOK_DELIVERIES, WEBHOOKS_REJECTED, metric_source
 from api.relay import ChannelFetch, InboxRelay, RelayResult
+from canonical.edits import ChannelOrderUpdate, edit_from_order
 from canonical.returns import ReturnReceipt
 from settings import Settings
 from store import inbox
@@ -461,7 +464,51 @@ class Ingress:
             return await self._accept(d, cmd)
         if topic == "refunds/create":
             return await self._shopify_refund(d, payload, dedupe, cid)
+        if topic == "orders/updated":
+            return await self._shopify_update(d, payload, dedupe, business, cid)
         raise await self.reject(d, 422, "unsupported_topic", f"topic {d.topic!r} is not handled")
+
+    async def _shopify_update(
+        self, d: Delivery, payload: Any, dedupe: str, business: Callable[[str], str | None], cid: str
+    ) -> JSONResponse:
+        """``orders/updated``: the edited order is signalled (``order_updated``) to the running
+        workflow, which applies it before release or asks a person after. Deduplicated on the
+        event id and on (order, updated_at); an update of an unknown or finished order is
+        acknowledged 200 (Shopify removes subscriptions that keep failing)."""
+        if not isinstance(payload, dict):
+            raise await self.reject(d, 422, "mapping_error", "the payload is not an object", path="")
+        if payload.get("cancelled_at"):
+            order_id = payload.get("id")
+            return await self._acknowledge(
+                d,
+                topic="orders/updated",
+                workflow_id=f"order-shopify-{order_id}",
+                dedupe_key=dedupe,
+                business_key=None,
+                note="a cancelled order's update: orders/cancelled cancels it",
+            )
+        try:
+            edit = order_edit_from_shopify(payload)
+        except (MappingError, ValidationError, ValueError) as exc:
+            raise await self.reject(
+                d, 422, "mapping_error", str(exc), path=getattr(exc, "path", None)
+            ) from exc
+        except ArithmeticError as exc:
+            raise await self.reject(d, 422, "mapping_error", OUT_OF_RANGE) from exc
+        ids = {"workflow_id": edit.workflow_id}
+        cmd = Command(
+            topic="orders/updated",
+            workflow_id=edit.workflow_id,
+            action="signal",
+            signal="order_updated",
+            argument=edit,
+            dedupe_key=dedupe,
+            business_key=business(edit.workflow_id),
+            correlation_id=cid,
+            ids=ids,
+            accepted={"status": "accepted", **ids},
+        )
+        return await self._accept(d, cmd, refuse_rejected=False)
 
     async def _shopify_refund(self, d: Delivery, payload: Any, dedupe: str, cid: str) -> JSONResponse:
         """A refund made in Shopify's admin starts ReturnToRefund (``return-shopify-refund-<id>``):
@@ -671,11 +718,25 @@ class Ingress:
             except ArithmeticError:
                 return await self._refuse_with_200(d, 422, "mapping_error", OUT_OF_RANGE)
             ids = {"order_key": order.key, "workflow_id": order.workflow_id}
+            argument: BaseModel = order
+            signal: str | None = None
+            if topic == "order.updated" and business is not None:
+                # Starts the order if this is its first paid delivery, else edits the running one
+                # (ordered by date_modified_gmt; without it there is nothing to order edits by).
+                try:
+                    edit = edit_from_order(order, woo_updated_at(payload))
+                except (MappingError, ValidationError) as exc:
+                    return await self._refuse_with_200(
+                        d, 422, "mapping_error", str(exc), path=getattr(exc, "path", None)
+                    )
+                argument = ChannelOrderUpdate(order=order, edit=edit)
+                signal = "order_updated"
             cmd = Command(
                 topic=topic,
                 workflow_id=order.workflow_id,
                 action="start",
-                argument=order,
+                signal=signal,
+                argument=argument,
                 dedupe_key=dedupe,
                 business_key=business,
                 correlation_id=cid,

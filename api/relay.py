@@ -58,6 +58,7 @@ from api.metrics import (
 )
 from api.temporal import ClientFactory, TemporalGateway, signal_order
 from canonical import Order, Shipment, TrackingEvent
+from canonical.edits import ChannelOrderUpdate, OrderEdit
 from canonical.returns import ReturnReceipt, ReturnRequest
 from settings import Settings
 from store import inbox
@@ -75,6 +76,7 @@ SIGNAL_ARGUMENTS: dict[str, type[BaseModel]] = {
     "shipment_reported": Shipment,
     "tracking_updated": TrackingEvent,
     "receipt_reported": ReturnReceipt,
+    "order_updated": OrderEdit,
 }
 RETURN_PREFIX = "return-"
 
@@ -260,6 +262,16 @@ class InboxRelay:
                 return RelayResult("failed", f"waiting for order-{req.order_key} to be started")
             started = await start_return(client, req, self.settings, entry.correlation_id)
             return RelayResult("relayed", f"workflow {started.id} started (or already there)")
+        if entry.action == "start" and entry.signal == "order_updated":
+            # An update that may be the order's first delivery: signal-with-start.
+            try:
+                upd = ChannelOrderUpdate.model_validate_json(json.dumps(entry.argument))
+            except ValidationError as exc:
+                return RelayResult(
+                    "rejected", f"the stored update is not valid: {exc}", "invalid_payload", status_code=422
+                )
+            handle = await start_order(client, upd.order, self.settings, entry.correlation_id, edit=upd.edit)
+            return RelayResult("relayed", f"workflow {handle.id} started or signalled order_updated")
         if entry.action == "start":
             if prepared is not None:
                 order = prepared

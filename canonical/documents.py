@@ -40,6 +40,7 @@ class SalesOrderAck(Canonical):
     allocations: list[Allocation] = []
     backordered: list[BackorderLine] = []
     created: bool = Field(description="False when the same channel order already existed (idempotent replay)")
+    backend: str | None = Field(default=None, description="the ERP adapter that answered")
 
 
 class InvoiceAck(Canonical):
@@ -166,3 +167,10 @@ class ReturnExpected(Canonical):
 
     inbound_id: str
     location: str
+
+
+class AddressCheck(Canonical):
+    """The answer of an address check: ``ok``, or every reason it failed."""
+
+    ok: bool
+    reasons: list[str] = []

@@ -65,6 +65,7 @@ class OrderState(BaseModel):
     name: str | None
     status: OrderStatus
     erp_order_id: str | None = None
+    erp_backend: str | None = Field(default=None, description="the ERP adapter holding the order")
     customer_id: str | None = None
     tax_document: str | None = None
     authorization_id: str | None = None

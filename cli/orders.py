@@ -60,6 +60,7 @@ async def _list(q: str, limit: int) -> list[dict[str, object]]:
                 "channel": attrs.get(sa.CHANNEL),
                 "status": attrs.get(sa.ORDER_STATUS),
                 "attention": attrs.get(sa.ATTENTION_REASON),
+                "erp_backend": attrs.get(sa.ERP_BACKEND),
                 "started": wf.start_time.isoformat() if wf.start_time else None,
                 "workflow_status": wf.status.name if wf.status else None,
             }
@@ -90,8 +91,11 @@ def list_orders(
         return
     print_table(
         f"{len(rows)} orders",
-        ["order", "status", "attention", "channel", "started"],
-        [[r["order_id"], r["status"], r["attention"], r["channel"], r["started"]] for r in rows],
+        ["order", "status", "attention", "channel", "ERP", "started"],
+        [
+            [r["order_id"], r["status"], r["attention"], r["channel"], r["erp_backend"], r["started"]]
+            for r in rows
+        ],
     )
 
 
@@ -110,7 +114,7 @@ def _show_table(s: OrderState) -> None:
                 f"{s.attention.reason} at {s.attention.step}: {s.attention.message}" if s.attention else "",
             ],
             ["waiting for", s.waiting_for],
-            ["ERP order", s.erp_order_id],
+            ["ERP order", f"{s.erp_order_id} ({s.erp_backend})" if s.erp_backend else s.erp_order_id],
             ["total", s.total],
             ["captured", s.captured],
             ["invoiced", s.invoiced],
@@ -385,7 +389,7 @@ def cancel(order: str, reason: ReasonOpt, operator: OperatorOpt = None) -> None:
 
 @app.command("approve")
 def approve(order: str, reason: ReasonOpt, operator: OperatorOpt = None) -> None:
-    """Approve an order held by a rule (RETAIL_HOLD_ABOVE): it is then processed as usual."""
+    """Approve an order held by a rule (RETAIL_HOLD_ABOVE, a failed address check): it is then processed."""
     _act(order, "approve", reason, operator, None)
 
 

@@ -84,6 +84,23 @@ async def _returns_and_stock(p: Platform) -> None:
     await asyncio.sleep(2)  # let the sync push what changed
 
 
+async def _address_check_and_edit(p: Platform) -> None:
+    """An order held after a failed address check; the channel's edit fixes the ship-to, an
+    operator approves it, and it completes (address check, order edit, ErpBackend)."""
+    order = shopify_order(3005, [("MUG-01", 2, "12.50")])
+    order["shipping_address"] = {**order["shipping_address"], "zip": "941"}
+    await p.send_shopify(order)
+    await p.wait_status("shopify-3005", "NeedsAttention")
+    edited = {**order, "updated_at": "2026-11-20T11:00:00-05:00"}
+    edited["shipping_address"] = {**order["shipping_address"], "zip": "94105"}
+    await p.send_shopify(edited, topic="orders/updated")
+    await p.wait_for("shopify-3005", lambda s: any(x.step == "order_edit" for x in s.steps))
+    await p.handle("shopify-3005").execute_update(
+        OrderToCash.approve, OperatorRequest(operator="recorder", reason="the channel fixed the address")
+    )
+    await p.wait_status("shopify-3005", "Completed", timeout=60)
+
+
 async def record_reconcile(env: WorkflowEnvironment, tmp: Path, url: str) -> None:
     """One run of each reconciliation workflow, with something to find in each."""
     from adapters.channels.shopify.sandbox import DEFAULT_ACCESS_TOKEN, SandboxServer, SandboxShop
@@ -142,6 +159,8 @@ async def main(only_reconcile: bool = False) -> None:
                 for key in ("shopify-3001", "shopify-3002", "shopify-3003"):
                     await p.wait_status(key, "Completed", timeout=60)
                 await _returns_and_stock(p)
+            async with platform(env.client, Path(tmp), url, seed=seed_catalog) as p:
+                await _address_check_and_edit(p)
             async with platform(env.client, Path(tmp), url, seed=seed_catalog, wms_pick_delay_s=60.0) as p:
                 await p.send_shopify(shopify_order(3004, [("TEE-BLK-M", 1, "25.00")]))
                 await p.wait_status("shopify-3004", "AwaitingShipment")
@@ -150,7 +169,7 @@ async def main(only_reconcile: bool = False) -> None:
                 )
                 await p.wait_status("shopify-3004", "Cancelled")
             OUT.mkdir(exist_ok=True)
-            ids = [f"order-shopify-{n}" for n in (3001, 3002, 3003, 3004)] + RETURNS_AND_STOCK
+            ids = [f"order-shopify-{n}" for n in (3001, 3002, 3003, 3004, 3005)] + RETURNS_AND_STOCK
             for wf_id in ids:
                 history = await env.client.get_workflow_handle(wf_id).fetch_history()
                 (OUT / f"{wf_id}.json").write_text(history.to_json())

@@ -352,6 +352,31 @@ async def test_woocommerce_pending_order_waits_for_payment_then_deleted_order_is
         assert [e.status for e in rows(p, wf)] == ["ignored", "relayed", "relayed"]
 
 
+async def test_woocommerce_update_of_a_released_order_is_an_edit_conflict(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with channel_platform(client, tmp_path, database_url, simulators=False) as p:
+        oid = new_id()
+        key = f"woocommerce-{oid}"
+        order = woo_order(oid) | {"date_modified_gmt": "2026-11-23T03:46:00"}
+        assert (await send_woo(p, order)).json()["status"] == "accepted"
+        await p.wait_status(key, "AwaitingShipment")
+        # The same figures again (WooCommerce fires order.updated on many changes): nothing to do.
+        same = order | {"date_modified_gmt": "2026-11-23T03:50:00"}
+        assert (await send_woo(p, same, "order.updated")).json()["status"] == "accepted"
+        st = await p.wait_for(key, lambda s: any(x.step == "order_edit" for x in s.steps))
+        assert st.status == "AwaitingShipment"
+        assert [x.detail for x in st.steps if x.step == "order_edit"] == [
+            "update of 2026-11-23T03:50:00+00:00: nothing to apply"
+        ]
+        moved = copy.deepcopy(same) | {"date_modified_gmt": "2026-11-23T04:00:00"}
+        moved["shipping"] = {**moved["shipping"], "address_1": "9 Other Rd"}
+        assert (await send_woo(p, moved, "order.updated")).json()["status"] == "accepted"
+        st = await p.wait_status(key, "NeedsAttention")
+        assert st.attention is not None and st.attention.reason == "edit_conflict"
+        assert "after release to WH-EAST" in st.attention.message and "9 Other Rd" in st.attention.message
+
+
 async def test_woocommerce_authenticated_refusals_are_recorded_but_answered_200(
     client: Client, tmp_path: Path, database_url: str
 ) -> None:

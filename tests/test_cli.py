@@ -26,9 +26,11 @@ from cli.main import app
 from cli.orders import list_query
 from settings import Faults, FaultSettings, get_settings
 from store.db import Store
+from store.wms import list_fulfillment_orders
 from tests.platform import Platform, platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
+from workflows import search_attributes as sa
 
 runner = CliRunner()
 
@@ -295,6 +297,96 @@ async def test_cancel_is_refused_for_a_shipped_order_stuck_on_capture(
         assert result.exit_code == 1 and "cannot cancel" in result.stderr
         st = await p.state(key)
         assert st.status == "NeedsAttention" and st.voided.is_zero
+
+
+async def test_the_erp_backend_is_a_search_attribute_listed_with_the_order(
+    client: Client,
+    tmp_path: Path,
+    database_url: str,
+    temporal_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with platform(
+        client, tmp_path, database_url, seed=seed_catalog, simulators=False, wms_pick_delay_s=60.0
+    ) as p:
+        use_task_queue(monkeypatch, p)
+        oid = new_order_id()
+        key, wf_id = f"shopify-{oid}", f"order-shopify-{oid}"
+        await p.send_shopify(shopify_order(oid, [("MUG-01", 1, "12.50")]))
+        st = await p.wait_status(key, "AwaitingShipment")
+        assert st.erp_backend == "builtin"
+        described = await p.handle(key).describe()
+        assert described.typed_search_attributes.get(sa.ERP_BACKEND) == "builtin"
+
+        rows = await wait_listed(wf_id, "--query", f'OrderId = "{key}" AND ErpBackend = "builtin"')
+        [row] = [r for r in rows if r["workflow_id"] == wf_id]
+        assert row["erp_backend"] == "builtin"
+        table = await cli("orders", "list", "--query", f'OrderId = "{key}"')
+        assert table.exit_code == 0 and "ERP" in table.stdout and "builtin" in table.stdout
+
+
+# -- address check -------------------------------------------------------------------------------
+
+
+async def test_a_failed_address_check_holds_the_order_until_edited_and_approved(
+    client: Client,
+    tmp_path: Path,
+    database_url: str,
+    temporal_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with platform(client, tmp_path, database_url, seed=seed_catalog) as p:
+        use_task_queue(monkeypatch, p)
+        oid = new_order_id()
+        key = f"shopify-{oid}"
+        payload = shopify_order(oid, [("MUG-01", 1, "12.50")])
+        payload["shipping_address"] = {**payload["shipping_address"], "zip": "9410", "province_code": ""}
+        await p.send_shopify(payload)
+        st = await p.wait_status(key, "NeedsAttention")
+        assert st.attention is not None and st.attention.reason == "address_check_failed"
+        assert st.attention.step == "address_check"
+        assert "postal code '9410' is not a US postal code" in st.attention.message
+        assert "region (state/province) is required in US" in st.attention.message
+        assert st.erp_order_id is None and st.authorization_id is None  # nothing done before approval
+
+        refused = await cli("orders", "retry", key, "--reason", "x", "--operator", "ops")
+        assert refused.exit_code == 1 and "failed address check: approve or cancel" in refused.stderr
+        fixed = await cli(
+            "orders", "edit-address", key, "--reason", "customer confirmed by phone", "--operator", "ops",
+            "--line1", "1 Main St", "--city", "San Francisco", "--region", "CA", "--postal-code", "94105",
+            "--country", "US",
+        )  # fmt: skip
+        assert fixed.exit_code == 0, fixed.output
+        approved = await cli("orders", "approve", key, "--reason", "address fixed", "--operator", "ops")
+        assert approved.exit_code == 0, approved.output
+
+        st = await p.wait_status(key, "Completed", timeout=60)
+        assert st.captured == st.invoiced == st.total
+        assert [a.action for a in st.actions] == ["edit_address", "approve"]
+        assert ("address_check", "done", "approved by ops: address fixed (address edited)") in [
+            (s.step, s.status, s.detail) for s in st.steps
+        ]
+        [fo] = list_fulfillment_orders(p.store, key)
+        assert (
+            fo.ship_to is not None and fo.ship_to["postal_code"] == "94105" and fo.ship_to["region"] == "CA"
+        )
+
+
+async def test_the_address_check_can_be_turned_off_and_a_good_address_passes(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with platform(client, tmp_path, database_url, seed=seed_catalog, address_check=False) as p:
+        oid = new_order_id()
+        payload = shopify_order(oid, [("MUG-01", 1, "12.50")])
+        payload["shipping_address"] = {**payload["shipping_address"], "zip": "9410"}
+        await p.send_shopify(payload)
+        st = await p.wait_status(f"shopify-{oid}", "Completed", timeout=60)
+        assert "check_address" not in {s.step for s in st.steps}
+    async with platform(client, tmp_path, database_url, seed=seed_catalog) as p:
+        oid = new_order_id()
+        await p.send_shopify(shopify_order(oid, [("MUG-01", 1, "12.50")]))
+        st = await p.wait_status(f"shopify-{oid}", "AwaitingShipment", "Shipped", "Completed", timeout=60)
+        assert ("check_address", "done") in [(s.step, s.status) for s in st.steps]
 
 
 # -- list filters -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
@@ -16,6 +17,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from canonical import InventoryEvent, Order, OrderState
+from canonical.edits import OrderEdit
 from canonical.returns import ReturnContext, ReturnRequest, ReturnState
 from settings import Settings
 from workflows import search_attributes as sa
@@ -49,6 +51,7 @@ def policy_from(settings: Settings) -> ProcessingPolicy:
         retry_max_s=settings.retry_max_s,
         shipping_sla_s=settings.shipping_sla_s,
         hold_above=dict(settings.hold_above),
+        address_check=settings.address_check,
     )
 
 
@@ -63,14 +66,23 @@ def order_summary(order: Order) -> str:
 
 
 async def start_order(
-    client: Client, order: Order, settings: Settings, correlation_id: str | None = None
+    client: Client,
+    order: Order,
+    settings: Settings,
+    correlation_id: str | None = None,
+    edit: OrderEdit | None = None,
 ) -> WorkflowHandle[OrderToCash, OrderState]:
     """Start OrderToCash for the order, or find the one already running (duplicate delivery).
 
     The workflow ID is deterministic, so concurrent duplicates race for the same ID and exactly
-    one wins; a delivery for an order whose workflow already closed is a duplicate too.
+    one wins; a delivery for an order whose workflow already closed is a duplicate too. With an
+    ``edit`` it is signal-with-start: a running order gets the edit (``order_updated``), a new
+    one starts from ``order`` and finds nothing to apply.
     """
     cid = correlation_id or uuid.uuid4().hex
+    signal: dict[str, Any] = (
+        {} if edit is None else {"start_signal": "order_updated", "start_signal_args": [edit]}
+    )
     try:
         return await client.start_workflow(
             OrderToCash.run,
@@ -89,6 +101,7 @@ async def start_order(
             ),
             static_summary=order_summary(order),
             static_details=f"Correlation ID {cid}",
+            **signal,
         )
     except WorkflowAlreadyStartedError:
         return client.get_workflow_handle_for(OrderToCash.run, order.workflow_id)

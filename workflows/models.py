@@ -25,6 +25,10 @@ class ProcessingPolicy(BaseModel):
         default_factory=dict,
         description="per currency: orders whose total reaches this wait for an operator's approval",
     )
+    # False when absent: inputs of workflows started before the check existed mean "no check".
+    address_check: bool = Field(
+        default=False, description="check the ship-to address first; a failure waits for an operator"
+    )
 
 
 class OrderToCashInput(BaseModel):

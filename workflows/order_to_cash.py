@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         invoice_for_shipment,
     )
     from canonical.documents import (
+        AddressCheck,
         Allocation,
         Authorization,
         CancelAck,
@@ -53,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         TaxQuote,
         TaxVoid,
     )
+    from canonical.edits import EditDiff, OrderEdit, diff_edit, reduce_order
     from canonical.returns import ReturnContext
     from workflows import search_attributes as sa
     from workflows import steps
@@ -60,6 +62,16 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import AddressEdit, CancelRequest, OperatorRequest, OrderToCashInput
 
 T = TypeVar("T")
+
+# workflow.patched ids: each gates a new command on a path that running workflows may take
+# (docs/workflow-versioning.md).
+PATCH_ERP_BACKEND = "erp-backend-search-attribute-v1"
+PATCH_ADDRESS_CHECK = "address-check-v1"
+# Decided once at the start of run: signal handlers and wait conditions consult it too.
+PATCH_ORDER_EDITS = "order-edits-v1"
+
+# Steps where a rule holds the order for a person: only approve or cancel apply.
+_HELD_STEPS = {"approval": "held for approval", "address_check": "held after a failed address check"}
 
 # Statuses after which there is nothing left to cancel.
 _FINAL: set[str] = {"Shipped", "Delivered", "Completed", "Cancelling", "Cancelled"}
@@ -81,6 +93,7 @@ class OrderToCash:
         self._status: OrderStatus = "Received"
         self._customer_id: str | None = None
         self._erp_order_id: str | None = None
+        self._erp_backend: str | None = None
         self._tax_document: str | None = None
         self._authorization: Authorization | None = None
         self._allocations: list[Allocation] = []
@@ -112,6 +125,11 @@ class OrderToCash:
         self._compensating = False
         self._ship_to: Address | None = o.shipping_address
         self._delivered_at: datetime | None = None
+        # Channel edits (orders/updated): None until run decides whether this code path is on.
+        self._edits_on: bool | None = None
+        self._pending_edit: OrderEdit | None = None
+        self._edit_seen_at: datetime | None = None
+        self._edits = 0
         # Business metrics: replay-safe, and no history events (docs/observability.md).
         self._metrics = OrderMetrics(o.channel)
 
@@ -120,6 +138,7 @@ class OrderToCash:
     # ---------------------------------------------------------------------------------
     @workflow.run
     async def run(self, inp: OrderToCashInput) -> OrderState:
+        self._edits_on = workflow.patched(PATCH_ORDER_EDITS)
         self._publish()
         try:
             await self._process()
@@ -136,6 +155,12 @@ class OrderToCash:
     async def _process(self) -> None:
         o = self._order
         self._set_status("Processing")
+        if (
+            self._policy.address_check
+            and any(ln.fulfillable for ln in o.lines)
+            and workflow.patched(PATCH_ADDRESS_CHECK)
+        ):
+            await self._check_address()
         limit = self._policy.hold_above.get(o.currency)
         if limit is not None and o.totals.total.amount >= limit:
             # A rule holds high-value orders for a person (fraud, credit): nothing is charged or
@@ -150,6 +175,8 @@ class OrderToCash:
                 raise _Cancelled()
             self._record("approval", "done", f"approved by {action.operator}: {action.reason}")
             self._checkpoint()
+            await self._take_edits()
+            o = self._order
         ref = await self._step(
             "resolve_customer",
             lambda _: self._call(
@@ -161,15 +188,21 @@ class OrderToCash:
         )
         self._customer_id = ref.customer_id if ref else None
         self._checkpoint()
+        await self._take_edits()
+        o = self._order
 
         if any(ln.taxable for ln in o.lines):
             code = f"{self._wf_id}:tax"
             quote = await self._step(
                 "quote_tax",
-                lambda _: self._call(names.QUOTE_TAX, [o, code], TaxQuote, f"Quote tax for {self._label}"),
+                lambda _: self._call(
+                    names.QUOTE_TAX, [self._order, code], TaxQuote, f"Quote tax for {self._label}"
+                ),
             )
             self._tax_document = quote.document_code if quote else None
             self._checkpoint()
+            await self._take_edits()
+            o = self._order
 
         platform = o.platform_payment
         if not platform.is_zero:
@@ -184,6 +217,8 @@ class OrderToCash:
                 ),
             )
             self._checkpoint()
+            await self._take_edits()
+            o = self._order
         if not o.channel_payment.is_zero:
             self._record("record_channel_payment", "done", f"{o.channel_payment} paid at {o.channel}")
 
@@ -191,7 +226,8 @@ class OrderToCash:
             "create_sales_order",
             lambda n: self._call(
                 names.CREATE_SALES_ORDER,
-                [o, self._customer_id or "", self._key("sales_order", n)],
+                # The order as edited so far (an edit may arrive while this step waits).
+                [self._order, self._customer_id or "", self._key("sales_order", n)],
                 SalesOrderAck,
                 f"Create ERP sales order for {self._label}",
             ),
@@ -210,9 +246,14 @@ class OrderToCash:
                 created=False,
             )
         self._erp_order_id = ack.erp_order_id
+        if ack.backend and workflow.patched(PATCH_ERP_BACKEND):
+            # Published with the next status change (no extra command of its own).
+            self._erp_backend = ack.backend
         self._metrics.erp_accepted()
         await self._apply_allocation(ack)
         self._checkpoint()
+        await self._take_edits()
+        o = self._order
 
         while self._backordered:
             await self._handle_backorder()
@@ -240,6 +281,31 @@ class OrderToCash:
         await self._await_delivery()
         self._set_status("Completed")
         self._completed()
+
+    async def _check_address(self) -> None:
+        """A ship-to address that fails the check holds the order for a person, before anything
+        is charged or sent to the ERP: fix it (edit-address), then approve; or cancel."""
+        check = await self._step(
+            "check_address",
+            lambda _: self._call(
+                names.CHECK_ADDRESS, [self._ship_to], AddressCheck, "Check the ship-to address"
+            ),
+        )
+        if check is None or check.ok:
+            return
+        action = await self._await_operator(
+            "address_check", "address_check_failed", "; ".join(check.reasons), cancellable=True
+        )
+        if action.action == "cancel":
+            raise _Cancelled()
+        edited = any(a.action == "edit_address" for a in self._actions)
+        self._record(
+            "address_check",
+            "done",
+            f"approved by {action.operator}: {action.reason}"
+            + (" (address edited)" if edited else " (address unchanged)"),
+        )
+        self._checkpoint()
 
     # ---------------------------------------------------------------------------------
     # allocation and release
@@ -310,8 +376,14 @@ class OrderToCash:
         skus = self._backordered_skus
         what = ", ".join(f"{qty} x {skus.get(line, line)}" for line, qty in sorted(self._backordered.items()))
         action = await self._await_operator(
-            "allocate", "backordered", f"no location has stock for {what}", cancellable=True
+            "allocate",
+            "backordered",
+            f"no location has stock for {what}",
+            cancellable=True,
+            resolved_by=lambda: not self._backordered,  # an edit removed what was backordered
         )
+        if not self._backordered:
+            return
         if action.action == "retry":
             assert self._erp_order_id
             ack = await self._step(
@@ -337,6 +409,7 @@ class OrderToCash:
         sla = timedelta(seconds=self._policy.shipping_sla_s)
         while True:
             await self._bill_pending()
+            await self._take_edits()
             if self._all_shipped():
                 return
             self._checkpoint()
@@ -344,7 +417,8 @@ class OrderToCash:
             self._publish()
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._pending_shipments) or self._cancel_pending(), timeout=sla
+                    lambda: bool(self._pending_shipments) or self._cancel_pending() or self._edit_due(),
+                    timeout=sla,
                 )
             except TimeoutError:  # the SLA passed
                 await self._await_operator(
@@ -449,7 +523,13 @@ class OrderToCash:
             return
         self._waiting_for = "delivery by the carrier"
         self._publish()
-        await workflow.wait_condition(lambda: all(s == "delivered" for s in self._tracking.values()))
+        while True:
+            await workflow.wait_condition(
+                lambda: all(s == "delivered" for s in self._tracking.values()) or self._edit_due()
+            )
+            if not self._edit_due():
+                break
+            await self._take_edits()  # after shipment: a conflict for a person
         self._waiting_for = None
         self._delivered_at = workflow.now()
         self._set_status("Delivered")
@@ -605,6 +685,143 @@ class OrderToCash:
         return bool(shipped) and all(shipped.get(a.line_id, 0) >= a.quantity for a in released)
 
     # ---------------------------------------------------------------------------------
+    # order edits from the channel
+    # ---------------------------------------------------------------------------------
+    def _edit_due(self) -> bool:
+        return bool(self._edits_on) and self._pending_edit is not None
+
+    async def _take_edits(self) -> None:
+        """Apply the newest pending channel edit (and any that arrive meanwhile)."""
+        while self._edit_due():
+            edit = self._pending_edit
+            assert edit is not None
+            self._pending_edit = None
+            self._edit_seen_at = edit.updated_at
+            await self._take_edit(edit)
+
+    def _edit_conflict(self, diff: EditDiff) -> str | None:
+        """Why a person must decide on the edit, or None when the workflow can apply it."""
+        what = diff.describe()
+        if self._shipments:
+            return (
+                f"the channel changed the order after shipment ({what}): settle it with the customer "
+                "and skip with a reference"
+            )
+        if self._fulfillments or self._allocations:
+            where = ", ".join(
+                sorted({a.location for a in self._allocations} | set(self._fulfillments.values()))
+            )
+            return (
+                f"the channel changed the order after release to {where} ({what}): change it at the "
+                "warehouse and skip with a reference, or cancel"
+            )
+        if diff.unsupported:
+            return (
+                f"the channel's edit cannot be applied automatically ({what}): apply it by hand and skip "
+                "with a reference, or cancel"
+            )
+        return None
+
+    async def _take_edit(self, edit: OrderEdit) -> None:
+        when = edit.updated_at.isoformat()
+        while True:
+            diff = diff_edit(self._order, self._ship_to, edit)
+            if diff.empty:
+                self._record("order_edit", "done", f"update of {when}: nothing to apply")
+                return
+            if self._compensating or self._status in ("Cancelling", "Cancelled"):
+                self._record(
+                    "order_edit", "skipped", f"update of {when} ignored: the order is being cancelled"
+                )
+                return
+            conflict = self._edit_conflict(diff)
+            if conflict is None:
+                await self._apply_edit(edit, diff)
+                return
+            action = await self._await_operator(
+                "order_edit",
+                "edit_conflict",
+                conflict,
+                cancellable=True,
+                resolved_by=lambda: self._pending_edit is not None,  # a newer edit supersedes it
+                edits=False,
+            )
+            if action.action == "cancel":
+                raise _Cancelled()
+            if action.action == "skip":
+                self._record("order_edit", "skipped", f"update of {when} handled by hand: {action.reference}")
+                return
+            if action.operator == "system":
+                return  # the newer edit is taken next by the caller's loop
+            # retry: look at the edit again against the order as it is now
+
+    async def _apply_edit(self, edit: OrderEdit, diff: EditDiff) -> None:
+        """Before release: the ERP order, the tax document and the authorization follow the edit."""
+        self._edits += 1
+        n = self._edits
+        what = diff.describe()
+        ship_to = diff.address or self._ship_to
+        quantities = {line: new for line, (_, new) in diff.quantities.items()}
+        new = reduce_order(self._order, quantities, ship_to)
+        erp_id = self._erp_order_id
+        if erp_id and quantities:
+            ack = await self._step(
+                f"edit_sales_order:{n}",
+                lambda r: self._call(
+                    names.UPDATE_SALES_ORDER,
+                    [erp_id, new, self._key(f"edit:{n}:sales_order", r)],
+                    SalesOrderAck,
+                    f"Edit ERP order {erp_id}: {what}",
+                ),
+            )
+            if ack is not None:
+                self._backordered = {b.line_id: b.quantity for b in ack.backordered}
+                self._backordered_skus = {b.line_id: b.sku for b in ack.backordered}
+        doc = self._tax_document
+        if doc:
+            await self._step(
+                f"requote_tax:{n}",
+                lambda _: self._call(
+                    names.REQUOTE_TAX, [new, doc], TaxQuote, f"Re-quote tax for {self._label}"
+                ),
+            )
+        auth = self._authorization
+        amount = new.platform_payment
+        if auth is not None and amount != auth.amount:
+            adjusted = await self._step(
+                f"adjust_authorization:{n}",
+                lambda r: self._call(
+                    names.ADJUST_AUTHORIZATION,
+                    [auth.authorization_id, amount, self._key(f"edit:{n}:authorization", r)],
+                    Authorization,
+                    f"Hold {amount} instead of {auth.amount}",
+                ),
+            )
+            if adjusted is not None:
+                self._authorization = adjusted
+        self._order = new
+        self._ship_to = ship_to
+        self._record("order_edit", "done", f"update of {edit.updated_at.isoformat()} applied: {what}")
+        self._publish()
+
+    @workflow.signal
+    def order_updated(self, edit: OrderEdit) -> None:
+        """The channel's order changed (orders/updated). Kept if it is newer than every edit seen;
+        the workflow applies it at its next safe point (before release) or asks a person."""
+        if self._edits_on is False:
+            self._record("order_edit", "failed", "not applied: the order started before edits were supported")
+            return
+        newest = self._pending_edit.updated_at if self._pending_edit else self._edit_seen_at
+        if newest is not None and edit.updated_at <= newest:
+            self._record(
+                "order_edit",
+                "skipped",
+                f"update of {edit.updated_at.isoformat()} ignored: not newer than {newest.isoformat()}",
+            )
+            return
+        self._pending_edit = edit
+
+    # ---------------------------------------------------------------------------------
     # steps, attention and operators
     # ---------------------------------------------------------------------------------
     async def _call(self, activity: str, args: Sequence[Any], result_type: type[T], summary: str) -> T:
@@ -643,6 +860,7 @@ class OrderToCash:
         *,
         cancellable: bool,
         resolved_by: Callable[[], bool] | None = None,
+        edits: bool = True,
     ) -> OperatorAction:
         # While compensating, a cancellation is already under way: only retry or skip apply.
         cancellable = cancellable and not self._compensating
@@ -654,13 +872,25 @@ class OrderToCash:
         self._set_status("NeedsAttention")
         self._metrics.attention_entered(reason)
         workflow.logger.warning("order needs attention", extra=self._log_extra(reason=reason, step=step))
-        await workflow.wait_condition(
-            lambda: (
+
+        def decided() -> bool:
+            return (
                 self._pending_action is not None
                 or (cancellable and self._cancel is not None)
                 or (resolved_by is not None and resolved_by())
             )
-        )
+
+        while True:
+            await workflow.wait_condition(lambda: decided() or (edits and self._edit_due()))
+            if decided():
+                break
+            # The channel edited the order meanwhile: take the edit, then wait on (or stop
+            # waiting, if the edit resolved what this wait was for).
+            await self._take_edits()
+            if decided():
+                break
+            self._attention, self._attention_cancellable = attention, cancellable
+            self._set_status("NeedsAttention")
         action = self._pending_action
         self._pending_action = None
         self._attention = None
@@ -705,12 +935,12 @@ class OrderToCash:
     def _validate_retry(self, req: OperatorRequest) -> None:
         if self._attention is None:
             raise ValueError(f"nothing to retry: the order is {self._status}, not waiting for an operator")
-        if self._attention.step == "approval":
-            raise ValueError("the order is held for approval: approve or cancel it")
+        if self._attention.step in _HELD_STEPS:
+            raise ValueError(f"the order is {_HELD_STEPS[self._attention.step]}: approve or cancel it")
 
     @workflow.update
     async def approve(self, req: OperatorRequest) -> str:
-        """Release an order held by a rule (e.g. a high value) for processing."""
+        """Release an order held by a rule (a high value, a failed address check) for processing."""
         action = self._operator_action("approve", req)
         self._pending_action = action
         return "approved"
@@ -740,7 +970,7 @@ class OrderToCash:
 
     @approve.validator
     def _validate_approve(self, req: OperatorRequest) -> None:
-        if self._attention is None or self._attention.step != "approval":
+        if self._attention is None or self._attention.step not in _HELD_STEPS:
             raise ValueError(f"nothing to approve: the order is {self._status}, not held for approval")
 
     @workflow.update
@@ -754,8 +984,8 @@ class OrderToCash:
     def _validate_skip(self, req: OperatorRequest) -> None:
         if self._attention is None:
             raise ValueError(f"nothing to skip: the order is {self._status}, not waiting for an operator")
-        if self._attention.step == "approval":
-            raise ValueError("the order is held for approval: approve or cancel it")
+        if self._attention.step in _HELD_STEPS:
+            raise ValueError(f"the order is {_HELD_STEPS[self._attention.step]}: approve or cancel it")
         if not req.reference:
             raise ValueError(
                 "skip needs --reference: where the step was done by hand (e.g. an ERP order number)"
@@ -833,6 +1063,7 @@ class OrderToCash:
             name=self._order.name,
             status=self._status,
             erp_order_id=self._erp_order_id,
+            erp_backend=self._erp_backend,
             customer_id=self._customer_id,
             tax_document=self._tax_document,
             authorization_id=self._authorization.authorization_id if self._authorization else None,
@@ -911,20 +1142,22 @@ class OrderToCash:
     def _publish(self) -> None:
         """Keep search attributes and the UI's current details in step with the state."""
         o = self._order
-        workflow.upsert_search_attributes(
-            [
-                sa.ORDER_ID.value_set(o.key),
-                sa.CHANNEL.value_set(o.channel),
-                sa.ORDER_STATUS.value_set(self._status),
-                sa.ATTENTION_REASON.value_set(self._attention.reason)
-                if self._attention
-                else sa.ATTENTION_REASON.value_unset(),
-                sa.CORRELATION_ID.value_set(self._correlation_id),
-            ]
-        )
+        updates = [
+            sa.ORDER_ID.value_set(o.key),
+            sa.CHANNEL.value_set(o.channel),
+            sa.ORDER_STATUS.value_set(self._status),
+            sa.ATTENTION_REASON.value_set(self._attention.reason)
+            if self._attention
+            else sa.ATTENTION_REASON.value_unset(),
+            sa.CORRELATION_ID.value_set(self._correlation_id),
+        ]
+        if self._erp_backend:  # only set behind PATCH_ERP_BACKEND: old histories upsert as before
+            updates.append(sa.ERP_BACKEND.value_set(self._erp_backend))
+        workflow.upsert_search_attributes(updates)
         lines = [
             f"**{self._status}**",
-            f"ERP order: {self._erp_order_id or '-'}",
+            f"ERP order: {self._erp_order_id or '-'}"
+            + (f" ({self._erp_backend})" if self._erp_backend else ""),
             f"Captured {self._captured} / invoiced {self._invoiced} of {o.totals.total}",
         ]
         if self._fulfillments:

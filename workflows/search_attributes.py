@@ -8,5 +8,7 @@ ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 ATTENTION_REASON = SearchAttributeKey.for_keyword("AttentionReason")
 CORRELATION_ID = SearchAttributeKey.for_keyword("CorrelationId")
 RETURN_STATUS = SearchAttributeKey.for_keyword("ReturnStatus")
+# The ERP adapter that holds the order (e.g. "builtin", "netsuite"): operators filter by backend.
+ERP_BACKEND = SearchAttributeKey.for_keyword("ErpBackend")
 
-ALL = [ORDER_ID, CHANNEL, ORDER_STATUS, ATTENTION_REASON, CORRELATION_ID, RETURN_STATUS]
+ALL = [ORDER_ID, CHANNEL, ORDER_STATUS, ATTENTION_REASON, CORRELATION_ID, RETURN_STATUS, ERP_BACKEND]

@@ -279,9 +279,12 @@ def _ack(so: ErpSalesOrder, created: bool) -> SalesOrderAck:
         if not ln.stocked:
             continue
         for a in sorted(ln.allocations, key=lambda x: x.id):
-            if a.quantity > 0:
+            # Units an edit released are no longer promised (cancellation releases are moot:
+            # nothing asks for allocations after it).
+            promised = a.quantity - a.released if so.cancelled_at is None else a.quantity
+            if promised > 0:
                 allocations.append(
-                    Allocation(location=a.location, line_id=ln.line_id, sku=_sku(ln), quantity=a.quantity)
+                    Allocation(location=a.location, line_id=ln.line_id, sku=_sku(ln), quantity=promised)
                 )
         if ln.backordered > 0:
             backordered.append(BackorderLine(line_id=ln.line_id, sku=_sku(ln), quantity=ln.backordered))
@@ -364,6 +367,14 @@ class BuiltinErp:
                 "create_sales_order", sku=sku, channel=order.channel, order_key=order.key
             )
         return await in_thread(lambda: self._create_sales_order(order, customer_id, idempotency_key))
+
+    async def update_sales_order(
+        self, erp_order_id: str, order: Order, idempotency_key: str
+    ) -> SalesOrderAck:
+        await self.faults.before("update_sales_order", erp_order_id=erp_order_id)
+        result = await in_thread(lambda: self._update_sales_order(erp_order_id, order, idempotency_key))
+        await self.faults.after("update_sales_order")
+        return result
 
     async def allocate_backorders(self, erp_order_id: str) -> SalesOrderAck:
         """Retry allocation of backordered units.
@@ -561,6 +572,74 @@ class BuiltinErp:
         _reserve(s, made, stock, f"erp:{so.erp_order_id}:create", so.erp_order_id)
         s.flush()
         return _ack(so, created=True)
+
+    def _update_sales_order(self, erp_order_id: str, order: Order, key: str) -> SalesOrderAck:
+        try:
+            with self.store.session() as s:
+                return self._update_in(s, erp_order_id, order, key)
+        except IntegrityError as exc:
+            with self.store.session() as s:
+                if s.get(ErpIdempotency, key) is None:
+                    raise _conflict(exc) from exc
+                return _ack(_lock_order(s, erp_order_id), created=False)
+
+    def _update_in(self, s: Session, erp_order_id: str, order: Order, key: str) -> SalesOrderAck:
+        so = _lock_order(s, erp_order_id)
+        if s.get(ErpIdempotency, key) is not None:
+            return _ack(so, created=False)
+        if so.cancelled_at is not None:
+            raise permanent(f"{erp_order_id} is cancelled", "order_cancelled")
+        if so.invoices or any(a.shipped for ln in so.lines for a in ln.allocations):
+            raise permanent(f"{erp_order_id} has shipped: it cannot be edited", "already_shipped")
+        edited = {ln.line_id: ln for ln in order.lines}
+        rows = {ln.line_id: ln for ln in so.lines}
+        new_lines = sorted(set(edited) - set(rows))
+        if new_lines:
+            raise permanent(f"new lines {', '.join(new_lines)}: add them by hand", "edit_not_supported")
+        grown = [lid for lid, ln in edited.items() if ln.quantity > rows[lid].quantity]
+        if grown:
+            raise permanent(f"quantities increased on {', '.join(grown)}", "edit_not_supported")
+        stocked = [ln for ln in so.lines if ln.stocked]
+        stock = _lock_stock(s, (_sku(ln) for ln in stocked))
+        event_id = f"erp:{erp_order_id}:edit:{key}"[:200]
+        leg = 0
+        for ln in so.lines:
+            new = edited.get(ln.line_id)
+            qty = new.quantity if new is not None else 0
+            drop = ln.quantity - qty
+            if ln.stocked and drop > 0:
+                from_backorder = min(drop, ln.backordered)
+                ln.backordered -= from_backorder
+                left = drop - from_backorder
+                for a in sorted(ln.allocations, key=lambda x: x.id, reverse=True):
+                    take = min(left, a.open)
+                    if take <= 0:
+                        continue
+                    a.released += take
+                    left -= take
+                    move(
+                        s,
+                        stock[(_sku(ln), a.location)],
+                        kind="release",
+                        event_id=event_id,
+                        leg=leg,
+                        quantity=take,
+                        reserved=-take,
+                        source=SYSTEM,
+                        reference=erp_order_id,
+                    )
+                    leg += 1
+            ln.quantity = qty
+            ln.net = new.net.amount if new is not None else Decimal(0)
+            ln.tax = new.tax.amount if new is not None else Decimal(0)
+        so.status = _status(so)
+        s.add(
+            ErpIdempotency(
+                idempotency_key=key, operation="update_sales_order", erp_order_id=erp_order_id, response="{}"
+            )
+        )
+        s.flush()
+        return _ack(so, created=False)
 
     def _allocate_backorders(self, erp_order_id: str) -> SalesOrderAck:
         with self.store.session() as s:

@@ -34,6 +34,16 @@ class ErpPort(Protocol):
         allocations. Raises PermanentError(reason='unknown_sku') for SKUs not in the item master."""
         ...
 
+    async def update_sales_order(
+        self, erp_order_id: str, order: Order, idempotency_key: str
+    ) -> SalesOrderAck:
+        """Apply a channel's edit before release: each line's new quantity (reductions release
+        their backorders first, then their open allocations; a line missing from ``order`` goes
+        to zero) and its new amounts. Refuses (PermanentError) an order that shipped or was
+        cancelled (``already_shipped``, ``order_cancelled``) and what only a person can decide:
+        an increase or a new line (``edit_not_supported``). Idempotent on the key."""
+        ...
+
     async def allocate_backorders(self, erp_order_id: str) -> SalesOrderAck:
         """Try again to allocate what was backordered; returns the order's new allocations."""
         ...

@@ -93,6 +93,29 @@ class BuiltinPayment:
         await self.faults.after("authorize")
         return result
 
+    async def adjust_authorization(
+        self, authorization_id: str, amount: Money, idempotency_key: str
+    ) -> Authorization:
+        """Lower what the authorization holds to ``amount`` (a partial reversal); never below
+        what was captured or voided. Increases are refused (``increase_not_supported``)."""
+        await self.faults.before("adjust", authorization_id=authorization_id, currency=amount.currency)
+        request = {
+            "authorization_id": authorization_id,
+            "amount": str(amount.amount),
+            "currency": amount.currency,
+        }
+        result = await in_thread(
+            lambda: self._idempotent(
+                idempotency_key,
+                "adjust",
+                request,
+                Authorization,
+                lambda s: self._adjust(s, authorization_id, amount),
+            )
+        )
+        await self.faults.after("adjust")
+        return result
+
     async def capture(self, authorization_id: str, amount: Money, idempotency_key: str) -> Capture:
         """Capture part or all of what is left; more than that is ``insufficient_authorization``."""
         await self.faults.before("capture", authorization_id=authorization_id, currency=amount.currency)
@@ -203,6 +226,35 @@ class BuiltinPayment:
             reference=reference,
         )
         s.add(auth)
+        s.flush()
+        return authorization_document(auth)
+
+    def _adjust(self, s: Session, authorization_id: str, amount: Money) -> Authorization:
+        auth = s.get(PaymentAuthorization, authorization_id, with_for_update=True)
+        if auth is None:
+            raise permanent(f"no authorization {authorization_id}", "not_found")
+        if amount.currency != auth.currency:
+            raise permanent(
+                f"adjustment in {amount.currency} of an authorization in {auth.currency}", "currency_mismatch"
+            )
+        _positive(amount)
+        if auth.status == "voided":
+            raise permanent(f"authorization {authorization_id} is voided", "authorization_voided")
+        if amount.amount > auth.amount:
+            raise permanent(
+                f"raising {authorization_id} from {Money.of(auth.amount, auth.currency)} to {amount}"
+                " needs a new authorization",
+                "increase_not_supported",
+            )
+        if amount.amount < auth.captured + auth.voided:
+            raise permanent(
+                f"{amount} is less than the {Money.of(auth.captured + auth.voided, auth.currency)} already"
+                f" captured or voided on {authorization_id}",
+                "insufficient_authorization",
+            )
+        auth.amount = amount.amount
+        if auth.captured >= auth.amount and auth.captured > 0:
+            auth.status = "captured"
         s.flush()
         return authorization_document(auth)
 

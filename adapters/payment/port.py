@@ -19,6 +19,14 @@ class PaymentPort(Protocol):
         self, amount: Money, reference: str | None, idempotency_key: str
     ) -> Authorization: ...
 
+    async def adjust_authorization(
+        self, authorization_id: str, amount: Money, idempotency_key: str
+    ) -> Authorization:
+        """Hold ``amount`` instead of what the authorization holds now (an edited order): lower
+        releases the difference (a partial reversal); higher is an incremental authorization,
+        which a provider may refuse (PermanentError reason='increase_not_supported')."""
+        ...
+
     async def capture(self, authorization_id: str, amount: Money, idempotency_key: str) -> Capture:
         """Capture part or all of what is left on the authorization."""
         ...

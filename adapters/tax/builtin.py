@@ -141,6 +141,12 @@ class BuiltinTax:
         )
         return await in_thread(lambda: self._quote(order, document_code))
 
+    async def requote(self, order: Order, document_code: str) -> TaxQuote:
+        """Quote the edited order under the same code (same order: same quote, so a replay is
+        harmless); refused once the document has commits."""
+        await self.faults.before("requote", document_code=document_code)
+        return await in_thread(lambda: self._requote(order, document_code))
+
     async def commit(self, document_code: str, invoice_code: str, amounts: InvoiceAmounts) -> TaxCommit:
         """Record ``amounts.tax`` as committed for the invoice, once per invoice code."""
         await self.faults.before("commit", document_code=document_code, invoice_code=invoice_code)
@@ -191,6 +197,31 @@ class BuiltinTax:
         doc.voided_at = None
         s.flush()
         return quote
+
+    def _requote(self, order: Order, document_code: str) -> TaxQuote:
+        with self.store.session() as s:
+            doc = s.get(TaxDocument, document_code, with_for_update=True)
+            if doc is None:
+                raise permanent(f"no tax document {document_code}", "not_found")
+            if doc.committed != 0 or doc.status == "committed":
+                raise permanent(
+                    f"tax document {document_code} has commits: it cannot change", "document_committed"
+                )
+            address = order.shipping_address or order.billing_address
+            if address is None:
+                raise permanent(
+                    f"order {order.key} has no shipping or billing address to tax", "no_tax_address"
+                )
+            j = resolve_jurisdiction(s, address)
+            quote = compute_quote(order, document_code, j)
+            doc.status = "quoted"
+            doc.jurisdiction = j.code
+            doc.total_tax = quote.total_tax.amount
+            doc.shipping_tax = quote.shipping_tax.amount
+            doc.quote_json = quote.model_dump_json()
+            doc.voided_at = None
+            s.flush()
+            return quote
 
     def _commit(self, document_code: str, invoice_code: str, amounts: InvoiceAmounts) -> TaxCommit:
         for _ in range(2):

@@ -15,6 +15,11 @@ class TaxPort(Protocol):
         """Tax per line and for shipping, rounded per line (an uncommitted estimate)."""
         ...
 
+    async def requote(self, order: Order, document_code: str) -> TaxQuote:
+        """Replace the document's uncommitted quote with one for the edited order (lines,
+        ship-to). Refuses once tax was committed on it (PermanentError 'document_committed')."""
+        ...
+
     async def commit(self, document_code: str, invoice_code: str, amounts: InvoiceAmounts) -> TaxCommit:
         """Commit the tax of one invoice (reported to the authority). Idempotent on invoice_code."""
         ...

@@ -58,6 +58,7 @@ from canonical import (
     ShippingLine,
     TaxLine,
 )
+from canonical.edits import EditedLine, OrderEdit
 from canonical.money import minor_units
 from canonical.order import PaymentManager as Manager
 from canonical.order import PaymentMethod
@@ -562,3 +563,66 @@ def order_from_shopify(payload: dict[str, Any], channel: str = "shopify") -> Ord
         )
     except ValidationError as err:
         raise MappingError("", f"not a valid order: {_why(err)}") from None
+
+
+# -- orders/updated ----------------------------------------------------------------------------
+
+
+def _updated_at(payload: Json) -> datetime:
+    value = _required(payload, "updated_at", "")
+    try:
+        at = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise MappingError("updated_at", f"expected an ISO-8601 timestamp with an offset, got {value!r}")
+    return at
+
+
+def order_edit_from_shopify(payload: dict[str, Any], channel: str = "shopify") -> OrderEdit:
+    """What an ``orders/updated`` payload says the order is now.
+
+    Order edits leave ``quantity`` at what was ordered and put what is left in
+    ``current_quantity`` (0 for a removed line; Shopify keeps the line), so that is the quantity
+    read. Removed shipping lines (``is_removed``) do not count. Line amounts are not taken from
+    the payload: the workflow derives the reduced lines' shares itself (``canonical.edits``).
+    """
+    payload = _obj(payload, "")
+    currency = _required(payload, "currency", "")
+    if not isinstance(currency, str):
+        raise MappingError("currency", f"expected an ISO 4217 code, got {currency!r}")
+    try:
+        minor_units(currency)
+    except ValueError as err:
+        raise MappingError("currency", str(err)) from None
+    lines: list[EditedLine] = []
+    for i, raw in enumerate(_list(payload, "line_items", "")):
+        path = _at("line_items", i)
+        qty = raw.get("current_quantity", _required(raw, "quantity", path))
+        if isinstance(qty, bool) or not isinstance(qty, int) or qty < 0:
+            raise MappingError(_at(path, "current_quantity"), f"expected a quantity, got {qty!r}")
+        lines.append(
+            _build(
+                path,
+                EditedLine,
+                line_id=_ident(raw, "id", path),
+                sku=_text(raw, "sku", path),
+                quantity=qty,
+                unit_price=_money(raw, "price", path, currency),
+            )
+        )
+    shipping = [
+        _shipping_line(raw, _at("shipping_lines", i), currency, 0).price
+        for i, raw in enumerate(_list(payload, "shipping_lines", ""))
+        if not raw.get("is_removed")
+    ]
+    return _build(
+        "",
+        OrderEdit,
+        channel=channel,
+        external_id=_ident(payload, "id", ""),
+        updated_at=_updated_at(payload),
+        shipping_address=_address(payload, "shipping_address"),
+        lines=lines,
+        shipping_total=Money.sum(shipping, currency),
+    )

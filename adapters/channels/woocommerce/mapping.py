@@ -555,3 +555,15 @@ def _map(payload: dict[str, Any], channel: str = "woocommerce") -> Order:
         )
     except ValidationError as err:
         raise MappingError("", f"not a valid order: {_why(err)}") from None
+
+
+def updated_at(payload: dict[str, Any]) -> datetime:
+    """``date_modified_gmt`` (UTC without a suffix): what orders the edits of one order."""
+    value = payload.get("date_modified_gmt")
+    try:
+        at = datetime.fromisoformat(value.strip()) if isinstance(value, str) and value.strip() else None
+    except ValueError:
+        at = None
+    if at is None:
+        raise MappingError("date_modified_gmt", f"expected an ISO-8601 timestamp, got {value!r}")
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
