@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import steps
     from workflows.metrics import OrderMetrics, Resolution
     from workflows.models import AddressEdit, CancelRequest, OperatorRequest, OrderToCashInput
+    from workflows.operated import Operated
 
 T = TypeVar("T")
 
@@ -82,7 +83,7 @@ class _Cancelled(Exception):
 
 
 @workflow.defn
-class OrderToCash:
+class OrderToCash(Operated):
     @workflow.init
     def __init__(self, inp: OrderToCashInput) -> None:
         o = inp.order
@@ -912,23 +913,10 @@ class OrderToCash:
             extra=self._log_extra(reason=attention.reason, step=attention.step, resolution=resolution),
         )
 
-    def _operator_action(self, kind: str, req: OperatorRequest) -> OperatorAction:
-        action = OperatorAction(
-            action=kind,
-            operator=req.operator,
-            reason=req.reason,
-            reference=req.reference,
-            at=workflow.now(),
-            step=self._attention.step if self._attention else None,
-        )
-        self._actions.append(action)
-        return action
-
     @workflow.update
     async def retry(self, req: OperatorRequest) -> str:
         """Retry the step that needs attention, after its cause was fixed."""
-        action = self._operator_action("retry", req)
-        self._pending_action = action
+        action = self._take_action("retry", req)
         return f"retrying {action.step}"
 
     @retry.validator
@@ -941,8 +929,7 @@ class OrderToCash:
     @workflow.update
     async def approve(self, req: OperatorRequest) -> str:
         """Release an order held by a rule (a high value, a failed address check) for processing."""
-        action = self._operator_action("approve", req)
-        self._pending_action = action
+        self._take_action("approve", req)
         return "approved"
 
     @workflow.update
@@ -976,8 +963,7 @@ class OrderToCash:
     @workflow.update
     async def skip(self, req: OperatorRequest) -> str:
         """Skip the failed step; the reference says where it was done by hand."""
-        action = self._operator_action("skip", req)
-        self._pending_action = action
+        action = self._take_action("skip", req)
         return f"skipped {action.step} ({req.reference})"
 
     @skip.validator
@@ -1104,24 +1090,8 @@ class OrderToCash:
         )
 
     @property
-    def _wf_id(self) -> str:
-        return workflow.info().workflow_id
-
-    @property
     def _label(self) -> str:
         return self._order.name or self._order.external_id
-
-    def _key(self, step: str, operator_retries: int) -> str:
-        """Idempotency key: workflow + step, and a new one only after an operator's retry of a
-        step that failed for good (so no money or record can have been created under it)."""
-        base = f"{self._wf_id}:{step}"
-        return base if operator_retries == 0 else f"{base}:r{operator_retries}"
-
-    def _skip_reference(self, step: str) -> str | None:
-        for a in reversed(self._actions):
-            if a.action == "skip" and a.step == step:
-                return a.reference
-        return None
 
     def _log_extra(self, **fields: Any) -> dict[str, Any]:
         """Fields of a workflow log line: the correlation id links it to the webhook delivery
@@ -1131,9 +1101,6 @@ class OrderToCash:
     def _completed(self) -> None:
         self._metrics.completed()
         workflow.logger.info("order completed", extra=self._log_extra())
-
-    def _record(self, step: str, status: str, detail: str | None = None) -> None:
-        self._steps.append(StepRecord(step=step, status=status, at=workflow.now(), detail=detail))
 
     def _set_status(self, status: OrderStatus) -> None:
         self._status = status

@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import steps
     from workflows.metrics import ReturnMetrics
     from workflows.models import OperatorRequest
+    from workflows.operated import Operated
     from workflows.returns_models import ReturnInput
 
 T = TypeVar("T")
@@ -67,7 +68,7 @@ class _Stop(Exception):
 
 
 @workflow.defn
-class ReturnToRefund:
+class ReturnToRefund(Operated):
     @workflow.init
     def __init__(self, inp: ReturnInput) -> None:
         self._req = inp.request
@@ -93,7 +94,7 @@ class ReturnToRefund:
         self._attention: Attention | None = None
         self._attention_cancellable = True
         self._closing = False
-        self._pending: OperatorAction | None = None
+        self._pending_action: OperatorAction | None = None
         self._actions: list[OperatorAction] = []
         self._steps: list[StepRecord] = []
         self._retries: dict[str, int] = {}
@@ -715,19 +716,19 @@ class ReturnToRefund:
         attention = Attention(reason=reason, step=step, message=message, since=workflow.now())
         self._attention = attention
         self._attention_cancellable = cancellable
-        self._pending = None
+        self._pending_action = None
         self._set_status("NeedsAttention")
         self._metrics.attention_entered(reason)
         workflow.logger.warning("return needs attention", extra=self._log_extra(reason=reason, step=step))
         await workflow.wait_condition(
             lambda: (
-                self._pending is not None
+                self._pending_action is not None
                 or (cancellable and self._cancel is not None)
                 or (resolved_by is not None and resolved_by())
             )
         )
-        action = self._pending
-        self._pending = None
+        action = self._pending_action
+        self._pending_action = None
         self._attention = None
         self._set_status(previous)
         if action is None:
@@ -738,23 +739,10 @@ class ReturnToRefund:
             raise _Stop()
         return action
 
-    def _operator_action(self, kind: str, req: OperatorRequest) -> OperatorAction:
-        action = OperatorAction(
-            action=kind,
-            operator=req.operator,
-            reason=req.reason,
-            reference=req.reference,
-            at=workflow.now(),
-            step=self._attention.step if self._attention else None,
-        )
-        self._actions.append(action)
-        return action
-
     @workflow.update
     async def retry(self, req: OperatorRequest) -> str:
         """Retry the step that needs attention, after its cause was fixed."""
-        action = self._operator_action("retry", req)
-        self._pending = action
+        action = self._take_action("retry", req)
         return f"retrying {action.step}"
 
     @retry.validator
@@ -765,8 +753,7 @@ class ReturnToRefund:
     @workflow.update
     async def skip(self, req: OperatorRequest) -> str:
         """Skip the failed step; the reference says where it was done by hand."""
-        action = self._operator_action("skip", req)
-        self._pending = action
+        action = self._take_action("skip", req)
         return f"skipped {action.step} ({req.reference})"
 
     @skip.validator
@@ -786,7 +773,7 @@ class ReturnToRefund:
         action = self._operator_action("cancel", req)
         self._cancel = action
         if self._attention is not None:
-            self._pending = action
+            self._pending_action = action
         return "cancelling"
 
     @cancel.validator
@@ -863,25 +850,8 @@ class ReturnToRefund:
             waiting_for=self._waiting_for,
         )
 
-    @property
-    def _wf_id(self) -> str:
-        return workflow.info().workflow_id
-
-    def _key(self, step: str, retries: int) -> str:
-        base = f"{self._wf_id}:{step}"
-        return base if retries == 0 else f"{base}:r{retries}"
-
-    def _skip_reference(self, step: str) -> str | None:
-        for a in reversed(self._actions):
-            if a.action == "skip" and a.step == step:
-                return a.reference
-        return None
-
     def _log_extra(self, **fields: Any) -> dict[str, Any]:
         return {"correlation_id": self._correlation_id, "return_key": self._req.key, **fields}
-
-    def _record(self, step: str, status: str, detail: str | None = None) -> None:
-        self._steps.append(StepRecord(step=step, status=status, at=workflow.now(), detail=detail))
 
     def _set_status(self, status: ReturnStatus) -> None:
         self._status = status
