@@ -48,6 +48,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
+import tracing
 from adapters.carrier.webhook import TrackingWebhook, parse_tracking_target
 from adapters.channels import bigcommerce as bc
 from adapters.channels import woocommerce as woo
@@ -306,6 +307,14 @@ class Ingress:
         channel's API); ``refuse_rejected=False`` answers a rejection by the relay with 200."""
         if len(cmd.workflow_id) > MAX_WORKFLOW_ID:
             raise await self.reject(d, 422, "mapping_error", "the order key is too long")
+        with tracing.correlated(
+            cmd.correlation_id, workflow_id=cmd.workflow_id, webhook_source=d.source, topic=cmd.topic
+        ):
+            return await self._keep_and_relay(d, cmd, inline=inline, refuse_rejected=refuse_rejected)
+
+    async def _keep_and_relay(
+        self, d: Delivery, cmd: Command, *, inline: bool | None, refuse_rejected: bool
+    ) -> JSONResponse:
         assert d.raw is not None
         owner = self.relay.lease_owner()
         now = datetime.now(UTC)
@@ -326,7 +335,8 @@ class Ingress:
             signal=cmd.signal,
             argument=cmd.argument.model_dump(mode="json"),
             correlation_id=cmd.correlation_id,
-            headers=d.headers,
+            # The request span's context replaces any sender's: a later relay joins this trace.
+            headers={**d.headers, **tracing.inject()},
             body=d.raw,
         )
         try:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
+import tracing
 from adapters.erp.inventory import InventoryLedger
 from adapters.errors import PermanentError, TransientError
 from api.errors import problem
@@ -141,7 +142,8 @@ def inventory_router(settings: Settings, store: Store, gateway: TemporalGateway)
             raise problem(422, "invalid_event", refusal)
         client = await gateway.client()
         try:
-            wf_id = await submit_inventory_event(client, event, settings)
+            with tracing.correlated(event.event_id, event_kind=event.kind):
+                wf_id = await submit_inventory_event(client, event, settings)
         except RPCError as exc:
             raise problem(503, "temporal_unavailable", f"Temporal refused the event: {exc.message}") from exc
         return {"workflow_id": wf_id, "event_id": event.event_id}

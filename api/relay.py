@@ -33,7 +33,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
@@ -41,10 +41,12 @@ from typing import Literal
 import httpx
 import structlog
 from fastapi import HTTPException
+from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.service import RPCError, RPCStatusCode
 
+import tracing
 from adapters.channels.bigcommerce import NOT_PLACED_STATUS_IDS, BigCommerceClient, order_from_bigcommerce
 from adapters.channels.errors import MappingError
 from adapters.errors import PermanentError, RateLimitedError, TransientError
@@ -121,6 +123,28 @@ class RelayReport:
     stopped_early: bool = False  # Temporal was unreachable: the rest were given back untried
 
 
+@contextlib.contextmanager
+def _relay_span(entry: InboxEntry) -> Iterator[None]:
+    """A span for one relay attempt (tracing on): inside the webhook's request span when relayed
+    inline, else a child of the context kept with the delivery, so a start made minutes later,
+    after an outage, still belongs to the webhook's trace."""
+    traced = tracing.current()
+    if traced is None:
+        yield
+        return
+    inline = trace.get_current_span().get_span_context().is_valid
+    parent = None if inline else tracing.extract(entry.trace_context)
+    with (
+        traced.tracer.start_as_current_span(
+            "inbox relay",
+            context=parent,
+            attributes={"retail.inbox_id": entry.id, "retail.topic": entry.topic},
+        ),
+        tracing.correlated(entry.correlation_id, workflow_id=entry.workflow_id),
+    ):
+        yield
+
+
 class InboxRelay:
     """Relays pending inbox rows to Temporal. ``temporal`` is the API's gateway or a factory
     returning a connected client (called again after a failed connect)."""
@@ -157,6 +181,10 @@ class InboxRelay:
 
     async def relay_claimed(self, entry: InboxEntry, timeout: float | None = None) -> RelayResult:
         """Relay one row this relay holds the lease of, and record the result on the row."""
+        with _relay_span(entry):
+            return await self._relay_claimed(entry, timeout)
+
+    async def _relay_claimed(self, entry: InboxEntry, timeout: float | None) -> RelayResult:
         limit = timeout if timeout is not None else self.settings.webhook_relay_timeout_s
         started = time.monotonic()
         asked_temporal = True
@@ -185,6 +213,7 @@ class InboxRelay:
         result = dataclasses.replace(result, took_ms=round((time.monotonic() - started) * 1000))
         await asyncio.to_thread(self._settle, entry, result)
         WEBHOOK_RELAYS.labels(result.status).inc()
+        trace.get_current_span().set_attribute("retail.relay.outcome", result.status)
         return result
 
     async def _prepare(self, entry: InboxEntry) -> Order | RelayResult | None:

@@ -15,6 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+import tracing
 from canonical import InventoryEvent, Order, OrderState
 from canonical.returns import ReturnContext, ReturnRequest, ReturnState
 from settings import Settings
@@ -38,6 +39,7 @@ async def connect(settings: Settings) -> Client:
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        interceptors=tracing.client_interceptors(settings),
     )
 
 
