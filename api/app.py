@@ -22,6 +22,7 @@ import tracing
 from api.errors import problem
 from api.ingress import Ingress, is_json, json_body
 from api.inventory import inventory_router
+from api.inventory_metrics import InventorySyncCollector
 from api.metrics import ORDERS_INGESTED, WEBHOOKS_REJECTED
 from api.reconcile_metrics import ReconcileCollector
 from api.relay import HttpClientFactory, InboxRelay
@@ -79,6 +80,7 @@ def create_app(
     relay = InboxRelay(app_store, gateway, settings, http_client_factory=http_client_factory)
     ingress = Ingress(settings, app_store, relay)
     visibility.register(ReconcileCollector(app_store))
+    visibility.register(InventorySyncCollector(app_store))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
