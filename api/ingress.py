@@ -55,6 +55,7 @@ from adapters.channels import woocommerce as woo
 from adapters.channels.errors import MappingError
 from adapters.channels.shopify.mapping import order_from_shopify
 from adapters.channels.shopify.refunds import return_from_shopify_refund
+from adapters.wms.stock_webhook import INVENTORY_EVENTS, InventoryWebhook, parse_inventory
 from adapters.wms.webhook import (
     EVENT_RETURN_RECEIVED,
     ReturnReceivedWebhook,
@@ -65,12 +66,14 @@ from adapters.wms.webhook import (
 )
 from api import signatures
 from api.errors import problem
+from api.inventory_rules import refusal
 from api.metrics import WEBHOOK_DELIVERIES, WEBHOOKS_REJECTED, metric_source
 from api.relay import ChannelFetch, InboxRelay, RelayResult
 from canonical.returns import ReturnReceipt
 from settings import Settings
 from store import inbox
 from store.db import Store
+from workflows.inventory_models import adjustment_workflow_id
 from workflows.models import CancelRequest
 
 log = structlog.get_logger("api")
@@ -519,9 +522,13 @@ class Ingress:
         if isinstance(payload, dict) and isinstance(payload.get("event_id"), str):
             d.event_id = d.delivery_id = payload["event_id"]
         assert d.raw is not None
-        if webhook_type(d.raw) == EVENT_RETURN_RECEIVED:
+        kind = webhook_type(d.raw)
+        if kind == EVENT_RETURN_RECEIVED:
             d.topic = EVENT_RETURN_RECEIVED
             return await self._wms_return(d, payload)
+        if kind in INVENTORY_EVENTS:
+            d.topic = kind
+            return await self._wms_inventory(d, payload)
         try:
             shipment = parse_shipment(d.raw)
         except (ValueError, ValidationError) as exc:
@@ -601,6 +608,36 @@ class Ingress:
             dedupe_key=f"{d.source}|{EVENT_RETURN_RECEIVED}|{d.event_id}",
             business_key=f"{workflow_id}|{EVENT_RETURN_RECEIVED}|{receipt.receipt_id}",
             correlation_id=d.event_id or uuid.uuid4().hex,
+            ids=ids,
+            accepted={"status": "accepted", **ids},
+        )
+        return await self._accept(d, cmd)
+
+    async def _wms_inventory(self, d: Delivery, payload: Any) -> JSONResponse:
+        """``inventory.adjusted`` / ``inventory.counted``: kept, then started as an
+        InventoryAdjustment (``inventory-wms:<name>:<event id>``), which moves the ledger and
+        pokes every channel's sync. Deduplicated on the event id, in the inbox and by the
+        workflow id (a redelivery after the inbox row is gone finds the same workflow)."""
+        assert d.raw is not None and d.topic is not None
+        warehouse = d.source.partition(":")[2]
+        try:
+            event = parse_inventory(d.raw, warehouse)
+        except (ValueError, ValidationError) as exc:
+            path, errors = _error_path(InventoryWebhook, payload)
+            raise await self.reject(d, 422, "mapping_error", str(exc), path=path, errors=errors) from exc
+        refused = refusal(event)
+        if refused:
+            raise await self.reject(d, 422, "invalid_event", refused[1], path=refused[0])
+        workflow_id = adjustment_workflow_id(event.event_id)
+        ids = {"event_id": event.event_id, "workflow_id": workflow_id}
+        cmd = Command(
+            topic=d.topic,
+            workflow_id=workflow_id,
+            action="start",
+            argument=event,
+            dedupe_key=f"{d.source}|{d.topic}|{d.event_id}",
+            business_key=f"{workflow_id}|{d.topic}",
+            correlation_id=event.event_id,
             ids=ids,
             accepted={"status": "accepted", **ids},
         )

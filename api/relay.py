@@ -44,6 +44,7 @@ from fastapi import HTTPException
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 import tracing
@@ -59,14 +60,15 @@ from api.metrics import (
     metric_source,
 )
 from api.temporal import ClientFactory, TemporalGateway, signal_order
-from canonical import Order, Shipment, TrackingEvent
+from canonical import InventoryEvent, Order, Shipment, TrackingEvent
 from canonical.returns import ReturnReceipt, ReturnRequest
 from settings import Settings
 from store import inbox
 from store.db import Store
 from store.inbox import InboxEntry
 from store.wms import utcnow
-from workflows.client import start_order, start_return
+from workflows.client import start_order, start_return, submit_inventory_event
+from workflows.inventory_models import adjustment_workflow_id
 from workflows.models import CancelRequest
 
 log = structlog.get_logger("relay")
@@ -79,6 +81,7 @@ SIGNAL_ARGUMENTS: dict[str, type[BaseModel]] = {
     "receipt_reported": ReturnReceipt,
 }
 RETURN_PREFIX = "return-"
+INVENTORY_PREFIX = adjustment_workflow_id("")
 
 # RPC answers that mean "Temporal is not there (or not taking work) right now".
 _UNAVAILABLE = {
@@ -277,18 +280,11 @@ class InboxRelay:
 
     async def _attempt(self, entry: InboxEntry, prepared: Order | None = None) -> RelayResult:
         client = await self.gateway.client()
+        # What a start starts is named by its workflow id: return-..., inventory-..., order-...
         if entry.action == "start" and entry.workflow_id.startswith(RETURN_PREFIX):
-            try:
-                req = ReturnRequest.model_validate_json(json.dumps(entry.argument))
-            except ValidationError as exc:
-                return RelayResult(
-                    "rejected", f"the stored return is not valid: {exc}", "invalid_payload", status_code=422
-                )
-            if await asyncio.to_thread(inbox.pending_start_for, self.store, f"order-{req.order_key}"):
-                # The refund overtook its order in the inbox: start the return once the order is in.
-                return RelayResult("failed", f"waiting for order-{req.order_key} to be started")
-            started = await start_return(client, req, self.settings, entry.correlation_id)
-            return RelayResult("relayed", f"workflow {started.id} started (or already there)")
+            return await self._start_return(client, entry)
+        if entry.action == "start" and entry.workflow_id.startswith(INVENTORY_PREFIX):
+            return await self._start_inventory(client, entry)
         if entry.action == "start":
             if prepared is not None:
                 order = prepared
@@ -329,6 +325,31 @@ class InboxRelay:
                 "rejected", f"no workflow {entry.workflow_id} to signal", "unknown_order", status_code=404
             )
         return RelayResult("ignored", "the order has finished")
+
+    async def _start_return(self, client: Client, entry: InboxEntry) -> RelayResult:
+        try:
+            req = ReturnRequest.model_validate_json(json.dumps(entry.argument))
+        except ValidationError as exc:
+            return RelayResult(
+                "rejected", f"the stored return is not valid: {exc}", "invalid_payload", status_code=422
+            )
+        if await asyncio.to_thread(inbox.pending_start_for, self.store, f"order-{req.order_key}"):
+            # The refund overtook its order in the inbox: start the return once the order is in.
+            return RelayResult("failed", f"waiting for order-{req.order_key} to be started")
+        started = await start_return(client, req, self.settings, entry.correlation_id)
+        return RelayResult("relayed", f"workflow {started.id} started (or already there)")
+
+    async def _start_inventory(self, client: Client, entry: InboxEntry) -> RelayResult:
+        """A warehouse's stock event: InventoryAdjustment, one per ledger event id (a second
+        start, even after the first has finished, finds it)."""
+        try:
+            event = InventoryEvent.model_validate_json(json.dumps(entry.argument))
+        except ValidationError as exc:
+            return RelayResult(
+                "rejected", f"the stored stock event is not valid: {exc}", "invalid_payload", status_code=422
+            )
+        wf_id = await submit_inventory_event(client, event, self.settings, entry.correlation_id)
+        return RelayResult("relayed", f"workflow {wf_id} started (or already there)")
 
     def _settle(self, entry: InboxEntry, result: RelayResult) -> None:
         now = utcnow()

@@ -115,8 +115,17 @@ async def ensure_inventory_syncs(client: Client, settings: Settings) -> None:
         )
 
 
-async def submit_inventory_event(client: Client, event: InventoryEvent, settings: Settings) -> str:
-    """Start InventoryAdjustment for the event; a repeated event id finds the same workflow."""
+async def submit_inventory_event(
+    client: Client, event: InventoryEvent, settings: Settings, correlation_id: str | None = None
+) -> str:
+    """Start InventoryAdjustment for the event; a repeated event id finds the same workflow.
+    A ``correlation_id`` (a webhook's event id) goes to the CorrelationId search attribute, so
+    the activities' log lines carry it."""
+    attributes = (
+        TypedSearchAttributes([SearchAttributePair(sa.CORRELATION_ID, correlation_id)])
+        if correlation_id
+        else TypedSearchAttributes.empty
+    )
     try:
         handle = await client.start_workflow(
             InventoryAdjustment.run,
@@ -130,6 +139,8 @@ async def submit_inventory_event(client: Client, event: InventoryEvent, settings
             task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=attributes,
+            static_summary=f"{event.kind} {event.quantity} x {event.sku} at {event.location}, {event.source}",
         )
         return handle.id
     except WorkflowAlreadyStartedError:
