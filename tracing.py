@@ -78,7 +78,7 @@ def _exporter(settings: Settings) -> SpanExporter:
     # Imported here: the OTLP exporter (and its HTTP stack) loads only when it is used.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(endpoint=settings.tracing_endpoint)
+    return OTLPSpanExporter(endpoint=settings.tracing_endpoint or None)  # empty: the OTEL_* defaults
 
 
 def install(provider: TracerProvider) -> Tracing:
