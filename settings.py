@@ -228,6 +228,16 @@ class Settings(BaseSettings):
         description="host:port of the worker's Prometheus /metrics (SDK and business metrics); empty: off",
     )
 
+    # Tracing (docs/observability.md): OpenTelemetry spans from the API through Temporal to each
+    # activity. Off by default; "console" prints spans, "otlp" sends them over OTLP/HTTP.
+    tracing: Literal["off", "console", "otlp"] = Field("off", description="where spans go; off: no tracer")
+    tracing_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces; "
+        "default: OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or http://localhost:4318/v1/traces",
+    )
+    tracing_service_name: str = Field("retail-connect", description="the resource's service.name")
+
     faults: Faults = Faults()
 
     @property

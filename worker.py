@@ -37,6 +37,7 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
+import tracing
 from activities.inventory import InventoryActivities
 from activities.orders import Adapters, OrderActivities
 from activities.reconcile import ReconcileActivities
@@ -155,6 +156,7 @@ async def connect_worker_client(settings: Settings, runtime: Runtime | None = No
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         runtime=runtime or Runtime.default(),
+        interceptors=tracing.client_interceptors(settings),  # workers built on it inherit them
     )
 
 

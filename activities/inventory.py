@@ -17,6 +17,7 @@ from canonical.documents import ChannelAck
 from store.channel_stock import record_told, told
 from store.db import Store
 from workflows.inventory_models import PendingSync
+from workflows.metrics import sync_lag_histogram
 
 
 class Ledger(Protocol):
@@ -25,6 +26,8 @@ class Ledger(Protocol):
     def apply(self, event: InventoryEvent) -> list[StockPosition]: ...
 
     def changes_since(self, seq: int) -> tuple[list[str], int]: ...
+
+    def earliest_change_after(self, seq: int, up_to: int) -> datetime | None: ...
 
     def channel_availability(self, channel: str, skus: list[str]) -> list[ChannelAvailability]: ...
 
@@ -55,7 +58,11 @@ class InventoryActivities:
             now = self.ledger.channel_availability(channel, sorted(set(skus)))
             last = {t.sku: t.quantity for t in told(self.store, channel, [a.sku for a in now])}
             changed = [a for a in now if last.get(a.sku) != a.available]
-            return PendingSync(channel=channel, levels=changed, seq=seq, changed_at=datetime.now(UTC))
+            if not changed:
+                return PendingSync(channel=channel, levels=[], seq=seq, changed_at=None)
+            # The lag runs from the oldest change this push carries, not from when it was noticed.
+            since = self.ledger.earliest_change_after(since_seq, seq) or datetime.now(UTC)
+            return PendingSync(channel=channel, levels=changed, seq=seq, changed_at=since)
 
         with adapter_errors():
             return await asyncio.to_thread(work)
@@ -66,13 +73,21 @@ class InventoryActivities:
     ) -> ChannelAck:
         with adapter_errors():
             ack = await self.channel(channel).push_inventory(levels, key)
+        acknowledged = datetime.now(UTC)
+        changed = changed_at or acknowledged
         await asyncio.to_thread(
             record_told,
             self.store,
             channel,
             [(a.sku, a.available) for a in levels],
             seq,
-            changed_at or datetime.now(UTC),
+            changed,
             ack.reference,
+        )
+        # Recorded here, not in the workflow: the acknowledgement time is known only here, and the
+        # figure is the one channel_stock keeps (``retail inventory show``). Activities never
+        # replay; a push retried after a lost completion records once more (a slight overcount).
+        sync_lag_histogram(activity.metric_meter(), channel).record(
+            max(0.0, (acknowledged - changed).total_seconds())
         )
         return ack

@@ -18,14 +18,17 @@ from pydantic import ValidationError
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+import tracing
 from api.errors import problem
 from api.ingress import Ingress, is_json, json_body
 from api.inventory import inventory_router
+from api.inventory_metrics import InventorySyncCollector
 from api.metrics import ORDERS_INGESTED, WEBHOOKS_REJECTED
 from api.reconcile_metrics import ReconcileCollector
 from api.relay import HttpClientFactory, InboxRelay
 from api.returns import returns_router
 from api.temporal import ClientFactory, TemporalGateway, signal_order
+from api.tracing_middleware import TracingMiddleware
 from canonical import Order, OrderState
 from settings import Settings
 from store.db import Store
@@ -77,6 +80,7 @@ def create_app(
     relay = InboxRelay(app_store, gateway, settings, http_client_factory=http_client_factory)
     ingress = Ingress(settings, app_store, relay)
     visibility.register(ReconcileCollector(app_store))
+    visibility.register(InventorySyncCollector(app_store))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -106,6 +110,9 @@ def create_app(
         description="Order, webhook and operations API of the Retail Connect integration platform.",
         lifespan=lifespan,
     )
+    traced = tracing.configure(settings)
+    if traced is not None:  # off: no middleware at all
+        app.add_middleware(TracingMiddleware, tracer=traced.tracer)
     app.include_router(inventory_router(settings, app_store, gateway))
     app.include_router(returns_router(settings, gateway))
     app.state.gateway = gateway
@@ -119,7 +126,8 @@ def create_app(
     async def _start(order: Order, source: str, correlation_id: str) -> dict[str, str]:
         c = await gateway.client()
         try:
-            handle = await start_order(c, order, settings, correlation_id)
+            with tracing.correlated(correlation_id, order_key=order.key):
+                handle = await start_order(c, order, settings, correlation_id)
         except RPCError as exc:
             raise problem(503, "temporal_unavailable", f"Temporal refused the start: {exc.message}") from exc
         ORDERS_INGESTED.labels(order.channel, source).inc()

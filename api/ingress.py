@@ -49,6 +49,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
+import tracing
 from adapters.carrier.webhook import TrackingWebhook, parse_tracking_target
 from adapters.channels import bigcommerce as bc
 from adapters.channels import woocommerce as woo
@@ -56,6 +57,7 @@ from adapters.channels.errors import MappingError
 from adapters.channels.shopify.mapping import order_edit_from_shopify, order_from_shopify
 from adapters.channels.shopify.refunds import return_from_shopify_refund
 from adapters.channels.woocommerce.mapping import updated_at as woo_updated_at
+from adapters.wms.stock_webhook import INVENTORY_EVENTS, InventoryWebhook, parse_inventory
 from adapters.wms.webhook import (
     EVENT_RETURN_RECEIVED,
     ReturnReceivedWebhook,
@@ -66,6 +68,7 @@ from adapters.wms.webhook import (
 )
 from api import signatures
 from api.errors import problem
+from api.inventory_rules import refusal
 from api.metrics import WEBHOOK_DELIVERIES, WEBHOOKS_REJECTED, metric_source
 from api.relay import ChannelFetch, InboxRelay, RelayResult
 from canonical.edits import ChannelOrderUpdate, edit_from_order
@@ -73,6 +76,7 @@ from canonical.returns import ReturnReceipt
 from settings import Settings
 from store import inbox
 from store.db import Store
+from workflows.inventory_models import adjustment_workflow_id
 from workflows.models import CancelRequest
 
 log = structlog.get_logger("api")
@@ -309,6 +313,14 @@ class Ingress:
         channel's API); ``refuse_rejected=False`` answers a rejection by the relay with 200."""
         if len(cmd.workflow_id) > MAX_WORKFLOW_ID:
             raise await self.reject(d, 422, "mapping_error", "the order key is too long")
+        with tracing.correlated(
+            cmd.correlation_id, workflow_id=cmd.workflow_id, webhook_source=d.source, topic=cmd.topic
+        ):
+            return await self._keep_and_relay(d, cmd, inline=inline, refuse_rejected=refuse_rejected)
+
+    async def _keep_and_relay(
+        self, d: Delivery, cmd: Command, *, inline: bool | None, refuse_rejected: bool
+    ) -> JSONResponse:
         assert d.raw is not None
         owner = self.relay.lease_owner()
         now = datetime.now(UTC)
@@ -329,7 +341,8 @@ class Ingress:
             signal=cmd.signal,
             argument=cmd.argument.model_dump(mode="json"),
             correlation_id=cmd.correlation_id,
-            headers=d.headers,
+            # The request span's context replaces any sender's: a later relay joins this trace.
+            headers={**d.headers, **tracing.inject()},
             body=d.raw,
         )
         try:
@@ -556,9 +569,13 @@ class Ingress:
         if isinstance(payload, dict) and isinstance(payload.get("event_id"), str):
             d.event_id = d.delivery_id = payload["event_id"]
         assert d.raw is not None
-        if webhook_type(d.raw) == EVENT_RETURN_RECEIVED:
+        kind = webhook_type(d.raw)
+        if kind == EVENT_RETURN_RECEIVED:
             d.topic = EVENT_RETURN_RECEIVED
             return await self._wms_return(d, payload)
+        if kind in INVENTORY_EVENTS:
+            d.topic = kind
+            return await self._wms_inventory(d, payload)
         try:
             shipment = parse_shipment(d.raw)
         except (ValueError, ValidationError) as exc:
@@ -638,6 +655,36 @@ class Ingress:
             dedupe_key=f"{d.source}|{EVENT_RETURN_RECEIVED}|{d.event_id}",
             business_key=f"{workflow_id}|{EVENT_RETURN_RECEIVED}|{receipt.receipt_id}",
             correlation_id=d.event_id or uuid.uuid4().hex,
+            ids=ids,
+            accepted={"status": "accepted", **ids},
+        )
+        return await self._accept(d, cmd)
+
+    async def _wms_inventory(self, d: Delivery, payload: Any) -> JSONResponse:
+        """``inventory.adjusted`` / ``inventory.counted``: kept, then started as an
+        InventoryAdjustment (``inventory-wms:<name>:<event id>``), which moves the ledger and
+        pokes every channel's sync. Deduplicated on the event id, in the inbox and by the
+        workflow id (a redelivery after the inbox row is gone finds the same workflow)."""
+        assert d.raw is not None and d.topic is not None
+        warehouse = d.source.partition(":")[2]
+        try:
+            event = parse_inventory(d.raw, warehouse)
+        except (ValueError, ValidationError) as exc:
+            path, errors = _error_path(InventoryWebhook, payload)
+            raise await self.reject(d, 422, "mapping_error", str(exc), path=path, errors=errors) from exc
+        refused = refusal(event)
+        if refused:
+            raise await self.reject(d, 422, "invalid_event", refused[1], path=refused[0])
+        workflow_id = adjustment_workflow_id(event.event_id)
+        ids = {"event_id": event.event_id, "workflow_id": workflow_id}
+        cmd = Command(
+            topic=d.topic,
+            workflow_id=workflow_id,
+            action="start",
+            argument=event,
+            dedupe_key=f"{d.source}|{d.topic}|{d.event_id}",
+            business_key=f"{workflow_id}|{d.topic}",
+            correlation_id=event.event_id,
             ids=ids,
             accepted={"status": "accepted", **ids},
         )

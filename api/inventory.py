@@ -15,10 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
+import tracing
 from adapters.erp.inventory import InventoryLedger
 from adapters.errors import PermanentError, TransientError
 from api.errors import problem
 from api.ingress import is_json, json_body
+from api.inventory_rules import refusal
 from api.temporal import TemporalGateway
 from canonical import ChannelAvailability, InventoryEvent, StockPosition
 from settings import Settings
@@ -68,21 +70,6 @@ def _by_sku(positions: list[StockPosition], skus: list[str]) -> list[SkuAvailabi
             )
         )
     return out
-
-
-MAX_QUANTITY = 1_000_000_000
-RESERVED_PREFIXES = ("erp:", "import:")
-
-
-def _refuse(event: InventoryEvent) -> str | None:
-    """What the ledger would refuse anyway, refused at the door instead of parking a workflow."""
-    if abs(event.quantity) > MAX_QUANTITY:
-        return f"quantity {event.quantity} is beyond {MAX_QUANTITY:,}"
-    if event.event_id.startswith(RESERVED_PREFIXES):
-        return "event ids starting with erp: or import: are the ledger's own"
-    if event.kind == "transfer" and event.to_location == event.location:
-        return "a transfer needs two different locations"
-    return None
 
 
 def inventory_router(settings: Settings, store: Store, gateway: TemporalGateway) -> APIRouter:
@@ -136,12 +123,13 @@ def inventory_router(settings: Settings, store: Store, gateway: TemporalGateway)
         except ValidationError as exc:
             errors = [{"path": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
             raise problem(422, "invalid_event", "the inventory event is not valid", errors=errors) from exc
-        refusal = _refuse(event)
-        if refusal:
-            raise problem(422, "invalid_event", refusal)
+        refused = refusal(event)
+        if refused:
+            raise problem(422, "invalid_event", refused[1], path=refused[0])
         client = await gateway.client()
         try:
-            wf_id = await submit_inventory_event(client, event, settings)
+            with tracing.correlated(event.event_id, event_kind=event.kind):
+                wf_id = await submit_inventory_event(client, event, settings)
         except RPCError as exc:
             raise problem(503, "temporal_unavailable", f"Temporal refused the event: {exc.message}") from exc
         return {"workflow_id": wf_id, "event_id": event.event_id}

@@ -33,7 +33,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
@@ -41,10 +41,13 @@ from typing import Literal
 import httpx
 import structlog
 from fastapi import HTTPException
+from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+import tracing
 from adapters.channels.bigcommerce import NOT_PLACED_STATUS_IDS, BigCommerceClient, order_from_bigcommerce
 from adapters.channels.errors import MappingError
 from adapters.errors import PermanentError, RateLimitedError, TransientError
@@ -57,7 +60,7 @@ from api.metrics import (
     metric_source,
 )
 from api.temporal import ClientFactory, TemporalGateway, signal_order
-from canonical import Order, Shipment, TrackingEvent
+from canonical import InventoryEvent, Order, Shipment, TrackingEvent
 from canonical.edits import ChannelOrderUpdate, OrderEdit
 from canonical.returns import ReturnReceipt, ReturnRequest
 from settings import Settings
@@ -65,7 +68,8 @@ from store import inbox
 from store.db import Store
 from store.inbox import InboxEntry
 from store.wms import utcnow
-from workflows.client import start_order, start_return
+from workflows.client import start_order, start_return, submit_inventory_event
+from workflows.inventory_models import adjustment_workflow_id
 from workflows.models import CancelRequest
 
 log = structlog.get_logger("relay")
@@ -79,6 +83,7 @@ SIGNAL_ARGUMENTS: dict[str, type[BaseModel]] = {
     "order_updated": OrderEdit,
 }
 RETURN_PREFIX = "return-"
+INVENTORY_PREFIX = adjustment_workflow_id("")
 
 # RPC answers that mean "Temporal is not there (or not taking work) right now".
 _UNAVAILABLE = {
@@ -123,6 +128,28 @@ class RelayReport:
     stopped_early: bool = False  # Temporal was unreachable: the rest were given back untried
 
 
+@contextlib.contextmanager
+def _relay_span(entry: InboxEntry) -> Iterator[None]:
+    """A span for one relay attempt (tracing on): inside the webhook's request span when relayed
+    inline, else a child of the context kept with the delivery, so a start made minutes later,
+    after an outage, still belongs to the webhook's trace."""
+    traced = tracing.current()
+    if traced is None:
+        yield
+        return
+    inline = trace.get_current_span().get_span_context().is_valid
+    parent = None if inline else tracing.extract(entry.trace_context)
+    with (
+        traced.tracer.start_as_current_span(
+            "inbox relay",
+            context=parent,
+            attributes={"retail.inbox_id": entry.id, "retail.topic": entry.topic},
+        ),
+        tracing.correlated(entry.correlation_id, workflow_id=entry.workflow_id),
+    ):
+        yield
+
+
 class InboxRelay:
     """Relays pending inbox rows to Temporal. ``temporal`` is the API's gateway or a factory
     returning a connected client (called again after a failed connect)."""
@@ -159,6 +186,10 @@ class InboxRelay:
 
     async def relay_claimed(self, entry: InboxEntry, timeout: float | None = None) -> RelayResult:
         """Relay one row this relay holds the lease of, and record the result on the row."""
+        with _relay_span(entry):
+            return await self._relay_claimed(entry, timeout)
+
+    async def _relay_claimed(self, entry: InboxEntry, timeout: float | None) -> RelayResult:
         limit = timeout if timeout is not None else self.settings.webhook_relay_timeout_s
         started = time.monotonic()
         asked_temporal = True
@@ -187,6 +218,7 @@ class InboxRelay:
         result = dataclasses.replace(result, took_ms=round((time.monotonic() - started) * 1000))
         await asyncio.to_thread(self._settle, entry, result)
         WEBHOOK_RELAYS.labels(result.status).inc()
+        trace.get_current_span().set_attribute("retail.relay.outcome", result.status)
         return result
 
     async def _prepare(self, entry: InboxEntry) -> Order | RelayResult | None:
@@ -250,18 +282,11 @@ class InboxRelay:
 
     async def _attempt(self, entry: InboxEntry, prepared: Order | None = None) -> RelayResult:
         client = await self.gateway.client()
+        # What a start starts is named by its workflow id: return-..., inventory-..., order-...
         if entry.action == "start" and entry.workflow_id.startswith(RETURN_PREFIX):
-            try:
-                req = ReturnRequest.model_validate_json(json.dumps(entry.argument))
-            except ValidationError as exc:
-                return RelayResult(
-                    "rejected", f"the stored return is not valid: {exc}", "invalid_payload", status_code=422
-                )
-            if await asyncio.to_thread(inbox.pending_start_for, self.store, f"order-{req.order_key}"):
-                # The refund overtook its order in the inbox: start the return once the order is in.
-                return RelayResult("failed", f"waiting for order-{req.order_key} to be started")
-            started = await start_return(client, req, self.settings, entry.correlation_id)
-            return RelayResult("relayed", f"workflow {started.id} started (or already there)")
+            return await self._start_return(client, entry)
+        if entry.action == "start" and entry.workflow_id.startswith(INVENTORY_PREFIX):
+            return await self._start_inventory(client, entry)
         if entry.action == "start" and entry.signal == "order_updated":
             # An update that may be the order's first delivery: signal-with-start.
             try:
@@ -312,6 +337,31 @@ class InboxRelay:
                 "rejected", f"no workflow {entry.workflow_id} to signal", "unknown_order", status_code=404
             )
         return RelayResult("ignored", "the order has finished")
+
+    async def _start_return(self, client: Client, entry: InboxEntry) -> RelayResult:
+        try:
+            req = ReturnRequest.model_validate_json(json.dumps(entry.argument))
+        except ValidationError as exc:
+            return RelayResult(
+                "rejected", f"the stored return is not valid: {exc}", "invalid_payload", status_code=422
+            )
+        if await asyncio.to_thread(inbox.pending_start_for, self.store, f"order-{req.order_key}"):
+            # The refund overtook its order in the inbox: start the return once the order is in.
+            return RelayResult("failed", f"waiting for order-{req.order_key} to be started")
+        started = await start_return(client, req, self.settings, entry.correlation_id)
+        return RelayResult("relayed", f"workflow {started.id} started (or already there)")
+
+    async def _start_inventory(self, client: Client, entry: InboxEntry) -> RelayResult:
+        """A warehouse's stock event: InventoryAdjustment, one per ledger event id (a second
+        start, even after the first has finished, finds it)."""
+        try:
+            event = InventoryEvent.model_validate_json(json.dumps(entry.argument))
+        except ValidationError as exc:
+            return RelayResult(
+                "rejected", f"the stored stock event is not valid: {exc}", "invalid_payload", status_code=422
+            )
+        wf_id = await submit_inventory_event(client, event, self.settings, entry.correlation_id)
+        return RelayResult("relayed", f"workflow {wf_id} started (or already there)")
 
     def _settle(self, entry: InboxEntry, result: RelayResult) -> None:
         now = utcnow()

@@ -98,3 +98,17 @@ def record_told(
                 row.told_at, row.reference = now, reference
             out.append(_view(row))
         return out
+
+
+def worst_lag(store: Store, since: datetime) -> dict[str, float]:
+    """Per channel, the longest ledger-change-to-acknowledgement lag among the numbers it
+    acknowledged since ``since`` (each SKU's latest push only)."""
+    q = select(ChannelStock.channel, ChannelStock.changed_at, ChannelStock.told_at).where(
+        ChannelStock.told_at >= since
+    )
+    out: dict[str, float] = {}
+    with store.session() as s:
+        for channel, changed_at, told_at in s.execute(q):
+            lag = max(0.0, (_aware(told_at) - _aware(changed_at)).total_seconds())
+            out[channel] = max(lag, out.get(channel, 0.0))
+    return out

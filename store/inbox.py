@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
@@ -180,6 +180,9 @@ class NewDelivery:
     body: bytes
 
 
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+
 @dataclass(frozen=True)
 class InboxEntry:
     id: int
@@ -203,6 +206,8 @@ class InboxEntry:
     last_error: str | None
     outcome: str | None
     settled_at: datetime | None
+    # W3C trace context kept with the delivery (tracing on), so a later relay joins its trace.
+    trace_context: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """What the CLI shows (no body, no headers)."""
@@ -248,6 +253,7 @@ def _entry(row: InboxRow) -> InboxEntry:
         last_error=row.last_error,
         outcome=row.outcome,
         settled_at=row.settled_at,
+        trace_context={k: v for k, v in row.headers.items() if k in TRACE_HEADERS},
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
@@ -63,6 +64,7 @@ class Platform:
     client: Client
     http: httpx.AsyncClient
     adapters: Adapters
+    app: FastAPI | None = None  # for tests that drive the inbox relay by hand
 
     def handle(self, order_key: str) -> WorkflowHandle[OrderToCash, OrderState]:
         return self.client.get_workflow_handle_for(OrderToCash.run, f"order-{order_key}")
@@ -134,7 +136,7 @@ async def platform(
                 sims = asyncio.create_task(
                     run_simulators(settings, store, stop, wms_extra_delay, http_client=http)
                 )
-            yield Platform(settings, store, client, http, adapters)
+            yield Platform(settings, store, client, http, adapters, app)
         finally:
             stop.set()
             if sims is not None:

@@ -31,14 +31,18 @@ from temporalio.worker import Replayer
 import activities.orders
 import api.metrics
 import worker
+from api.inventory_metrics import SYNC_LAG_WORST, InventorySyncCollector
+from api.reconcile_metrics import FINDINGS, INVENTORY_ACCURACY, INVENTORY_ACCURACY_AT, ReconcileCollector
 from cli.logs import REDACTED, configure_logging, redact_secrets
 from replay import load_histories
 from settings import Settings
+from store.channel_stock import told
 from tests.platform import platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
 from worker import WORKFLOWS, CorrelationInterceptor, connect_worker_client, worker_runtime
 from workflows import metrics as m
+from workflows.client import ensure_inventory_syncs
 from workflows.metrics import VisibilityGauges, register_visibility_collector, visibility_gauges
 from workflows.models import OperatorRequest
 from workflows.order_to_cash import OrderToCash
@@ -359,6 +363,8 @@ _HISTOGRAM_PARTS = ("_bucket", "_sum", "_count")
 def known_metrics() -> set[str]:
     """Every metric name the code exports: the workflow's, the visibility gauges, the API's."""
     names = set(m.WORKER_METRICS) | set(m.VISIBILITY_METRICS)
+    for collector in (ReconcileCollector, InventorySyncCollector):  # describe() reads no store
+        names |= {fam.name for fam in collector(None).describe()}  # type: ignore[arg-type]
     for obj in vars(api.metrics).values():
         if isinstance(obj, MetricWrapperBase):
             for fam in obj.describe():
@@ -399,6 +405,10 @@ def test_alert_rules_are_complete_and_use_exported_metrics() -> None:
     by_name = {r["alert"]: r for r in rules}
     assert "retail_orders_awaiting_erp" in by_name["RetailOrdersAwaitingErp"]["expr"]
     assert by_name["RetailOrdersAwaitingErp"]["for"] == "10m"
+    lag = by_name["RetailInventorySyncLagHigh"]
+    assert "histogram_quantile(0.95" in lag["expr"] and m.INVENTORY_SYNC_LAG_SECONDS in lag["expr"]
+    assert lag["for"] == "10m"
+    assert {"RetailInventoryAccuracyLow", "RetailReconcileFindingsOpen", "RetailReturnsStuck"} <= set(names)
 
 
 def test_the_alert_check_does_catch_an_unknown_metric() -> None:
@@ -417,4 +427,57 @@ def test_dashboard_parses_and_reads_metrics_the_code_exports() -> None:
     assert retail <= known_metrics(), retail - known_metrics()
     # Every business metric has a panel.
     assert {_base(n) for n in m.WORKER_METRICS} <= used
-    assert {m.NEEDS_ATTENTION, m.AWAITING_ERP, m.OPEN} <= used
+    assert {m.NEEDS_ATTENTION, m.AWAITING_ERP, m.OPEN, m.RETURNS_OPEN} <= used
+    assert {FINDINGS, INVENTORY_ACCURACY, INVENTORY_ACCURACY_AT, SYNC_LAG_WORST} <= used
+
+
+async def test_inventory_sync_lag_is_recorded_per_channel_after_a_stock_event(
+    metrics_client: Client, metrics_address: str, tmp_path: Path, database_url: str
+) -> None:
+    channel = f"lag-{uuid.uuid4().hex[:6]}"
+    lag = m.INVENTORY_SYNC_LAG_SECONDS
+    async with platform(
+        metrics_client,
+        tmp_path,
+        database_url,
+        simulators=False,
+        seed=seed_catalog,
+        inventory_channels=[channel],
+        inventory_debounce_s=0.1,
+    ) as p:
+        await ensure_inventory_syncs(metrics_client, p.settings)
+
+        async def told_at(qty: int) -> None:
+            assert {t.sku: t.quantity for t in told(p.store, channel)}.get("TEE-BLK-M") == qty
+
+        await eventually(lambda: told_at(10))  # the first push: the whole catalogue
+        pushes = value(scrape(metrics_address), f"{lag}_count", channel=channel)
+        assert pushes >= 1
+        event = {
+            "event_id": f"lag-{uuid.uuid4().hex[:8]}",
+            "kind": "receipt",
+            "sku": "TEE-BLK-M",
+            "location": "WH-EAST",
+            "quantity": 5,
+            "source": "wms",
+            "occurred_at": "2026-01-01T00:00:00Z",
+        }
+        assert (await p.http.post("/v1/inventory/events", json=event)).status_code == 202
+        await eventually(lambda: told_at(15))
+
+        async def recorded() -> Samples:
+            samples = scrape(metrics_address)
+            assert value(samples, f"{lag}_count", channel=channel) > pushes
+            return samples
+
+        samples = await eventually(recorded)
+        count = value(samples, f"{lag}_count", channel=channel)
+        assert value(samples, f"{lag}_sum", channel=channel) >= 0
+        assert value(samples, f"{lag}_bucket", channel=channel, le="+Inf") == count
+        labels = next(ls for n, ls, _ in samples if n == f"{lag}_count" and ls.get("channel") == channel)
+        assert labels["activity_type"] == "inventory.push_to_channel"
+        # The API's gauge: the worst lag among the channel's recent pushes, from channel_stock.
+        api_samples = parse((await p.http.get("/metrics")).text)
+        worst = [v for n, ls, v in api_samples if n == SYNC_LAG_WORST and ls.get("channel") == channel]
+        assert len(worst) == 1 and worst[0] >= 0
+        await metrics_client.get_workflow_handle(f"inventory-sync-{channel}").terminate("test over")

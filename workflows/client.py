@@ -16,6 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+import tracing
 from canonical import InventoryEvent, Order, OrderState
 from canonical.edits import OrderEdit
 from canonical.returns import ReturnContext, ReturnRequest, ReturnState
@@ -40,6 +41,7 @@ async def connect(settings: Settings) -> Client:
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        interceptors=tracing.client_interceptors(settings),
     )
 
 
@@ -126,8 +128,17 @@ async def ensure_inventory_syncs(client: Client, settings: Settings) -> None:
         )
 
 
-async def submit_inventory_event(client: Client, event: InventoryEvent, settings: Settings) -> str:
-    """Start InventoryAdjustment for the event; a repeated event id finds the same workflow."""
+async def submit_inventory_event(
+    client: Client, event: InventoryEvent, settings: Settings, correlation_id: str | None = None
+) -> str:
+    """Start InventoryAdjustment for the event; a repeated event id finds the same workflow.
+    A ``correlation_id`` (a webhook's event id) goes to the CorrelationId search attribute, so
+    the activities' log lines carry it."""
+    attributes = (
+        TypedSearchAttributes([SearchAttributePair(sa.CORRELATION_ID, correlation_id)])
+        if correlation_id
+        else TypedSearchAttributes.empty
+    )
     try:
         handle = await client.start_workflow(
             InventoryAdjustment.run,
@@ -141,6 +152,8 @@ async def submit_inventory_event(client: Client, event: InventoryEvent, settings
             task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=attributes,
+            static_summary=f"{event.kind} {event.quantity} x {event.sku} at {event.location}, {event.source}",
         )
         return handle.id
     except WorkflowAlreadyStartedError:

@@ -54,7 +54,9 @@ class PendingSync(BaseModel):
     channel: str
     levels: list[ChannelAvailability]
     seq: int = Field(description="journal position these numbers reflect")
-    changed_at: datetime | None = Field(description="time of the newest change included")
+    changed_at: datetime | None = Field(
+        description="when the oldest ledger change included was journalled (where the sync lag starts)"
+    )
 
 
 class SyncState(BaseModel):

@@ -26,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 from temporalio import workflow
 from temporalio.client import Client
+from temporalio.common import MetricHistogramFloat, MetricMeter
 from temporalio.runtime import PrometheusConfig
 
 from canonical import OrderStatus
@@ -57,6 +58,10 @@ RETURNS_ENDED = "retail_returns_ended"
 RETURN_ATTENTION = "retail_return_attention"
 """Counter {channel, reason}: a return entered NeedsAttention (exported as ``..._total``)."""
 
+INVENTORY_SYNC_LAG_SECONDS = "retail_inventory_sync_lag_seconds"
+"""Histogram {channel}: ledger change journalled -> the channel acknowledged the new number (one
+observation per push; recorded by the push activity, labelled with the SDK's activity labels)."""
+
 # -- counted from visibility (served by VisibilityCollector) -----------------------------------
 OPEN = "retail_orders_open"
 """Gauge {status}: running orders per OrderStatus."""
@@ -81,6 +86,7 @@ WORKER_METRICS: dict[str, str] = {
     RETURN_CYCLE_SECONDS: "histogram",
     f"{RETURNS_ENDED}_total": "counter",
     f"{RETURN_ATTENTION}_total": "counter",
+    INVENTORY_SYNC_LAG_SECONDS: "histogram",
 }
 """Exported names of the workflow's metrics on the worker's /metrics."""
 VISIBILITY_METRICS: dict[str, str] = {
@@ -98,6 +104,9 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
     1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400, 172800, 345600, 604800,
 )  # fmt: skip
 
+# Channel pushes take a debounce (1 s) plus a call: seconds normally, minutes when rate limited.
+SYNC_LAG_BUCKETS_S: tuple[float, ...] = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 14400)
+
 Resolution = Literal["retry", "skip", "cancel", "approve", "resolved"]
 
 
@@ -110,8 +119,11 @@ def prometheus_config(bind_address: str) -> PrometheusConfig:
         counters_total_suffix=True,
         durations_as_seconds=True,
         histogram_bucket_overrides={
-            name: LATENCY_BUCKETS_S
-            for name in (ERP_ACCEPTED_SECONDS, SHIPPED_SECONDS, RECOVERY_SECONDS, RETURN_CYCLE_SECONDS)
+            **{
+                name: LATENCY_BUCKETS_S
+                for name in (ERP_ACCEPTED_SECONDS, SHIPPED_SECONDS, RECOVERY_SECONDS, RETURN_CYCLE_SECONDS)
+            },
+            INVENTORY_SYNC_LAG_SECONDS: SYNC_LAG_BUCKETS_S,
         },
     )
 
@@ -157,6 +169,13 @@ class OrderMetrics:
 
     def attention_resolved(self, reason: str, since: datetime, resolution: Resolution) -> None:
         self._recovery.record(self._since(since), {"reason": reason, "resolution": resolution})
+
+
+def sync_lag_histogram(meter: MetricMeter, channel: str) -> MetricHistogramFloat:
+    """``retail_inventory_sync_lag_seconds{channel}`` on ``meter`` (an activity's or a workflow's)."""
+    return meter.with_additional_attributes({"channel": channel}).create_histogram_float(
+        INVENTORY_SYNC_LAG_SECONDS, "Ledger change to the channel's acknowledgement", "s"
+    )
 
 
 class ReturnMetrics:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -352,6 +352,18 @@ class InventoryLedger:
         last = rows[-1].id if len(rows) >= limit else high
         skus = sorted({r.sku for r in rows if r.on_hand_delta or r.reserved_delta})
         return skus, last
+
+    def earliest_change_after(self, seq: int, up_to: int) -> datetime | None:
+        """When the oldest journal row in ``(seq, up_to]`` that changed a position was written:
+        where a channel's sync lag starts (None when no row changed anything)."""
+        q = select(func.min(InventoryMovement.recorded_at)).where(
+            InventoryMovement.id > seq,
+            InventoryMovement.id <= up_to,
+            (InventoryMovement.on_hand_delta != 0) | (InventoryMovement.reserved_delta != 0),
+        )
+        with store_errors(SYSTEM), self.store.session() as s:
+            at = s.scalar(q)
+        return None if at is None else (at.replace(tzinfo=UTC) if at.tzinfo is None else at)
 
     # -- channels ----------------------------------------------------------------------------
 
