@@ -7,5 +7,9 @@ from typing import Any
 from fastapi import HTTPException
 
 
-def problem(status: int, reason: str, detail: str, **extra: Any) -> HTTPException:
-    return HTTPException(status_code=status, detail={"reason": reason, "detail": detail, **extra})
+def problem(
+    status: int, reason: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> HTTPException:
+    return HTTPException(
+        status_code=status, detail={"reason": reason, "detail": detail, **extra}, headers=headers
+    )
