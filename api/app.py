@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from temporalio.client import Client
 
 from api.auth import ApiAuth, check_auth_setting
+from api.errors import install as install_problems
 from api.idempotency import Idempotency, purge_loop
 from api.ingress import Ingress
 from api.inventory import inventory_router
@@ -142,6 +143,7 @@ def create_app(
         return await ingress.carrier(name, request)
 
     install_openapi(app)
+    install_problems(app)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

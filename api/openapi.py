@@ -15,11 +15,11 @@ from pydantic import BaseModel
 _MODELS: dict[str, type[BaseModel]] = {}
 
 
-def json_body_of(model: type[BaseModel]) -> dict[str, Any]:
+def json_body_of(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
     """``openapi_extra`` for a route whose JSON body is ``model``."""
     _MODELS[model.__name__] = model
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": ref}}}}
 
 
 def install(app: FastAPI) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -41,6 +41,15 @@ log = structlog.get_logger("api")
 # Money arithmetic runs in a 28-digit decimal context: a bigger amount (e.g. "1e30") raises
 # decimal.InvalidOperation, an ArithmeticError rather than a ValueError.
 OUT_OF_RANGE = "an amount or quantity is too large to compute exactly"
+
+
+MAX_REASON = 500
+
+
+class CancelIn(BaseModel):
+    """``POST /v1/orders/{order_key}/cancel`` body (optional)."""
+
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
 
 
 def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
@@ -183,6 +192,7 @@ def orders_router(
         "/v1/orders/{order_key}/cancel",
         status_code=202,
         dependencies=[Depends(may_write)],
+        openapi_extra=json_body_of(CancelIn, required=False),
     )
     async def cancel_order(order_key: str, request: Request) -> dict[str, str]:
         """Request cancellation (``{"reason": "..."}``): compensated by the workflow; 409 once it
@@ -192,6 +202,8 @@ def orders_router(
         reason = str(body.get("reason") or "cancelled through the API") if isinstance(body, dict) else ""
         if not reason:
             raise problem(400, "missing_reason", "body must be an object with a reason")
+        if len(reason) > MAX_REASON:  # it travels in the workflow's history: keep it a reason
+            raise problem(422, "invalid_request", f"the reason is longer than {MAX_REASON} characters")
         wf_id = workflow_id_of(order_key)
         c = await gateway.client()
         try:
