@@ -19,10 +19,10 @@ async def test_return_refunds_match_credit_memos_and_strays_are_findings(
     client: Client, tmp_path: Path, database_url: str
 ) -> None:
     async with platform(client, tmp_path, database_url, seed=seed_catalog, reconcile_settle_s=0.0) as p:
-        order = await shipped_order(p, 7101, [("MUG-01", 2, "12.50")])
-        r = await request_return(p, 7101, {"MUG-01": 1}, "rma-7101")
+        order = await shipped_order(p, 7151, [("MUG-01", 2, "12.50")])
+        r = await request_return(p, 7151, {"MUG-01": 1}, "rma-7151")
         assert r.status_code == 202, r.text
-        st = await wait_status(p, "shopify-rma-7101", "Refunded")
+        st = await wait_status(p, "shopify-rma-7151", "Refunded")
         assert [x.kind for x in st.refunds] == ["capture"]
 
         # A refunded return whose credit memo matches: settled, no finding.
@@ -37,7 +37,7 @@ async def test_return_refunds_match_credit_memos_and_strays_are_findings(
 
         [cap] = list_captures(p.store, order.authorization_id)
         await payment.refund(
-            cap.capture_id, Money.of("1.00", "USD"), "return-shopify-rma-7101:refund:9:manual"
+            cap.capture_id, Money.of("1.00", "USD"), "return-shopify-rma-7151:refund:9:manual"
         )
         await payment.refund(
             cap.capture_id, Money.of("2.00", "USD"), "return-shopify-rma-ghost:refund:1:manual"
