@@ -90,6 +90,19 @@ class Settings(BaseSettings):
         None, description="where simulators post webhooks; default from host/port"
     )
 
+    # The platform's own HTTP APIs (/v1/...): API keys with scopes (docs/api-keys.md). "off" is
+    # for a laptop only: it is refused unless the API listens on a loopback address.
+    api_auth: Literal["keys", "off"] = Field("keys", description="keys (default) or off (loopback only)")
+    api_key_cache_s: float = Field(
+        5.0, ge=0, description="a verified key is trusted this long; a revocation takes at most this"
+    )
+    api_idempotency_retention_s: float = Field(
+        24 * 3600.0, gt=0, description="Idempotency-Key records are kept (and replayed) this long"
+    )
+    api_idempotency_lock_s: float = Field(
+        60.0, gt=0, description="a request in progress holds its Idempotency-Key this long at most"
+    )
+
     shopify_webhook_secret: SecretStr = SecretStr("shpss_sandbox_secret")
     wms_webhook_secret: SecretStr = SecretStr("wms_sandbox_secret")
     carrier_webhook_secret: SecretStr = SecretStr("carrier_sandbox_secret")

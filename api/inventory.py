@@ -10,7 +10,7 @@ import asyncio
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
@@ -18,9 +18,11 @@ from temporalio.service import RPCError
 import tracing
 from adapters.erp.inventory import InventoryLedger
 from adapters.errors import PermanentError, TransientError
+from api.auth import ApiAuth
 from api.errors import problem
 from api.ingress import is_json, json_body
 from api.inventory_rules import refusal
+from api.openapi import json_body_of
 from api.temporal import TemporalGateway
 from canonical import ChannelAvailability, InventoryEvent, StockPosition
 from settings import Settings
@@ -72,8 +74,10 @@ def _by_sku(positions: list[StockPosition], skus: list[str]) -> list[SkuAvailabi
     return out
 
 
-def inventory_router(settings: Settings, store: Store, gateway: TemporalGateway) -> APIRouter:
+def inventory_router(settings: Settings, store: Store, gateway: TemporalGateway, auth: ApiAuth) -> APIRouter:
     router = APIRouter(tags=["inventory"])
+    may_read = [Depends(auth.require("availability:read"))]
+    may_write = [Depends(auth.require("inventory:write"))]
     ledger = InventoryLedger(store)
 
     async def read_async(channel: str | None, skus: list[str]) -> Availability:
@@ -91,7 +95,7 @@ def inventory_router(settings: Settings, store: Store, gateway: TemporalGateway)
         positions = [p for sku in unique for p in ledger.positions(sku)]
         return Availability(channel=None, items=_by_sku(positions, unique))
 
-    @router.get("/v1/availability")
+    @router.get("/v1/availability", dependencies=may_read)
     async def availability(
         sku: Annotated[list[str], Query(min_length=1, max_length=500, description="one or more SKUs")],
         channel: Annotated[str | None, Query(description="what this channel may sell")] = None,
@@ -100,7 +104,7 @@ def inventory_router(settings: Settings, store: Store, gateway: TemporalGateway)
         buffer) or, without a channel, per location."""
         return await read_async(channel, sku)
 
-    @router.post("/v1/availability")
+    @router.post("/v1/availability", dependencies=may_read, openapi_extra=json_body_of(AvailabilityRequest))
     async def cart_availability(request: Request) -> Availability:
         """The batch form for a cart: ``{"channel": "shopify", "skus": ["A", "B"]}``."""
         if not is_json(request.headers.get("content-type")):
@@ -111,7 +115,12 @@ def inventory_router(settings: Settings, store: Store, gateway: TemporalGateway)
             raise problem(422, "invalid_request", str(exc)) from exc
         return await read_async(body.channel, body.skus)
 
-    @router.post("/v1/inventory/events", status_code=202)
+    @router.post(
+        "/v1/inventory/events",
+        status_code=202,
+        dependencies=may_write,
+        openapi_extra=json_body_of(InventoryEvent),
+    )
     async def inventory_event(request: Request) -> dict[str, str]:
         """A stock change from the ERP or the WMS (receipt, adjustment, transfer, cycle count,
         POS sale...). Idempotent on ``event_id``."""

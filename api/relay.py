@@ -311,7 +311,9 @@ class InboxRelay:
                         status_code=422,
                     )
             handle = await start_order(client, order, self.settings, entry.correlation_id)
-            ORDERS_INGESTED.labels(order.channel, f"{entry.source.split(':')[0]}_webhook").inc()
+            # Orders the order API kept while Temporal was down count as "api", like the others.
+            source = "api" if entry.source == "api" else f"{entry.source.split(':')[0]}_webhook"
+            ORDERS_INGESTED.labels(order.channel, source).inc()
             return RelayResult("relayed", f"workflow {handle.id} started (or already running)")
 
         signal = entry.signal or ""

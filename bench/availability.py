@@ -11,8 +11,9 @@ policy with a safety buffer):
   the store's ``BEGIN IMMEDIATE`` hook, to show what that lock costs readers;
 - ``ledger``: ``InventoryLedger.channel_availability(channel, [sku])`` called directly (what the
   endpoint computes, without HTTP);
-- ``api asgi``: ``GET /v1/availability?sku=..&channel=..`` through the real FastAPI app over
-  ``httpx.ASGITransport`` (in-process, no sockets);
+- ``api asgi``: ``GET /v1/availability?sku=..&channel=..`` with an API key through the real
+  FastAPI app over ``httpx.ASGITransport`` (in-process, no sockets);
+- ``api asgi no auth``: the same app with ``RETAIL_API_AUTH=off`` (what the key check costs);
 - ``api uvicorn`` (``--uvicorn``): the same request over HTTP/1.1 keep-alive to the app served
   by uvicorn in a child process.
 
@@ -31,7 +32,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from sqlalchemy import Engine, create_engine, select
@@ -53,6 +54,7 @@ from bench._common import (
     table,
 )
 from settings import Settings
+from store import apikeys
 from store.bootstrap import open_store
 from store.db import Store
 from store.erp import ErpStock
@@ -62,8 +64,8 @@ SKUS = 200
 LOCATIONS = {"WH-EAST": 50, "WH-WEST": 20}
 
 
-def settings_for(url: str, data_dir: Path) -> Settings:
-    return Settings(database_url=url, data_dir=data_dir, temporal_address="127.0.0.1:1")
+def settings_for(url: str, data_dir: Path, api_auth: Literal["keys", "off"] = "keys") -> Settings:
+    return Settings(database_url=url, data_dir=data_dir, temporal_address="127.0.0.1:1", api_auth=api_auth)
 
 
 def bare_read(store: Store, sku: str) -> list[Any]:
@@ -170,6 +172,10 @@ async def main(args: argparse.Namespace) -> None:
         ledger = InventoryLedger(store)
         ledger.set_channel_policy(CHANNEL, list(LOCATIONS), safety_buffer=2)
         app = create_app(settings_for(url, tmp), store=store, relay_loop=False)
+        # The API key check (a cached hash lookup) is measured against the same app without it.
+        open_app = create_app(settings_for(url, tmp, api_auth="off"), store=store, relay_loop=False)
+        _, key = apikeys.create_key(store, "bench", ["availability:read"])
+        auth = {"Authorization": f"Bearer {key}"}
         plain = (
             create_engine(url, connect_args={"check_same_thread": False})
             if backend(url) == "sqlite"
@@ -177,11 +183,17 @@ async def main(args: argparse.Namespace) -> None:
         )
         n = args.requests
         try:
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://bench"
-            ) as asgi:
+            async with (
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://bench", headers=auth
+                ) as asgi,
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=open_app), base_url="http://bench"
+                ) as anon,
+            ):
                 # warm up every path (connections, imports, FastAPI's caches)
                 await run_series("warmup", 200, 1, http_call(asgi, skus))
+                await run_series("warmup", 200, 1, http_call(anon, skus))
                 for i in range(200):
                     bare_read(store, skus[i])
                     ledger.channel_availability(CHANNEL, [skus[i]])
@@ -201,10 +213,11 @@ async def main(args: argparse.Namespace) -> None:
                         )
                     )
                     results.append(await run_series("api asgi", n, c, http_call(asgi, skus)))
+                    results.append(await run_series("api asgi no auth", n, c, http_call(anon, skus)))
             if args.uvicorn:
                 with uvicorn_child(url, tmp) as api_url:
                     limits = httpx.Limits(max_connections=max(args.concurrency), max_keepalive_connections=64)
-                    async with httpx.AsyncClient(base_url=api_url, limits=limits) as http:
+                    async with httpx.AsyncClient(base_url=api_url, limits=limits, headers=auth) as http:
                         await run_series("warmup", 200, max(args.concurrency), http_call(http, skus))
                         for c in args.concurrency:
                             results.append(await run_series("api uvicorn", n, c, http_call(http, skus)))

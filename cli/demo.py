@@ -124,6 +124,8 @@ def demo(
             ) as stack,
         ):
             typer.echo(f"Temporal UI: {stack.ui_url}   API: {s.api_url}   storefront: {storefront.url}")
+            if stack.api_key:
+                typer.echo(f"API key (every scope, this run only): {stack.api_key}")
             _import_demo_data(stack.store)
             payloads = generate_orders(
                 orders - 1, seed, [(p["sku"], Decimal(p["price"])) for p in demo_catalog()]
@@ -162,7 +164,9 @@ def demo(
             )
             await _reconcile(stack.client, s)
             states = await _wait(stack.client, keys, timeout)
-            returns = await run_returns(stack.client, s.api_url, secret, states, DAMAGED_SKU)
+            returns = await run_returns(
+                stack.client, s.api_url, secret, states, DAMAGED_SKU, api_key=stack.api_key
+            )
             await _inventory_summary(stack.store, s.inventory_channels)
             _summary(states, stack.ui_url)
             returns_summary(returns)

@@ -104,6 +104,7 @@ async def run_returns(
     states: dict[str, OrderState],
     damaged_sku: str,
     timeout: float = 90.0,
+    api_key: str | None = None,
 ) -> list[ReturnState]:
     """Return goods from a few completed orders (one unit of ``damaged_sku`` comes back broken);
     wait for the returns to close."""
@@ -113,7 +114,8 @@ async def run_returns(
     others = [st for st in done if st is not fragile]
     picks += [(st, _shipped_skus(st)[0]) for st in others[:2]]
     keys: list[str] = []
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=headers) as http:
         for n, (st, sku) in enumerate(picks):
             key = await _api_return(http, st, n, sku)
             if key:

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from cli import catalog, demo, orders, reconcile, returns, status, webhooks, workflows_cmd
-from cli.common import settings
+from cli import apikeys, catalog, demo, orders, reconcile, returns, status, webhooks, workflows_cmd
+from cli.common import fail, settings
 from cli.logs import configure_logging
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(workflows_cmd.app, name="workflows")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(reconcile.app, name="reconcile")
 app.add_typer(reconcile.schedules_app, name="schedules")
+app.add_typer(apikeys.app, name="apikeys")
 
 
 @app.callback()
@@ -66,6 +67,10 @@ def dev(
         async with running_stack(s, persist=True) as stack:
             typer.echo(f"Temporal UI: {stack.ui_url}")
             typer.echo(f"API:         {s.api_url}  (docs at {s.api_url}/docs)")
+            if stack.api_key:
+                typer.echo(f"API key:     {stack.api_key}  (every scope; replaced at the next start)")
+            else:
+                typer.echo("API key:     none needed (RETAIL_API_AUTH=off, loopback only)")
             typer.echo(f"Data:        {s.data_dir.resolve()}")
             typer.echo("Running; Ctrl-C stops.")
             await asyncio.Event().wait()
@@ -94,8 +99,13 @@ def api(
     import uvicorn
 
     from api.app import create_app
+    from api.auth import check_auth_setting
 
     s = settings()
+    try:
+        check_auth_setting(s, host)
+    except RuntimeError as exc:
+        raise fail(str(exc)) from exc
     uvicorn.run(create_app(s), host=host or s.api_host, port=port or s.api_port, log_level="info")
 
 

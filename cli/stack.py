@@ -20,6 +20,8 @@ from adapters.carrier.simulator import CarrierSimulator
 from adapters.faults import FaultInjector
 from adapters.wms.simulator import WmsSimulator
 from api.app import create_app
+from api.auth import check_auth_setting
+from cli.apikeys import mint_dev_key
 from devserver import port_open, start_dev_server
 from settings import Settings
 from store.bootstrap import open_store
@@ -36,6 +38,7 @@ class Stack:
     settings: Settings
     store: Store
     client: Client
+    api_key: str | None  # minted at start (every scope), None with RETAIL_API_AUTH=off
 
     @property
     def ui_url(self) -> str:
@@ -81,7 +84,11 @@ async def running_stack(
             namespace=settings.temporal_namespace,
             log=settings.data_dir / "temporal.log",
         )
+    check_auth_setting(settings)
     store = open_store(settings.store_url)
+    # One command must be enough on a laptop, without switching authentication off: each start
+    # mints a key with every scope (the previous one is revoked) and prints it.
+    api_key = mint_dev_key(store) if settings.api_auth == "keys" else None
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -107,7 +114,7 @@ async def running_stack(
             for t in tasks:
                 if t.done():
                     t.result()
-        yield Stack(settings, store, client)
+        yield Stack(settings, store, client, api_key)
     finally:
         stop.set()
         with contextlib.suppress(Exception):

@@ -26,6 +26,7 @@ from api.app import create_app
 from canonical import OrderState
 from cli.stack import run_simulators
 from settings import Settings
+from store import apikeys
 from store.bootstrap import open_store
 from store.db import Store
 from worker import build_worker
@@ -64,7 +65,12 @@ class Platform:
     client: Client
     http: httpx.AsyncClient
     adapters: Adapters
+    api_key: str
     app: FastAPI | None = None  # for tests that drive the inbox relay by hand
+
+    def new_key(self, *scopes: str, name: str = "test") -> str:
+        """A new API key with these scopes (the harness's own key has them all)."""
+        return apikeys.create_key(self.store, name, scopes)[1]
 
     def handle(self, order_key: str) -> WorkflowHandle[OrderToCash, OrderState]:
         return self.client.get_workflow_handle_for(OrderToCash.run, f"order-{order_key}")
@@ -119,6 +125,9 @@ async def platform(
 ) -> AsyncIterator[Platform]:
     settings = test_settings(database_url, client.service_client.config.target_host, **overrides)
     store = open_store(settings.store_url)
+    # The /v1 APIs need a key: the harness's client carries one with every scope; tests of
+    # authentication itself make their own (``Platform.new_key``).
+    _, api_key = apikeys.create_key(store, "tests", apikeys.SCOPES, created_by="tests/platform.py")
     if seed is not None:
         maybe = seed(store)
         if maybe is not None:
@@ -126,7 +135,9 @@ async def platform(
     adapters = build_adapters(settings, store)
     app = create_app(settings, client)
     stop = asyncio.Event()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=API) as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=API, headers={"Authorization": f"Bearer {api_key}"}
+    ) as http:
         sims: asyncio.Task[None] | None = None
         w: Worker | None = build_worker(client, settings, adapters) if worker else None
         try:
@@ -136,7 +147,7 @@ async def platform(
                 sims = asyncio.create_task(
                     run_simulators(settings, store, stop, wms_extra_delay, http_client=http)
                 )
-            yield Platform(settings, store, client, http, adapters, app)
+            yield Platform(settings, store, client, http, adapters, api_key, app)
         finally:
             stop.set()
             if sims is not None:

@@ -336,6 +336,25 @@ async def test_returns_that_cannot_be_accepted_are_refused_with_the_reason(
         bad = await p.http.post("/v1/returns", json={"channel": "shopify", "lines": []})
         assert bad.status_code == 422
 
+        # With an Idempotency-Key (and no return id): a replay gets the first answer, another
+        # body with the same key is refused naming the return it was used for.
+        body = {
+            "channel": "shopify",
+            "order_external_id": "3007",
+            "lines": [{"sku": "MUG-01", "quantity": 1}],
+            "reason": "too small",
+        }
+        first = await p.http.post("/v1/returns", json=body, headers={"Idempotency-Key": "ret-3007"})
+        assert first.status_code == 202 and first.json()["return_key"] == "shopify-api-ret-3007", first.text
+        again = await p.http.post("/v1/returns", json=body, headers={"Idempotency-Key": "ret-3007"})
+        assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+        other = await p.http.post(
+            "/v1/returns", json={**body, "reason": "changed my mind"}, headers={"Idempotency-Key": "ret-3007"}
+        )
+        assert other.status_code == 409, other.text
+        assert other.json()["detail"]["reason"] == "idempotency_key_reused"
+        assert other.json()["detail"]["return_key"] == "shopify-api-ret-3007"
+
 
 async def test_a_return_outside_the_window_is_refused(
     client: Client, tmp_path: Path, database_url: str
