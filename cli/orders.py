@@ -17,6 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from canonical import Money, OrderState
 from canonical.returns import ReturnState
 from cli.common import fail, run, temporal_client, workflow_id
+from cli.operator import act, operator_request
 from cli.output import print_json, print_table
 from cli.returns import return_states, returns_query
 from workflows import search_attributes as sa
@@ -177,38 +178,20 @@ def show(
         )
 
 
-def _request(reason: str, operator: str | None, reference: str | None) -> OperatorRequest:
-    try:
-        return OperatorRequest(operator=operator or getpass.getuser(), reason=reason, reference=reference)
-    except ValidationError as exc:  # e.g. --reason ""
-        why = "; ".join(f"--{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise fail(f"refused: {why}") from exc
-
-
 def _act(order: str, action: str, reason: str, operator: str | None, reference: str | None) -> None:
-    req = _request(reason, operator, reference)
-
-    async def go() -> str:
-        client = await temporal_client()
-        handle = client.get_workflow_handle_for(OrderToCash.run, workflow_id(order))
-        update = {
-            "retry": OrderToCash.retry,
-            "skip": OrderToCash.skip,
-            "cancel": OrderToCash.cancel,
-            "approve": OrderToCash.approve,
-        }[action]
-        result: str = await handle.execute_update(update, req)
-        return result
-
-    try:
-        typer.echo(run(go()))
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        raise fail(f"refused: {getattr(cause, 'message', None) or exc}") from exc
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise fail(f"no running order {order}") from exc
-        raise fail(f"cannot {action} {order}: {exc.message}") from exc
+    update = {
+        "retry": OrderToCash.retry,
+        "skip": OrderToCash.skip,
+        "cancel": OrderToCash.cancel,
+        "approve": OrderToCash.approve,
+    }[action]
+    act(
+        workflow_id(order),
+        update,
+        operator_request(reason, operator, reference),
+        what=f"order {order}",
+        action=action,
+    )
 
 
 ReasonOpt = Annotated[str, typer.Option("--reason", help="why (recorded in the order's history)")]
@@ -362,7 +345,7 @@ def retry(
     assert query is not None
     _bulk_retry(
         query,
-        _request(reason, operator, None),
+        operator_request(reason, operator, None),
         yes=yes,
         limit=limit,
         concurrency=concurrency,
@@ -407,7 +390,6 @@ def edit_address(
     operator: OperatorOpt = None,
 ) -> None:
     """Correct the ship-to address of an order not yet released to a warehouse."""
-    from pydantic import ValidationError
 
     from canonical import Address
     from workflows.models import AddressEdit

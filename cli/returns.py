@@ -9,14 +9,14 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from canonical.returns import ReturnRequest, ReturnState, check_return, lines_by_sku
 from cli.common import fail, run, settings, temporal_client
+from cli.operator import act, operator_request
 from cli.output import print_json, print_table
 from workflows.client import order_return_context, return_policy_from, start_return
-from workflows.models import OperatorRequest
 from workflows.return_to_refund import ReturnToRefund
 
 app = typer.Typer(help="Request, find, inspect and fix returns.", no_args_is_help=True)
@@ -216,26 +216,16 @@ def show(
 
 
 def _act(ref: str, action: str, reason: str, operator: str | None, reference: str | None) -> None:
-    try:
-        req = OperatorRequest(operator=operator or getpass.getuser(), reason=reason, reference=reference)
-    except ValidationError as exc:
-        raise fail(f"refused: {exc}") from exc
-
-    async def go() -> str:
-        client = await temporal_client()
-        handle = client.get_workflow_handle_for(ReturnToRefund.run, return_workflow(ref))
-        update = {"retry": ReturnToRefund.retry, "skip": ReturnToRefund.skip, "cancel": ReturnToRefund.cancel}
-        result: str = await handle.execute_update(update[action], req)
-        return result
-
-    try:
-        typer.echo(run(go()))
-    except WorkflowUpdateFailedError as exc:
-        raise fail(f"refused: {getattr(exc.cause, 'message', None) or exc}") from exc
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise fail(f"no open return {ref}") from exc
-        raise fail(f"cannot {action} {ref}: {exc.message}") from exc
+    update = {"retry": ReturnToRefund.retry, "skip": ReturnToRefund.skip, "cancel": ReturnToRefund.cancel}[
+        action
+    ]
+    act(
+        return_workflow(ref),
+        update,
+        operator_request(reason, operator, reference),
+        what=f"return {ref}",
+        action=action,
+    )
 
 
 @app.command("retry")
