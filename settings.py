@@ -209,6 +209,11 @@ class Settings(BaseSettings):
     shopify_admin_url: str | None = Field(None, description="https://{shop}.myshopify.com or the sandbox")
     shopify_access_token: SecretStr = Field(SecretStr(""), description="X-Shopify-Access-Token")
     shopify_api_version: str = "2025-07"
+    shopify_refetch_orders: bool = Field(
+        False,
+        description="webhook as doorbell: the relay fetches each new order from the Admin API before "
+        "starting it (for payloads that may be stale or trimmed); needs RETAIL_SHOPIFY_ADMIN_URL",
+    )
     shopify_inventory_location: str | None = Field(
         None, description="the Shopify location sellable stock is published at (and read back from)"
     )

@@ -424,6 +424,23 @@ class Ingress:
                 f"{workflow_id}|{topic}|{updated_at}" if isinstance(updated_at, str) and updated_at else None
             )
 
+        if topic == "orders/create" and self.settings.shopify_refetch_orders:
+            # Webhook as doorbell: the relay fetches the order as the Admin API has it now.
+            order_id = await self._shopify_order_id(d, payload, topic)
+            workflow_id = f"order-shopify-{order_id}"
+            ids = {"order_key": f"shopify-{order_id}", "workflow_id": workflow_id}
+            cmd = Command(
+                topic=topic,
+                workflow_id=workflow_id,
+                action="start",
+                argument=ChannelFetch(channel="shopify", order_id=order_id, scope=topic),
+                dedupe_key=dedupe,
+                business_key=business(workflow_id),
+                correlation_id=cid,
+                ids=ids,
+                queued_detail="kept in the inbox; the relay fetches the order from Shopify and starts it",
+            )
+            return await self._accept(d, cmd, inline=False)
         if topic == "orders/create":
             try:
                 order = order_from_shopify(payload)
@@ -447,18 +464,7 @@ class Ingress:
             )
             return await self._accept(d, cmd)
         if topic == "orders/cancelled":
-            if not isinstance(payload, dict):
-                raise await self.reject(d, 422, "mapping_error", "the payload is not an object", path="")
-            order_id = payload.get("id")
-            if order_id is None:
-                raise await self.reject(
-                    d, 422, "mapping_error", "orders/cancelled payload has no id", path="id"
-                )
-            if isinstance(order_id, bool) or not (
-                (isinstance(order_id, int) and order_id > 0)
-                or (isinstance(order_id, str) and order_id.isdigit())
-            ):
-                raise await self.reject(d, 422, "mapping_error", "id must be a Shopify order id", path="id")
+            order_id = await self._shopify_order_id(d, payload, topic)
             reason = str(payload.get("cancel_reason") or "cancelled at the channel")[:500]
             workflow_id = f"order-shopify-{order_id}"
             ids = {"workflow_id": workflow_id}
@@ -522,6 +528,19 @@ class Ingress:
             accepted={"status": "accepted", **ids},
         )
         return await self._accept(d, cmd, refuse_rejected=False)
+
+    async def _shopify_order_id(self, d: Delivery, payload: Any, topic: str) -> str:
+        """The order id of a Shopify order payload, or a 422 naming what is wrong."""
+        if not isinstance(payload, dict):
+            raise await self.reject(d, 422, "mapping_error", "the payload is not an object", path="")
+        order_id = payload.get("id")
+        if order_id is None:
+            raise await self.reject(d, 422, "mapping_error", f"{topic} payload has no id", path="id")
+        if isinstance(order_id, bool) or not (
+            (isinstance(order_id, int) and order_id > 0) or (isinstance(order_id, str) and order_id.isdigit())
+        ):
+            raise await self.reject(d, 422, "mapping_error", "id must be a Shopify order id", path="id")
+        return str(order_id)
 
     async def _shopify_refund(self, d: Delivery, payload: Any, dedupe: str, cid: str) -> JSONResponse:
         """A refund made in Shopify's admin starts ReturnToRefund (``return-shopify-refund-<id>``):

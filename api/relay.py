@@ -50,6 +50,8 @@ from temporalio.service import RPCError, RPCStatusCode
 import tracing
 from adapters.channels.bigcommerce import NOT_PLACED_STATUS_IDS, BigCommerceClient, order_from_bigcommerce
 from adapters.channels.errors import MappingError
+from adapters.channels.shopify.admin import ShopifyAdminChannel
+from adapters.channels.shopify.mapping import order_from_shopify
 from adapters.errors import PermanentError, RateLimitedError, TransientError
 from api.metrics import (
     ORDERS_INGESTED,
@@ -102,7 +104,7 @@ HttpClientFactory = Callable[[], httpx.AsyncClient]
 class ChannelFetch(BaseModel):
     """What a doorbell row carries: the order to fetch from the channel before starting."""
 
-    channel: Literal["bigcommerce"] = "bigcommerce"
+    channel: Literal["bigcommerce", "shopify"] = "bigcommerce"
     order_id: str
     scope: str
     store_hash: str | None = None
@@ -229,7 +231,53 @@ class InboxRelay:
             return RelayResult("ignored", str(note) if note else "acknowledged; nothing to relay")
         if entry.action == "start" and entry.source == "bigcommerce":
             return await self._fetch_bigcommerce(entry)
+        if (
+            entry.action == "start"
+            and entry.source == "shopify"
+            and entry.argument.get("channel") == "shopify"
+        ):
+            return await self._fetch_shopify(entry)
         return None
+
+    async def _fetch_shopify(self, entry: InboxEntry) -> Order | RelayResult:
+        """A Shopify webhook taken as a doorbell (RETAIL_SHOPIFY_REFETCH_ORDERS): the order as the
+        Admin API has it now, mapped. Never raises: every outcome is a result or the order."""
+        try:
+            fetch = ChannelFetch.model_validate(entry.argument)
+        except ValidationError as exc:
+            return RelayResult(
+                "rejected", f"the stored event is not valid: {exc}", "invalid_payload", status_code=422
+            )
+        s = self.settings
+        token = s.shopify_access_token.get_secret_value()
+        if not s.shopify_admin_url or not token:
+            # Kept and retried: nothing is lost while the Admin API access is being configured.
+            return RelayResult(
+                "failed", "Shopify Admin API not configured (RETAIL_SHOPIFY_ADMIN_URL, _ACCESS_TOKEN)"
+            )
+        api = ShopifyAdminChannel(s.shopify_admin_url, token, s.shopify_api_version)
+        try:
+            async with asyncio.timeout(s.bigcommerce_fetch_timeout_s):
+                payload = await api.get_order(fetch.order_id)
+        except TimeoutError:
+            return RelayResult("failed", f"Shopify did not answer within {s.bigcommerce_fetch_timeout_s:g}s")
+        except RateLimitedError as exc:
+            return RelayResult("failed", f"Shopify rate limit: {exc.message}", retry_after=exc.retry_after)
+        except TransientError as exc:
+            return RelayResult("failed", f"Shopify: {exc.message}")
+        except PermanentError as exc:
+            code = 404 if exc.reason == "shopify_not_found" else 502
+            return RelayResult("rejected", f"Shopify: {exc.message}", exc.reason, status_code=code)
+        finally:
+            await api.aclose()
+        try:
+            return order_from_shopify(payload)
+        except MappingError as exc:
+            return RelayResult("rejected", str(exc), "mapping_error", status_code=422)
+        except (ValueError, ArithmeticError) as exc:
+            return RelayResult(
+                "rejected", f"the order cannot be mapped: {exc}", "mapping_error", status_code=422
+            )
 
     async def _fetch_bigcommerce(self, entry: InboxEntry) -> Order | RelayResult:
         """The order a BigCommerce callback rang for, fetched and mapped (adapter work, here and
