@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     # Webhook ingress: every accepted delivery is kept in the inbox before it is acknowledged,
     # then relayed to Temporal (inline when possible, else by the relay loop with backoff).
     webhook_max_bytes: int = Field(1024 * 1024, gt=0, description="larger deliveries are refused (413)")
+    order_api_wait_s: float = Field(
+        10.0, gt=0, description="POST /v1/orders?wait=accepted waits this long for the ERP's acceptance"
+    )
     webhook_inline_relay_timeout_s: float = Field(
         2.0, ge=0, description="how long a webhook request waits for Temporal before answering 'queued'"
     )

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, Literal
 
 import structlog
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from temporalio.client import WorkflowQueryFailedError
@@ -33,7 +33,7 @@ from canonical import Order, OrderState
 from settings import Settings
 from store import inbox
 from store.db import Store
-from workflows.client import start_order
+from workflows.client import start_order, start_order_and_wait
 from workflows.models import CancelRequest
 from workflows.order_to_cash import OrderToCash
 
@@ -102,6 +102,39 @@ def orders_router(
         relay.temporal_ok = False  # the relay loop probes and hands the inbox over when it is back
         return None
 
+    async def wait_accepted(order: Order, cid: str, ids: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
+        """Start with update-with-start and wait for the ERP (headless storefronts). None when
+        Temporal cannot take it now: the caller keeps the order in the inbox as usual."""
+        limit = settings.order_api_wait_s
+        if not relay.temporal_ok:
+            return None
+        try:
+            client = await gateway.client()
+            with tracing.correlated(cid, order_key=order.key):
+                got = await asyncio.wait_for(
+                    start_order_and_wait(client, order, settings, cid, limit), limit + 5
+                )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+                raise problem(422, "invalid_order", f"Temporal refused the order: {exc.message}") from exc
+            log.warning("order start failed; keeping it in the inbox", error=exc.message, order_key=order.key)
+            return None
+        except (TimeoutError, HTTPException) as exc:
+            log.warning("Temporal unavailable; keeping the order in the inbox", error=str(exc))
+            return None
+        if got is not None and got.erp_order_id:
+            return 200, {"status": "accepted_by_erp", "erp_order_id": got.erp_order_id, **ids}
+        if got is not None and got.attention_reason:
+            why = f"the order waits for an operator ({got.attention_reason}); GET /v1/orders/{order.key}"
+            return 202, {
+                "status": "needs_attention",
+                "attention_reason": got.attention_reason,
+                "detail": why,
+                **ids,
+            }
+        detail = f"the ERP has not accepted it within {limit:g}s; GET /v1/orders/{order.key} follows it"
+        return 202, {"status": "accepted", "detail": detail, **ids}
+
     async def keep(order: Order, cid: str, request: Request, raw: bytes, dedupe: str) -> int:
         new = inbox.NewDelivery(
             source="api",
@@ -135,6 +168,9 @@ def orders_router(
         request: Request,
         idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
         content_type: str | None = Header(default=None),
+        wait: Literal["accepted"] | None = Query(
+            default=None, description="accepted: answer with the ERP order number if the ERP accepts in time"
+        ),
     ) -> JSONResponse:
         principal: Principal = request.state.principal  # set by the may_write dependency
         """Accept a canonical order: 202 ``accepted`` (started) or ``queued`` (kept in the inbox
@@ -150,6 +186,11 @@ def orders_router(
 
         async def accept() -> tuple[int, dict[str, Any]]:
             ids = {"order_key": order.key, "workflow_id": order.workflow_id, "correlation_id": key}
+            if wait == "accepted":
+                answered = await wait_accepted(order, key, ids)
+                if answered is not None:
+                    ORDERS_INGESTED.labels(order.channel, "api").inc()
+                    return answered
             started = await start_now(order, key)
             if started is not None:
                 ORDERS_INGESTED.labels(order.channel, "api").inc()

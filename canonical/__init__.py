@@ -27,12 +27,13 @@ from canonical.order import (
     TaxLine,
 )
 from canonical.party import Address, Customer, normalise_email, normalise_phone
-from canonical.state import Attention, OperatorAction, OrderState, OrderStatus, StepRecord
+from canonical.state import Acceptance, Attention, OperatorAction, OrderState, OrderStatus, StepRecord
 
 SCHEMA_VERSION = "1.0.0"
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Acceptance",
     "Address",
     "Attention",
     "ChannelAvailability",

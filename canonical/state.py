@@ -84,3 +84,14 @@ class OrderState(BaseModel):
     actions: list[OperatorAction] = []
     steps: list[StepRecord] = []
     waiting_for: str | None = None
+
+
+class Acceptance(BaseModel):
+    """What a synchronous order request waits for: the ERP's acceptance, or why it is not coming
+    soon (the order needs a person, or it ended)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: OrderStatus
+    erp_order_id: str | None = None
+    attention_reason: str | None = None

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -17,7 +24,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 import tracing
-from canonical import InventoryEvent, Order, OrderState
+from canonical import Acceptance, InventoryEvent, Order, OrderState
 from canonical.edits import OrderEdit
 from canonical.returns import ReturnContext, ReturnRequest, ReturnState
 from settings import Settings
@@ -67,6 +74,56 @@ def order_summary(order: Order) -> str:
     )
 
 
+def _order_input(order: Order, settings: Settings, cid: str) -> OrderToCashInput:
+    return OrderToCashInput(order=order, policy=policy_from(settings), correlation_id=cid)
+
+
+def _order_start(order: Order, settings: Settings, cid: str) -> dict[str, Any]:
+    """How every start of an order's workflow looks: its deterministic id, and a duplicate that
+    finds the running (or finished) workflow instead of starting a second one."""
+    return {
+        "id": order.workflow_id,
+        "task_queue": settings.task_queue,
+        "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+        "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        "search_attributes": TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.ORDER_ID, order.key),
+                SearchAttributePair(sa.CHANNEL, order.channel),
+                SearchAttributePair(sa.ORDER_STATUS, "Received"),
+                SearchAttributePair(sa.CORRELATION_ID, cid),
+            ]
+        ),
+        "static_summary": order_summary(order),
+        "static_details": f"Correlation ID {cid}",
+    }
+
+
+async def start_order_and_wait(
+    client: Client, order: Order, settings: Settings, correlation_id: str, timeout_s: float
+) -> Acceptance | None:
+    """Start the order (update-with-start: one round trip) and wait up to ``timeout_s`` for the
+    ERP's acceptance; None when it takes longer (the order carries on regardless)."""
+    op = WithStartWorkflowOperation(
+        OrderToCash.run,
+        _order_input(order, settings, correlation_id),
+        **_order_start(order, settings, correlation_id),
+    )
+    try:
+        handle = await client.start_update_with_start_workflow(
+            OrderToCash.accepted, start_workflow_operation=op, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+    except WorkflowAlreadyStartedError:  # a duplicate of an order that has finished
+        state = await client.get_workflow_handle_for(OrderToCash.run, order.workflow_id).query(
+            OrderToCash.state
+        )
+        return Acceptance(status=state.status, erp_order_id=state.erp_order_id)
+    try:
+        return await handle.result(rpc_timeout=timedelta(seconds=timeout_s))
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        return None
+
+
 async def start_order(
     client: Client,
     order: Order,
@@ -88,21 +145,8 @@ async def start_order(
     try:
         return await client.start_workflow(
             OrderToCash.run,
-            OrderToCashInput(order=order, policy=policy_from(settings), correlation_id=cid),
-            id=order.workflow_id,
-            task_queue=settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.ORDER_ID, order.key),
-                    SearchAttributePair(sa.CHANNEL, order.channel),
-                    SearchAttributePair(sa.ORDER_STATUS, "Received"),
-                    SearchAttributePair(sa.CORRELATION_ID, cid),
-                ]
-            ),
-            static_summary=order_summary(order),
-            static_details=f"Correlation ID {cid}",
+            _order_input(order, settings, cid),
+            **_order_start(order, settings, cid),
             **signal,
         )
     except WorkflowAlreadyStartedError:

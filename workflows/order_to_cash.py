@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities import names
     from canonical import (
+        Acceptance,
         Address,
         Attention,
         FulfillmentLine,
@@ -75,6 +76,7 @@ PATCH_ORDER_EDITS = "order-edits-v1"
 _HELD_STEPS = {"approval": "held for approval", "address_check": "held after a failed address check"}
 
 # Statuses after which there is nothing left to cancel.
+_ENDED: set[str] = {"Completed", "Cancelled"}
 _FINAL: set[str] = {"Shipped", "Delivered", "Completed", "Cancelling", "Cancelled"}
 
 
@@ -1068,6 +1070,19 @@ class OrderToCash(Operated):
             actions=list(self._actions),
             steps=list(self._steps),
             waiting_for=self._waiting_for,
+        )
+
+    @workflow.update
+    async def accepted(self) -> Acceptance:
+        """Wait until the ERP accepted the order (or it needs a person, or it ended): what
+        `POST /v1/orders?wait=accepted` answers a headless storefront. Issues no commands."""
+        await workflow.wait_condition(
+            lambda: self._erp_order_id is not None or self._attention is not None or self._status in _ENDED
+        )
+        return Acceptance(
+            status=self._status,
+            erp_order_id=self._erp_order_id,
+            attention_reason=self._attention.reason if self._attention else None,
         )
 
     @workflow.query
