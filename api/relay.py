@@ -101,9 +101,14 @@ RelayStatus = Literal["relayed", "ignored", "rejected", "failed"]
 HttpClientFactory = Callable[[], httpx.AsyncClient]
 
 
+DOORBELL: Literal["channel_fetch"] = "channel_fetch"
+"""Marks a stored start as a doorbell (an order to fetch), not an order to start as it is."""
+
+
 class ChannelFetch(BaseModel):
     """What a doorbell row carries: the order to fetch from the channel before starting."""
 
+    kind: Literal["channel_fetch"] = DOORBELL
     channel: Literal["bigcommerce", "shopify"] = "bigcommerce"
     order_id: str
     scope: str
@@ -234,7 +239,7 @@ class InboxRelay:
         if (
             entry.action == "start"
             and entry.source == "shopify"
-            and entry.argument.get("channel") == "shopify"
+            and entry.argument.get("kind") == DOORBELL
         ):
             return await self._fetch_shopify(entry)
         return None
