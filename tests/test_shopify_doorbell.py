@@ -29,7 +29,10 @@ async def test_a_trimmed_webhook_rings_and_the_order_is_fetched_from_the_admin_a
             "reconcile_schedule_prefix": f"db-{uuid.uuid4().hex[:8]}",
         }
         async with platform(client, tmp_path, database_url, seed=seed_catalog, **settings) as p:
-            placed = shop.create_order(shopify_order(8801, [("MUG-01", 2, "12.50")]))
+            # An order id no other test uses: the session shares one Temporal server.
+            placed = shop.create_order(
+                shopify_order(10**9 + uuid.uuid4().int % 10**9, [("MUG-01", 2, "12.50")])
+            )
             # What arrives is trimmed to the id (and stale in every other field).
             r = await p.send_shopify({"id": placed["id"], "line_items": []}, webhook_id=uuid.uuid4().hex)
             assert r.status_code == 200, r.text
