@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -72,13 +73,12 @@ class _Bucket:
         return True
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Listing:
     ids: list[str]
     after: datetime
     before: datetime
     size: int
-    offset: int = 0
 
 
 @dataclass
@@ -105,6 +105,8 @@ class AmazonSandbox:
         self._fail: dict[str, list[int]] = {}
         self._random = random.Random(self.seed)
         self.calls: list[tuple[str, dict[str, str]]] = []
+        self.throttled: dict[str, int] = {}
+        self.served_ids: list[list[str]] = []
         self.pages_served = 0
 
     # -- the seller's side (tests and the demo) ------------------------------------------------
@@ -169,10 +171,12 @@ class AmazonSandbox:
         if forced:
             status = forced.pop(0)
             if status == 429:
+                self.throttled[operation] = self.throttled.get(operation, 0) + 1
                 return _throttled()
             return _error(status, "InternalFailure", "We encountered an internal error. Please try again.")
         bucket = self._buckets.get(operation)
         if bucket is not None and not bucket.take():
+            self.throttled[operation] = self.throttled.get(operation, 0) + 1
             return _throttled()
         self.calls.append((operation, {}))
         return None
@@ -213,27 +217,30 @@ class AmazonSandbox:
             if not q.get("MarketplaceIds") or self.marketplace_id not in q["MarketplaceIds"].split(","):
                 return _error(400, "InvalidInput", _INVALID, "")
             now = self.clock()
-            if "NextToken" in q:
-                listing = self._listings.get(q["NextToken"])
-                if listing is None:
+            if "NextToken" in q:  # "<listing>.<offset>": the same token always answers the same page
+                name, _, at = q["NextToken"].partition(".")
+                found = self._listings.get(name)
+                if found is None or not at.isdigit():
                     return _error(400, "InvalidInput", "Invalid NextToken", "")
+                listing = found
+                offset = int(at)
             else:
                 try:
                     listing = self._new_listing(q, now)
                 except ValueError:
                     return _error(400, "InvalidInput", _INVALID, "")
-            page_ids = listing.ids[listing.offset : listing.offset + listing.size]
-            listing.offset += len(page_ids)
+                name, offset = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="), 0
+                self._listings[name] = listing
+            page_ids = listing.ids[offset : offset + listing.size]
+            self.served_ids.append(page_ids)
             orders = [
                 self._public(self.orders[i])
                 for i in page_ids
                 if self._visible(self.orders[i], listing.after, listing.before, now + timedelta(days=1))
             ]
             payload: Json = {"Orders": orders, "LastUpdatedBefore": iso(listing.before)}
-            if listing.offset < len(listing.ids):
-                token_out = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-                self._listings[token_out] = listing
-                payload["NextToken"] = token_out
+            if offset + listing.size < len(listing.ids):
+                payload["NextToken"] = f"{name}.{offset + listing.size}"
             self.pages_served += 1
             served = self.pages_served
         if self.on_page is not None:
@@ -313,8 +320,8 @@ def create_amazon_app(sandbox: AmazonSandbox) -> FastAPI:
 
     @app.post("/auth/o2/token")
     async def token(request: Request) -> Response:
-        form = await request.form()
-        return sandbox.token({k: str(v) for k, v in form.items()})
+        form = parse_qs((await request.body()).decode(), keep_blank_values=True)  # form-encoded
+        return sandbox.token({k: v[0] for k, v in form.items()})
 
     @app.get("/orders/v0/orders")
     async def get_orders(request: Request) -> Response:
