@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli import catalog, demo, orders, reconcile, returns, status, webhooks, workflows_cmd
+from cli import catalog, demo, orders, poll, reconcile, returns, status, webhooks, workflows_cmd
 from cli.common import settings
 from cli.logs import configure_logging
 
@@ -23,6 +23,7 @@ app.add_typer(workflows_cmd.app, name="workflows")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(reconcile.app, name="reconcile")
 app.add_typer(reconcile.schedules_app, name="schedules")
+app.add_typer(poll.app, name="poll")
 
 
 @app.callback()
