@@ -244,6 +244,39 @@ class Settings(BaseSettings):
     reconcile_page_size: int = Field(250, gt=0, le=250)
     reconcile_pages_per_activity: int = Field(20, gt=0, description="pages one activity stages")
 
+    # Polled channels (docs/adding-a-channel.md, "A polling channel"): no push, so a Temporal
+    # Schedule per channel lists the orders updated in an overlapping window and imports them.
+    poll_channels: list[str] = Field(
+        default_factory=list, description='channels imported by polling, e.g. ["amazon", "adobe_commerce"]'
+    )
+    poll_schedule_prefix: str = Field("poll", description="schedule and workflow id prefix")
+    poll_every_s: float = Field(300.0, gt=0, description="how often each polled channel is read")
+    poll_every_s_by_channel: dict[str, float] = Field(
+        default_factory=dict, description='per-channel interval, e.g. {"amazon": 600}'
+    )
+    poll_overlap_s: float = Field(
+        600.0, ge=0, description="each window starts this long before the previous one ended"
+    )
+    poll_settle_s: float = Field(
+        150.0, ge=0, description="the newest seconds are left to the next run (Amazon: at least 120)"
+    )
+    poll_lookback_s: float = Field(86400.0, gt=0, description="the first window (no watermark yet)")
+    poll_page_size: int = Field(100, gt=0, le=300, description="orders per listing page")
+    poll_request_timeout_s: float = Field(15.0, gt=0, description="one vendor API request")
+
+    # Amazon SP-API (shared/contracts/amazon_sp_api.md): Login with Amazon credentials of one seller.
+    amazon_endpoint: str = Field("https://sellingpartnerapi-na.amazon.com", description="the region's host")
+    amazon_lwa_url: str = "https://api.amazon.com/auth/o2/token"
+    amazon_marketplace_ids: list[str] = Field(default_factory=lambda: ["ATVPDKIKX0DER"])
+    amazon_client_id: str = Field("", description="LWA client id; empty: the amazon channel is builtin")
+    amazon_client_secret: SecretStr = SecretStr("")
+    amazon_refresh_token: SecretStr = Field(SecretStr(""), description="the seller's Atzr|... token")
+
+    # Adobe Commerce / Magento 2 REST (shared/contracts/bigcommerce_adobe_commerce.md).
+    adobe_commerce_url: str | None = Field(None, description="https://{host}; none: the channel is builtin")
+    adobe_commerce_store_code: str = "default"
+    adobe_commerce_token: SecretStr = Field(SecretStr(""), description="integration access token (Bearer)")
+
     worker_metrics_address: str = Field(
         "127.0.0.1:9464",
         description="host:port of the worker's Prometheus /metrics (SDK and business metrics); empty: off",

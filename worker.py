@@ -40,6 +40,7 @@ from temporalio.worker import (
 import tracing
 from activities.inventory import InventoryActivities
 from activities.orders import Adapters, OrderActivities
+from activities.poll import PollActivities
 from activities.reconcile import ReconcileActivities
 from activities.returns import ReturnActivities
 from settings import Settings
@@ -47,6 +48,7 @@ from workflows import search_attributes as sa
 from workflows.inventory import ChannelInventorySync, InventoryAdjustment
 from workflows.metrics import prometheus_config
 from workflows.order_to_cash import OrderToCash
+from workflows.poll import PollOrders
 from workflows.reconcile import ReconcileInventory, ReconcileOrders, ReconcileSettlement
 from workflows.return_to_refund import ReturnToRefund
 
@@ -58,6 +60,7 @@ WORKFLOWS = [
     ReconcileOrders,
     ReconcileInventory,
     ReconcileSettlement,
+    PollOrders,
 ]
 
 CORRELATION_HEADER = "retail-correlation-id"
@@ -118,6 +121,7 @@ def build_worker(client: Client, settings: Settings, adapters: Adapters) -> Work
         activities += ReconcileActivities(
             adapters.store, adapters.ledger, adapters.channel, client, settings
         ).all()
+        activities += PollActivities(adapters.store, adapters.channel, client, settings).all()
     return Worker(
         client,
         task_queue=settings.task_queue,

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -94,6 +95,79 @@ def _run() -> str:
     return f"{info.workflow_id}/{info.workflow_run_id}"
 
 
+def reader_of(port: ChannelPort, channel: str) -> ChannelReader:
+    return port if isinstance(port, ChannelReader) else _ListsNothing(channel)
+
+
+async def workflow_exists(client: Client, workflow_id: str) -> bool:
+    try:
+        await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+# -- shared by reconciliation and the pollers: the window, and reading it page by page ----------
+
+
+async def order_window(
+    store: Store, reader: ChannelReader, kind: str, since: datetime | None, policy: ReconcilePolicy
+) -> Window:
+    """From the ``kind`` watermark of the channel minus the overlap (or ``since``) to now minus
+    the settle time. The first window (no watermark) looks back ``lookback_s``."""
+    until = datetime.now(UTC) - timedelta(seconds=policy.settle_s)
+    if since is None:
+        mark = await asyncio.to_thread(get_watermark, store, kind, reader.name)
+        since = (
+            mark - timedelta(seconds=policy.overlap_s)
+            if mark
+            else until - timedelta(seconds=policy.lookback_s)
+        )
+    since = min(since, until)
+    with adapter_errors():
+        expected = await reader.count_orders_updated(since, until) if reader.lists_orders else 0
+    return Window(since=since, until=until, expected=expected)
+
+
+@dataclass
+class PagesRead:
+    next_cursor: str | None
+    pages: int
+    counts: Counter[str]
+
+
+async def read_pages(
+    reader: ChannelReader,
+    window: Window,
+    cursor: str | None,
+    policy: ReconcilePolicy,
+    handle: Callable[[ChannelOrderPage], Awaitable[dict[str, int]]],
+) -> PagesRead:
+    """Up to ``pages_per_activity`` pages of the window, each handed to ``handle`` (which counts
+    what it did). The cursor is heartbeated after each page: a retry (after a 429, a crash)
+    resumes after the last page handled instead of from the start."""
+    counts: Counter[str] = Counter()
+    pages = 0
+    details = activity.info().heartbeat_details
+    if details:
+        cursor, pages, counts = details[0], int(details[1]), Counter(details[2])
+    done = pages
+    while pages - done < policy.pages_per_activity:
+        if not reader.lists_orders:
+            return PagesRead(None, pages, counts)
+        with adapter_errors():
+            page = await reader.orders_updated_page(window.since, window.until, cursor, policy.page_size)
+        counts.update(await handle(page))
+        pages += 1
+        cursor = page.next_cursor
+        activity.heartbeat(cursor, pages, dict(counts))
+        if cursor is None:
+            break
+    return PagesRead(cursor, pages, counts)
+
+
 class ReconcileActivities:
     def __init__(
         self,
@@ -120,8 +194,7 @@ class ReconcileActivities:
         ]
 
     def _reader(self, channel: str) -> ChannelReader:
-        port = self.channel(channel)
-        return port if isinstance(port, ChannelReader) else _ListsNothing(channel)
+        return reader_of(self.channel(channel), channel)
 
     # -- orders -----------------------------------------------------------------------------
 
@@ -130,19 +203,7 @@ class ReconcileActivities:
         """The window to compare: from the watermark (minus the overlap) to now minus the settle
         time; orders younger than that are left to their webhooks."""
         await asyncio.to_thread(purge_stale_stage, self.store)
-        until = datetime.now(UTC) - timedelta(seconds=policy.settle_s)
-        if since is None:
-            mark = await asyncio.to_thread(get_watermark, self.store, "orders", channel)
-            since = (
-                mark - timedelta(seconds=policy.overlap_s)
-                if mark
-                else until - timedelta(seconds=policy.lookback_s)
-            )
-        since = min(since, until)
-        reader = self._reader(channel)
-        with adapter_errors():
-            expected = await reader.count_orders_updated(since, until) if reader.lists_orders else 0
-        return Window(since=since, until=until, expected=expected)
+        return await order_window(self.store, self._reader(channel), "orders", since, policy)
 
     @activity.defn(name=names.RECONCILE_ORDERS_STAGE)
     async def orders_stage(
@@ -150,14 +211,8 @@ class ReconcileActivities:
     ) -> StageChunk:
         """Stage up to ``pages_per_activity`` pages of the channel's orders; a retry resumes after
         the last page it heartbeated."""
-        staged = pages = 0
-        details = activity.info().heartbeat_details
-        if details:
-            cursor, staged, pages = details[0], int(details[1]), int(details[2])
-        reader = self._reader(channel)
-        while pages < policy.pages_per_activity:
-            with adapter_errors():
-                page = await reader.orders_updated_page(window.since, window.until, cursor, policy.page_size)
+
+        async def stage(page: ChannelOrderPage) -> dict[str, int]:
             rows = [
                 StagedOrder(
                     external_id=o.external_id,
@@ -170,23 +225,12 @@ class ReconcileActivities:
                     error=o.error,
                 )
                 for o in page.orders
+                if o.hold is None  # not paid yet, or not the platform's to ship: not missing
             ]
-            staged += await asyncio.to_thread(stage_orders, self.store, run_key, rows)
-            pages += 1
-            cursor = page.next_cursor
-            activity.heartbeat(cursor, staged, pages)
-            if cursor is None:
-                break
-        return StageChunk(staged=staged, pages=pages, next_cursor=cursor)
+            return {"staged": await asyncio.to_thread(stage_orders, self.store, run_key, rows)}
 
-    async def _workflow_exists(self, workflow_id: str) -> bool:
-        try:
-            await self.client.get_workflow_handle(workflow_id).describe()
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                return False
-            raise
-        return True
+        read = await read_pages(self._reader(channel), window, cursor, policy, stage)
+        return StageChunk(staged=read.counts.get("staged", 0), pages=read.pages, next_cursor=read.next_cursor)
 
     @activity.defn(name=names.RECONCILE_ORDERS_COMPARE)
     async def orders_compare(self, run_key: str, channel: str, window: Window, advance: bool) -> OrdersResult:
@@ -204,7 +248,7 @@ class ReconcileActivities:
 
         for m in await asyncio.to_thread(missing_on_platform, self.store, run_key, channel):
             activity.heartbeat("missing", m.external_id)
-            if await self._workflow_exists(m.workflow_id):
+            if await workflow_exists(self.client, m.workflow_id):
                 continue  # in flight, or waiting for an operator before the ERP: its workflow says why
             result.missing += 1
             label = f"{channel}-{m.external_id}"

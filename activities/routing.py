@@ -1,15 +1,22 @@
-"""Which adapter serves which system: the builtin (embedded default) ones, and the Shopify Admin
-API for the "shopify" channel when RETAIL_SHOPIFY_ADMIN_URL is set.
+"""Which adapter serves which system: the builtin (embedded default) ones, the Shopify Admin API
+for the "shopify" channel when RETAIL_SHOPIFY_ADMIN_URL is set, and the polled channels ("amazon"
+with RETAIL_AMAZON_CLIENT_ID, "adobe_commerce" with RETAIL_ADOBE_COMMERCE_URL) read over their
+APIs while what the platform tells them is recorded by the builtin channel.
 
 Vendor adapters plug in here by configuration; workflows never know which one runs.
 """
 
 from __future__ import annotations
 
+import httpx
+
 from activities.orders import Adapters
 from adapters.address.builtin import BuiltinAddressCheck
 from adapters.carrier.builtin import BuiltinCarrier
+from adapters.channels.adobe_commerce import AdobeCommerceClient, AdobeCommerceReader
+from adapters.channels.amazon import AmazonClient, AmazonReader
 from adapters.channels.builtin import BuiltinChannel
+from adapters.channels.polled import PolledChannel
 from adapters.channels.port import ChannelPort
 from adapters.channels.shopify.admin import ShopifyAdminChannel
 from adapters.erp.builtin import BuiltinErp
@@ -22,8 +29,36 @@ from settings import Settings
 from store.db import Store
 
 
+def polled_reader(settings: Settings, name: str) -> AmazonReader | AdobeCommerceReader | None:
+    """The vendor reader of a polled channel when its API is configured. Its HTTP client lives as
+    long as the adapter (``Adapters`` keeps one per channel): tokens and pools are reused."""
+    timeout = settings.poll_request_timeout_s
+    if name == "amazon" and settings.amazon_client_id:
+        client = AmazonClient(
+            settings.amazon_endpoint,
+            list(settings.amazon_marketplace_ids),
+            settings.amazon_client_id,
+            settings.amazon_client_secret.get_secret_value(),
+            settings.amazon_refresh_token.get_secret_value(),
+            httpx.AsyncClient(timeout=timeout),
+            lwa_url=settings.amazon_lwa_url,
+        )
+        return AmazonReader(client, name)
+    if name == "adobe_commerce" and settings.adobe_commerce_url:
+        token = settings.adobe_commerce_token.get_secret_value()
+        http = httpx.AsyncClient(timeout=timeout)
+        ac = AdobeCommerceClient(settings.adobe_commerce_url, settings.adobe_commerce_store_code, token, http)
+        return AdobeCommerceReader(ac, name)
+    return None
+
+
 def channel_adapter(settings: Settings, store: Store, name: str) -> ChannelPort:
-    """The Shopify Admin API for "shopify" when it is configured, else the builtin channel."""
+    """The Shopify Admin API for "shopify" when it is configured, a polled channel's API reader
+    (writes to the builtin channel) when configured, else the builtin channel."""
+    reader = polled_reader(settings, name) if name in ("amazon", "adobe_commerce") else None
+    if reader is not None:
+        builtin = BuiltinChannel(store, FaultInjector("channel", settings.faults.channel), channel=name)
+        return PolledChannel(reader, builtin)
     if name == "shopify" and settings.shopify_admin_url:
         return ShopifyAdminChannel(
             settings.shopify_admin_url,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli import apikeys, catalog, demo, orders, reconcile, returns, status, webhooks, workflows_cmd
+from cli import apikeys, catalog, demo, orders, poll, reconcile, returns, status, webhooks, workflows_cmd
 from cli.common import fail, settings
 from cli.logs import configure_logging
 
@@ -24,6 +24,7 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(reconcile.app, name="reconcile")
 app.add_typer(reconcile.schedules_app, name="schedules")
 app.add_typer(apikeys.app, name="apikeys")
+app.add_typer(poll.app, name="poll")
 
 
 @app.callback()

@@ -274,28 +274,35 @@ def list_schedules(as_json: JsonOpt = False) -> None:
     )
 
 
-KindArg = Annotated[str, typer.Argument(help="orders, inventory or settlement")]
+KindArg = Annotated[str, typer.Argument(help="orders, inventory, settlement or poll-<channel>")]
+
+
+def _schedule_kind(value: str) -> str:
+    """A reconciliation kind, or ``poll-<channel>`` for a polled channel's schedule."""
+    if value.startswith(sch.POLL_KIND_PREFIX):
+        return value
+    return _kind(value)
 
 
 @schedules_app.command("pause")
 def pause(kind: KindArg, note: Annotated[str, typer.Option(help="why (shown in the UI)")] = "paused") -> None:
     """Pause a schedule (it stays paused across worker restarts and `apply`)."""
-    k = _kind(kind)
+    k = _schedule_kind(kind)
 
     async def go() -> None:
         await sch.pause(await temporal_client(), settings(), k, note)
 
     run(go())
-    typer.echo(f"{sch.schedule_id(settings(), k)} paused: {note}")
+    typer.echo(f"{sch.schedule_id_for(settings(), k)} paused: {note}")
 
 
 @schedules_app.command("resume")
 def resume(kind: KindArg, note: Annotated[str, typer.Option(help="why")] = "resumed") -> None:
     """Resume a paused schedule."""
-    k = _kind(kind)
+    k = _schedule_kind(kind)
 
     async def go() -> None:
         await sch.resume(await temporal_client(), settings(), k, note)
 
     run(go())
-    typer.echo(f"{sch.schedule_id(settings(), k)} resumed")
+    typer.echo(f"{sch.schedule_id_for(settings(), k)} resumed")

@@ -1,10 +1,11 @@
 """Record the workflow histories that CI replays (tests/test_replay.py).
 
-    .venv/bin/python -m tests.record_histories [reconcile]
+    .venv/bin/python -m tests.record_histories [reconcile|poll]
 
 Runs a few scenarios of every workflow type (orders, returns, inventory adjustment and sync)
 on a fresh Temporal dev server and saves each workflow's history to tests/histories/ (with
-``reconcile``: only one run of each reconciliation workflow). Re-record
+``reconcile``: only one run of each reconciliation workflow; with ``poll``: one poll of the Amazon
+fake, with an order imported, one held and one unmappable). Re-record
 after a deliberate, versioned (workflow.patched) change; keep the old files too, since running
 workflows still have those histories.
 """
@@ -134,13 +135,54 @@ async def record_reconcile(env: WorkflowEnvironment, tmp: Path, url: str) -> Non
             await p.wait_status("shopify-3101", "Completed", timeout=60)
 
 
-async def main(only_reconcile: bool = False) -> None:
+async def record_poll(env: WorkflowEnvironment, tmp: Path, url: str) -> None:
+    """One PollOrders run against the Amazon fake: imported, held and unmappable orders."""
+    from datetime import UTC, datetime, timedelta
+
+    from adapters.channels.amazon import sandbox as amz
+    from adapters.channels.app_server import AppServer
+    from workflows.schedules import start_poll
+
+    fake = amz.AmazonSandbox(lag_s=0.0, min_before_s=0.0, seed=1)
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    fake.add_order(*amz.amazon_order("111-0003201-0003201", [("MUG-01", 1, "12.50")], updated=at))
+    fake.add_order(
+        *amz.amazon_order("111-0003202-0003202", [("MUG-01", 1, "12.50")], updated=at, status="Pending")
+    )
+    bad, items = amz.amazon_order("111-0003203-0003203", [("MUG-01", 1, "12.50")], updated=at)
+    bad["OrderTotal"]["Amount"] = "1.00"
+    fake.add_order(bad, items)
+    async with AppServer(amz.create_amazon_app(fake)) as server:
+        settings = {
+            "poll_channels": ["amazon"],
+            "poll_settle_s": 0.0,
+            "poll_page_size": 2,
+            "amazon_endpoint": server.url,
+            "amazon_lwa_url": f"{server.url}/auth/o2/token",
+            "amazon_client_id": amz.CLIENT_ID,
+            "amazon_client_secret": amz.CLIENT_SECRET,
+            "amazon_refresh_token": amz.REFRESH_TOKEN,
+        }
+        async with platform(env.client, tmp, url, seed=seed_catalog, **settings) as p:
+            handle = await start_poll(p.client, p.settings, "amazon")
+            await handle.result()
+            path = OUT / "poll-amazon.json"
+            path.write_text((await handle.fetch_history()).to_json())
+            print(f"saved {path}")
+
+
+async def main(only_reconcile: bool = False, only_poll: bool = False) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         search_attributes=sa.ALL,
         data_converter=pydantic_data_converter,
     )
     try:
+        if only_poll:
+            with tempfile.TemporaryDirectory() as tmp, fresh_database_url(Path(tmp)) as url:
+                OUT.mkdir(exist_ok=True)
+                await record_poll(env, Path(tmp), url)
+            return
         with tempfile.TemporaryDirectory() as tmp, fresh_database_url(Path(tmp)) as url:
             OUT.mkdir(exist_ok=True)
             await record_reconcile(env, Path(tmp), url)
@@ -179,4 +221,4 @@ async def main(only_reconcile: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(only_reconcile=sys.argv[1:] == ["reconcile"]))
+    asyncio.run(main(only_reconcile=sys.argv[1:] == ["reconcile"], only_poll=sys.argv[1:] == ["poll"]))

@@ -20,9 +20,9 @@ async def test_committed_histories_replay_on_current_code() -> None:
     histories = load_histories(HISTORIES)
     kinds = {h.workflow_id.split("-")[0] + "-" + h.workflow_id.split("-")[1] for h in histories}
     # Every workflow type has recorded histories: orders, returns, inventory adjustment and sync,
-    # and the three reconciliations.
+    # the three reconciliations and a polled channel's import.
     expected = {"order-shopify", "return-shopify", "inventory-sync", "inventory-rec"}
-    expected |= {"reconcile-orders", "reconcile-inventory", "reconcile-settlement"}
+    expected |= {"reconcile-orders", "reconcile-inventory", "reconcile-settlement", "poll-amazon"}
     assert expected <= kinds, kinds
     outcomes = await replay(histories)
     failures = [(o.workflow_id, o.error) for o in outcomes if o.error]

@@ -1,5 +1,6 @@
-"""The reconciliation schedules (Temporal Schedules): created or updated idempotently at worker
-start and by `retail schedules apply`; listed, paused and resumed by `retail schedules`.
+"""The reconciliation schedules and one polling schedule per polled channel (Temporal Schedules):
+created or updated idempotently at worker start and by `retail schedules apply`; listed, paused
+and resumed by `retail schedules` (a polled channel's kind is ``poll-<channel>``).
 
 Overlap policy SKIP: a run still going when the next is due makes that one skip (the next window
 starts from the watermark, so nothing is lost). Runs missed while Temporal was down are made up
@@ -30,6 +31,8 @@ from temporalio.client import (
 )
 
 from settings import Settings
+from workflows.poll import PollOrders
+from workflows.poll_models import PollInput, PollResult
 from workflows.reconcile import ReconcileInventory, ReconcileOrders, ReconcileSettlement
 from workflows.reconcile_models import KINDS, Kind, ReconcileInput, ReconcilePolicy, ReconcileReport
 
@@ -79,16 +82,19 @@ def every(settings: Settings, kind: Kind) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def build_schedule(settings: Settings, kind: Kind) -> Schedule:
+def _schedule(
+    settings: Settings, workflow: Any, arg: Any, sid: str, summary: str, interval: timedelta
+) -> Schedule:
+    """Overlap SKIP, the catch-up window, and a note: the same rules for every schedule."""
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            WORKFLOWS[kind],
-            reconcile_input(settings, kind),
-            id=schedule_id(settings, kind),  # Temporal appends the scheduled time
+            workflow,
+            arg,
+            id=sid,  # Temporal appends the scheduled time
             task_queue=settings.task_queue,
-            static_summary=SUMMARIES[kind],
+            static_summary=summary,
         ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every(settings, kind))]),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)]),
         policy=SchedulePolicy(
             overlap=ScheduleOverlapPolicy.SKIP,
             catchup_window=timedelta(seconds=settings.reconcile_catchup_window_s),
@@ -97,13 +103,75 @@ def build_schedule(settings: Settings, kind: Kind) -> Schedule:
     )
 
 
+def build_schedule(settings: Settings, kind: Kind) -> Schedule:
+    return _schedule(
+        settings,
+        WORKFLOWS[kind],
+        reconcile_input(settings, kind),
+        schedule_id(settings, kind),
+        SUMMARIES[kind],
+        every(settings, kind),
+    )
+
+
+# -- polled channels ------------------------------------------------------------------------------
+
+POLL_KIND_PREFIX = "poll-"
+
+
+def poll_schedule_id(settings: Settings, channel: str) -> str:
+    return f"{settings.poll_schedule_prefix}-{channel}"
+
+
+def poll_input(settings: Settings, channel: str, since: datetime | None = None) -> PollInput:
+    policy = ReconcilePolicy(
+        activity_timeout_s=max(300.0, settings.activity_timeout_s),
+        page_size=settings.poll_page_size,
+        pages_per_activity=settings.reconcile_pages_per_activity,
+        overlap_s=settings.poll_overlap_s,
+        lookback_s=settings.poll_lookback_s,
+        settle_s=settings.poll_settle_s,
+    )
+    return PollInput(channel=channel, since=since, policy=policy)
+
+
+def build_poll_schedule(settings: Settings, channel: str) -> Schedule:
+    seconds = settings.poll_every_s_by_channel.get(channel, settings.poll_every_s)
+    return _schedule(
+        settings,
+        PollOrders.run,
+        poll_input(settings, channel),
+        poll_schedule_id(settings, channel),
+        f"Poll {channel}: import the orders updated since the last run",
+        timedelta(seconds=seconds),
+    )
+
+
+def wanted_schedules(settings: Settings) -> dict[str, tuple[str, Schedule]]:
+    """schedule id -> (kind, schedule) for every schedule the settings ask for."""
+    out = {schedule_id(settings, k): (str(k), build_schedule(settings, k)) for k in KINDS}
+    for channel in settings.poll_channels:
+        out[poll_schedule_id(settings, channel)] = (
+            POLL_KIND_PREFIX + channel,
+            build_poll_schedule(settings, channel),
+        )
+    return out
+
+
+def schedule_id_for(settings: Settings, kind: str) -> str:
+    """``orders``/``inventory``/``settlement``, or ``poll-<channel>``."""
+    if kind.startswith(POLL_KIND_PREFIX):
+        return poll_schedule_id(settings, kind.removeprefix(POLL_KIND_PREFIX))
+    if kind not in KINDS:
+        raise ValueError(f"unknown schedule kind {kind!r}: orders, inventory, settlement or poll-<channel>")
+    return schedule_id(settings, kind)
+
+
 async def apply_schedules(client: Client, settings: Settings) -> dict[str, str]:
     """Create each schedule, or bring an existing one up to date (keeping its paused state).
     Returns schedule id -> "created" or "updated"."""
     out: dict[str, str] = {}
-    for kind in KINDS:
-        sid = schedule_id(settings, kind)
-        wanted = build_schedule(settings, kind)
+    for sid, (_, wanted) in wanted_schedules(settings).items():
         try:
             await client.create_schedule(sid, wanted)
             out[sid] = "created"
@@ -118,10 +186,26 @@ async def apply_schedules(client: Client, settings: Settings) -> dict[str, str]:
     return out
 
 
+async def start_poll(
+    client: Client, settings: Settings, channel: str, since: datetime | None = None
+) -> WorkflowHandle[Any, PollResult]:
+    """Poll a channel now (`retail poll run`), beside its schedule. With ``since`` the window
+    starts there and the watermark is left alone."""
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    handle: WorkflowHandle[Any, PollResult] = await client.start_workflow(
+        PollOrders.run,
+        poll_input(settings, channel, since),
+        id=f"{poll_schedule_id(settings, channel)}-manual-{stamp}",
+        task_queue=settings.task_queue,
+        static_summary=f"Poll {channel} (run by hand)",
+    )
+    return handle
+
+
 @dataclass(frozen=True)
 class ScheduleView:
     id: str
-    kind: Kind
+    kind: str
     every: timedelta | None
     paused: bool
     note: str | None
@@ -131,12 +215,11 @@ class ScheduleView:
 
 
 async def describe_schedules(client: Client, settings: Settings) -> list[ScheduleView]:
-    """The reconciliation schedules as Temporal has them (missing ones are left out)."""
+    """The reconciliation and polling schedules as Temporal has them (missing ones are left out)."""
     from temporalio.service import RPCError, RPCStatusCode
 
     out: list[ScheduleView] = []
-    for kind in KINDS:
-        sid = schedule_id(settings, kind)
+    for sid, (kind, _) in wanted_schedules(settings).items():
         try:
             d = await client.get_schedule_handle(sid).describe()
         except RPCError as err:
@@ -161,12 +244,12 @@ async def describe_schedules(client: Client, settings: Settings) -> list[Schedul
     return out
 
 
-async def pause(client: Client, settings: Settings, kind: Kind, note: str) -> None:
-    await client.get_schedule_handle(schedule_id(settings, kind)).pause(note=note)
+async def pause(client: Client, settings: Settings, kind: str, note: str) -> None:
+    await client.get_schedule_handle(schedule_id_for(settings, kind)).pause(note=note)
 
 
-async def resume(client: Client, settings: Settings, kind: Kind, note: str) -> None:
-    await client.get_schedule_handle(schedule_id(settings, kind)).unpause(note=note)
+async def resume(client: Client, settings: Settings, kind: str, note: str) -> None:
+    await client.get_schedule_handle(schedule_id_for(settings, kind)).unpause(note=note)
 
 
 async def start_reconcile(

@@ -45,6 +45,7 @@ class ChannelPort(Protocol):
         platform, expired, rejected): Shopify records it as a refund without transactions."""
         ...
 
+
 # -- the reader side: what reconciliation asks a channel ------------------------------------------
 
 
@@ -53,7 +54,9 @@ class ChannelOrder:
     """One order as the channel lists it, mapped to the canonical model when it maps.
 
     ``lines_total`` is the sum of the lines after discounts, before tax (what the ERP's sales
-    order lines add up to); ``order`` is None, with ``error`` saying why, when it does not map."""
+    order lines add up to); ``order`` is None, with ``error`` saying why, when it does not map.
+    ``hold`` says why an order is not (yet) for the platform to fulfil (not paid yet, fulfilled
+    by the marketplace): a poller leaves it for a later update, reconciliation does not stage it."""
 
     external_id: str
     name: str | None
@@ -63,6 +66,7 @@ class ChannelOrder:
     lines_total: Decimal | None
     order: Order | None = None
     error: str | None = None
+    hold: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ def order_summary(
     currency: str | None,
     order: Order | None,
     error: str | None = None,
+    hold: str | None = None,
 ) -> ChannelOrder:
     """A ChannelOrder from a mapped order (or a mapping error)."""
     total = Money.sum((ln.net for ln in order.lines), order.currency).amount if order is not None else None
-    return ChannelOrder(external_id, name, updated_at, cancelled, currency, total, order, error)
+    return ChannelOrder(external_id, name, updated_at, cancelled, currency, total, order, error, hold)

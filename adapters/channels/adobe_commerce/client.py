@@ -1,0 +1,188 @@
+"""Adobe Commerce (Magento 2) REST orders over HTTP: search by ``updated_at``, one order by number.
+
+Follows ``shared/contracts/bigcommerce_adobe_commerce.md`` §B: ``{base}/rest/{store_code}/V1/orders``
+with ``searchCriteria`` filter groups, ``Authorization: Bearer <integration or admin token>``,
+errors ``{"message", "parameters"}``. From Magento's Web API reference (beyond the contract's
+text): the search answers ``{"items", "search_criteria", "total_count"}``; ``condition_type``
+``eq|gteq|lteq``; filter groups are ANDed; ``searchCriteria[sortOrders][n][field|direction]``,
+``searchCriteria[pageSize]`` and ``[currentPage]`` page the result; a ``currentPage`` past the
+end answers the last page again (so a page never ends the listing by being empty).
+
+**Paging by key, not by page number.** Offsets shift when an order already listed is updated
+past the window while we page (it leaves the result and the next page starts one order later:
+an order would be skipped). Pages are therefore asked by key: ``updated_at >= last seen`` in
+``(updated_at, entity_id)`` order, dropping what was already seen at that time; ``currentPage``
+only steps through a run of more than a page of orders updated in the same second.
+
+Errors become the adapter taxonomy: 429 (Fastly on Adobe Commerce Cloud) rate limited after
+``Retry-After``; 5xx and timeouts transient; 401, 404 and other 4xx permanent with Magento's
+message (``%1`` placeholders filled from ``parameters``), never the token.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import httpx
+
+from adapters.errors import PermanentError, RateLimitedError, TransientError
+
+SYSTEM = "adobe_commerce"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+DEFAULT_RETRY_AFTER_S = 2.0
+MAX_PAGE = 300
+
+Json = dict[str, Any]
+
+
+def magento_time(at: datetime) -> str:
+    if at.tzinfo is None:
+        raise ValueError("times must be timezone-aware")
+    return at.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200].strip()
+    if not isinstance(body, dict):
+        return ""
+    text = str(body.get("message") or "")
+    params = body.get("parameters")
+    if isinstance(params, list):
+        for n, value in enumerate(params, 1):
+            text = text.replace(f"%{n}", str(value))
+    elif isinstance(params, dict):
+        for name, value in params.items():
+            text = text.replace(f"%{name}", str(value))
+    return text[:500]
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(float(response.headers.get("Retry-After", "")), 0.0)
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_S
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the next page starts: after ``(updated_at, entity_id)``; ``page`` > 1 only inside
+    a run of orders updated in the same second."""
+
+    updated_at: str
+    entity_id: int
+    page: int = 1
+
+    def encode(self) -> str:
+        return json.dumps([self.updated_at, self.entity_id, self.page])
+
+    @classmethod
+    def decode(cls, raw: str) -> Cursor:
+        at, eid, page = json.loads(raw)
+        return cls(str(at), int(eid), int(page))
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    orders: list[Json]
+    cursor: Cursor | None
+
+
+def _filters(groups: list[tuple[str, str, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for n, (fld, value, condition) in enumerate(groups):
+        base = f"searchCriteria[filter_groups][{n}][filters][0]"
+        out |= {f"{base}[field]": fld, f"{base}[value]": value, f"{base}[condition_type]": condition}
+    return out
+
+
+class AdobeCommerceClient:
+    """One store view's orders. ``http`` is owned by the caller."""
+
+    def __init__(self, base_url: str, store_code: str, token: str, http: httpx.AsyncClient) -> None:
+        if not store_code or "/" in store_code:
+            raise ValueError(f"not a store code: {store_code!r}")
+        self._root = f"{base_url.rstrip('/')}/rest/{store_code}/V1"
+        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._http = http
+
+    def __repr__(self) -> str:
+        return f"AdobeCommerceClient({self._root!r})"
+
+    async def _get(self, path: str, params: dict[str, str]) -> Json:
+        try:
+            response = await self._http.get(self._root + path, params=params, headers=self._headers)
+        except httpx.RequestError as exc:
+            raise TransientError(f"GET {path}: {type(exc).__name__}: {exc}"[:500], system=SYSTEM) from exc
+        status = response.status_code
+        if status == 200:
+            try:
+                body = response.json()
+            except ValueError:
+                raise TransientError(
+                    f"GET {path}: HTTP 200 with a body that is not JSON", system=SYSTEM
+                ) from None
+            if not isinstance(body, dict):
+                raise TransientError(f"GET {path}: expected an object", system=SYSTEM)
+            return cast(Json, body)
+        message = f"GET {path}: HTTP {status} {_message(response)}".strip()
+        if status == 429:
+            raise RateLimitedError(message, retry_after=_retry_after(response), system=SYSTEM)
+        if status >= 500 or status == 408:
+            raise TransientError(message, system=SYSTEM)
+        reasons = {
+            400: "adobe_commerce_bad_request",
+            401: "adobe_commerce_unauthorized",
+            404: "adobe_commerce_not_found",
+        }
+        raise PermanentError(
+            message, reason=reasons.get(status, f"adobe_commerce_http_{status}"), system=SYSTEM
+        )
+
+    async def orders_updated(
+        self, since: datetime, until: datetime, cursor: Cursor | None, page_size: int
+    ) -> SearchPage:
+        """One page of the orders updated in [since, until], oldest update first."""
+        size = min(max(page_size, 1), MAX_PAGE)
+        start = cursor.updated_at if cursor else magento_time(since)
+        params = _filters([("updated_at", start, "gteq"), ("updated_at", magento_time(until), "lteq")]) | {
+            "searchCriteria[sortOrders][0][field]": "updated_at",
+            "searchCriteria[sortOrders][0][direction]": "ASC",
+            "searchCriteria[sortOrders][1][field]": "entity_id",
+            "searchCriteria[sortOrders][1][direction]": "ASC",
+            "searchCriteria[pageSize]": str(size),
+            "searchCriteria[currentPage]": str(cursor.page if cursor else 1),
+        }
+        body = await self._get("/orders", params)
+        items = body.get("items") or []
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise TransientError("GET /orders: items is not a list of orders", system=SYSTEM)
+
+        def key(o: Json) -> tuple[str, int]:
+            return (str(o.get("updated_at") or ""), int(o.get("entity_id") or 0))
+
+        after = (cursor.updated_at, cursor.entity_id) if cursor else ("", -1)
+        fresh = [o for o in items if key(o) > after]
+        if not fresh:
+            return SearchPage([], None)  # past the end (Magento repeats its last page) or done
+        if len(items) < size:
+            return SearchPage(fresh, None)
+        last = key(fresh[-1])
+        if last[0] == start:  # a full page inside one second: step on by page number
+            nxt = Cursor(start, last[1], (cursor.page if cursor else 1) + 1)
+        else:
+            nxt = Cursor(last[0], last[1])
+        return SearchPage(fresh, nxt)
+
+    async def order_by_number(self, increment_id: str) -> Json | None:
+        """The order with this ``increment_id`` (the contract's search example), or None."""
+        params = _filters([("increment_id", increment_id, "eq")]) | {"searchCriteria[pageSize]": "1"}
+        items = (await self._get("/orders", params)).get("items") or []
+        return (
+            cast(Json, items[0]) if isinstance(items, list) and items and isinstance(items[0], dict) else None
+        )
