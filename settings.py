@@ -220,6 +220,11 @@ class Settings(BaseSettings):
     shopify_inventory_location: str | None = Field(
         None, description="the Shopify location sellable stock is published at (and read back from)"
     )
+    shopify_inventory_api: Literal["graphql", "rest"] = Field(
+        "graphql",
+        description="graphql: inventorySetQuantities with compare-and-set and @idempotent; "
+        "rest: inventory_levels/set.json, absolute and blind (the fallback)",
+    )
 
     # Reconciliation (docs/reconciliation.md): Temporal Schedules compare the systems.
     reconcile_channels: list[str] = Field(
