@@ -79,8 +79,8 @@ class InventoryActivities:
         self, channel: str, levels: list[ChannelAvailability], seq: int, changed_at: datetime | None, key: str
     ) -> PushAck:
         port = self.channel(channel)
-        try:
-            with adapter_errors():
+        with adapter_errors():
+            try:
                 if isinstance(port, CompareAndSetInventory) and port.compares_inventory:
                     # Compare with what we last told the channel: if its number moved since (a POS
                     # sale, a manual edit), nothing is overwritten and the sync resolves it.
@@ -89,8 +89,8 @@ class InventoryActivities:
                     ack = await port.push_inventory_compared(levels, compare, key)
                 else:
                     ack = await port.push_inventory(levels, key)
-        except CompareMismatchError as err:
-            return PushAck(channel=channel, reference="", mismatched=sorted(err.mismatched))
+            except CompareMismatchError as err:
+                return PushAck(channel=channel, reference="", mismatched=sorted(err.mismatched))
         acknowledged = datetime.now(UTC)
         changed = changed_at or acknowledged
         await asyncio.to_thread(

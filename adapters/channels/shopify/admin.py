@@ -211,7 +211,13 @@ class ShopifyAdminChannel:
             return response
         detail = f"shopify {what}: HTTP {status} {_errors_text(response)}"
         if status == 429:
-            raise RateLimitedError(detail, retry_after=_retry_after(response), system=SYSTEM)
+            # GraphQL throttling may come as a 429 without Retry-After: then the cost extensions say.
+            wait = (
+                _retry_after(response)
+                if "Retry-After" in response.headers
+                else _graphql_wait(_body(response))
+            )
+            raise RateLimitedError(detail, retry_after=wait, system=SYSTEM)
         if status >= 500 or status in (408, 409):
             raise TransientError(detail, system=SYSTEM)
         raise PermanentError(detail, reason=_PERMANENT_REASONS.get(status, "shopify_rejected"), system=SYSTEM)
@@ -842,6 +848,14 @@ class ShopifyAdminChannel:
         if not isinstance(data, dict):
             raise TransientError("shopify graphql: no data in the answer", system=SYSTEM)
         return data
+
+
+def _body(response: httpx.Response) -> Json:
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _graphql_wait(body: Json) -> float:

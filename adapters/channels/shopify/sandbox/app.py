@@ -407,6 +407,7 @@ def create_sandbox_app(state: SandboxShop) -> FastAPI:
         token = str(request.headers.get("X-Shopify-Access-Token"))
         cost = shop.graphql_limiter.take(token, MUTATION_COST)
         if not cost.allowed:
+            shop.graphql_throttled += 1
             return JSONResponse(
                 {
                     "errors": [

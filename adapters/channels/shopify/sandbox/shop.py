@@ -193,6 +193,7 @@ class SandboxShop:
         self.graphql_limiter = CostBucket(graphql_cost_maximum, graphql_restore_per_s, monotonic)
         # Shopify answers THROTTLED with HTTP 200 as a rule; 429 is reported too (the contract).
         self.graphql_throttle_status = graphql_throttle_status
+        self.graphql_throttled = 0  # THROTTLED answers given (tests, the demo's summary)
         self.adjustment_groups: list[Json] = []  # every applied inventorySetQuantities, in order
         self._idempotent: dict[str, tuple[str, Json]] = {}  # @idempotent key -> (input, payload)
         self._clock = clock or (lambda: datetime.now(UTC))
