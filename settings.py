@@ -204,6 +204,11 @@ class Settings(BaseSettings):
     inventory_channels: list[str] = Field(
         default_factory=lambda: ["shopify"], description="channels whose stock the platform keeps in sync"
     )
+    inventory_journal_channel_sales: bool = Field(
+        False,
+        description="on a compare-and-set mismatch, journal the channel's drop as a channel sale (only for "
+        "channels whose sales never reach the platform as orders, e.g. POS-only stock)",
+    )
     inventory_debounce_s: float = Field(1.0, description="coalesce bursts of stock changes this long")
     inventory_poll_s: float = Field(60.0, description="look for changes even without a nudge")
 
@@ -219,6 +224,11 @@ class Settings(BaseSettings):
     )
     shopify_inventory_location: str | None = Field(
         None, description="the Shopify location sellable stock is published at (and read back from)"
+    )
+    shopify_inventory_api: Literal["graphql", "rest"] = Field(
+        "graphql",
+        description="graphql: inventorySetQuantities with compare-and-set and @idempotent; "
+        "rest: inventory_levels/set.json, absolute and blind (the fallback)",
     )
 
     # Reconciliation (docs/reconciliation.md): Temporal Schedules compare the systems.

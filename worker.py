@@ -117,7 +117,12 @@ class CorrelationInterceptor(Interceptor):
 def build_worker(client: Client, settings: Settings, adapters: Adapters) -> Worker:
     activities = OrderActivities(adapters).all() + ReturnActivities(adapters).all()
     if adapters.ledger is not None and adapters.store is not None:
-        activities += InventoryActivities(adapters.store, adapters.ledger, adapters.channel).all()
+        activities += InventoryActivities(
+            adapters.store,
+            adapters.ledger,
+            adapters.channel,
+            journal_channel_sales=settings.inventory_journal_channel_sales,
+        ).all()
         activities += ReconcileActivities(
             adapters.store, adapters.ledger, adapters.channel, client, settings
         ).all()

@@ -28,6 +28,7 @@ CHANNEL_CANCELLED = "channel.notify_cancelled"
 INVENTORY_APPLY = "inventory.apply"
 INVENTORY_PENDING = "inventory.pending_for_channel"
 INVENTORY_PUSH = "inventory.push_to_channel"
+INVENTORY_RESOLVE_MISMATCH = "inventory.resolve_compare_mismatch"
 
 RETURN_CONTEXT = "orders.return_context"
 AUTHORIZE_RETURN = "erp.authorize_return"

@@ -66,6 +66,7 @@ def channel_adapter(settings: Settings, store: Store, name: str) -> ChannelPort:
             settings.shopify_api_version,
             name=name,
             inventory_location=settings.shopify_inventory_location,
+            inventory_api=settings.shopify_inventory_api,
         )
     return BuiltinChannel(store, FaultInjector("channel", settings.faults.channel), channel=name)
 

@@ -37,3 +37,16 @@ class PermanentError(AdapterError):
     def __init__(self, message: str, *, reason: str, system: str = "unknown") -> None:
         super().__init__(message, system=system)
         self.reason = reason
+
+
+class CompareMismatchError(TransientError):
+    """A compare-and-set write found the vendor's number moved since we last set it, and wrote nothing.
+
+    ``mismatched`` maps each SKU whose compare value was stale to the value we compared with.
+    Transient on purpose: a caller that does not handle it retries, and a retry re-reads what to
+    compare with; the inventory sync handles it (re-reads the channel, journals the difference).
+    """
+
+    def __init__(self, message: str, *, mismatched: dict[str, int], system: str = "unknown") -> None:
+        super().__init__(message, system=system)
+        self.mismatched = mismatched

@@ -100,6 +100,29 @@ def record_told(
         return out
 
 
+def record_seen(store: Store, channel: str, levels: list[tuple[str, int]]) -> None:
+    """Take what the channel shows now as the basis of the next compare-and-set (after a mismatch
+    was read back and journalled). The ledger position and the lag figures stay as they were."""
+    now = datetime.now(UTC)
+    with store.session() as s:
+        for sku, qty in levels:
+            row = s.get(ChannelStock, (channel, sku), with_for_update=True)
+            if row is None:
+                s.add(
+                    ChannelStock(
+                        channel=channel,
+                        sku=sku,
+                        quantity=qty,
+                        ledger_seq=0,
+                        changed_at=now,
+                        told_at=now,
+                        reference="seen",
+                    )
+                )
+            else:
+                row.quantity, row.reference = qty, "seen"
+
+
 def worst_lag(store: Store, since: datetime) -> dict[str, float]:
     """Per channel, the longest ledger-change-to-acknowledgement lag among the numbers it
     acknowledged since ``since`` (each SKU's latest push only)."""

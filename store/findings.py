@@ -44,6 +44,8 @@ ORDER_NOT_IN_CHANNEL = "order_not_in_channel"
 ORDER_TOTAL_MISMATCH = "order_total_mismatch"
 ORDER_UNMAPPABLE = "order_unmappable"
 INVENTORY_DRIFT = "inventory_drift"
+# The inventory sync gave a SKU up after repeated compare-and-set mismatches (docs/inventory.md).
+INVENTORY_COMPARE_CONFLICT = "inventory_compare_conflict"
 CAPTURE_WITHOUT_INVOICE = "capture_without_invoice"
 INVOICE_WITHOUT_PAYMENT = "invoice_without_payment"
 SETTLEMENT_AMOUNT_MISMATCH = "settlement_amount_mismatch"
@@ -55,6 +57,7 @@ KINDS = (
     ORDER_TOTAL_MISMATCH,
     ORDER_UNMAPPABLE,
     INVENTORY_DRIFT,
+    INVENTORY_COMPARE_CONFLICT,
     CAPTURE_WITHOUT_INVOICE,
     INVOICE_WITHOUT_PAYMENT,
     SETTLEMENT_AMOUNT_MISMATCH,

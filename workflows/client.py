@@ -164,7 +164,11 @@ async def ensure_inventory_syncs(client: Client, settings: Settings) -> None:
     for channel in settings.inventory_channels:
         await client.start_workflow(
             ChannelInventorySync.run,
-            ChannelSyncInput(channel=channel, policy=policy),
+            ChannelSyncInput(
+                channel=channel,
+                policy=policy,
+                peers=[c for c in settings.inventory_channels if c != channel],
+            ),
             id=sync_workflow_id(channel),
             task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

@@ -20,12 +20,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import names
-    from canonical import StockPosition
-    from canonical.documents import ChannelAck
+    from canonical import ChannelAvailability, StockPosition
     from workflows.inventory_models import (
         ChannelSyncInput,
         InventoryAdjustmentInput,
+        MismatchResolution,
         PendingSync,
+        PushAck,
         SyncState,
         adjustment_workflow_id,
         sync_workflow_id,
@@ -33,6 +34,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import OperatorRequest
 
 __all__ = ["ChannelInventorySync", "InventoryAdjustment", "adjustment_workflow_id", "sync_workflow_id"]
+
+# Resolving a compare-and-set mismatch adds commands (an activity, signals to the peers) after a
+# push; histories recorded before it never had a mismatch, so they never reach the patch.
+COMPARE_AND_SET_PATCH = "inventory-compare-and-set"
 
 
 @workflow.defn
@@ -118,6 +123,9 @@ class ChannelInventorySync:
         self._waiting = False
         self._last_push_at: datetime | None = None
         self._last_error: str | None = None
+        self._peers = inp.peers
+        self._policy = inp.policy
+        self._compare_conflicts = inp.compare_conflicts
 
     @workflow.signal
     def ledger_changed(self) -> None:
@@ -140,6 +148,7 @@ class ChannelInventorySync:
             last_push_at=self._last_push_at,
             waiting=self._waiting,
             last_error=self._last_error,
+            compare_conflicts=self._compare_conflicts,
         )
 
     @workflow.run
@@ -149,7 +158,6 @@ class ChannelInventorySync:
         # Channel calls retry without limit: a rate-limited or unavailable channel only delays
         # the sync, and the next round reads the ledger afresh, so the newest number wins.
         forever = RetryPolicy(maximum_interval=timedelta(seconds=60))
-        wf_id = workflow.info().workflow_id
         for _ in range(p.iterations_before_continue_as_new):
             self._waiting = True
             # On timeout look anyway: a poke may have been missed.
@@ -173,34 +181,18 @@ class ChannelInventorySync:
             levels = pending.levels
             complete = True
             for start in range(0, len(levels), p.batch_size):
-                batch = levels[start : start + p.batch_size]
-                # The key names the content too: the same position with other numbers (after a
-                # failed batch is retried) must not be answered from a vendor's key cache.
-                digest = hashlib.sha256(repr([(a.sku, a.available) for a in batch]).encode()).hexdigest()[:16]
                 try:
-                    await workflow.execute_activity(
-                        names.INVENTORY_PUSH,
-                        args=[
-                            self._channel,
-                            batch,
-                            pending.seq,
-                            pending.changed_at,
-                            f"{wf_id}:{pending.seq}:{digest}",
-                        ],
-                        result_type=ChannelAck,
-                        start_to_close_timeout=timeout,
-                        retry_policy=forever,
-                        summary=f"Tell {self._channel}: {len(batch)} SKUs",
-                    )
+                    pushed = await self._push(pending, levels[start : start + p.batch_size], timeout, forever)
                 except ActivityError as err:
                     # Refused for good (e.g. a SKU the channel does not sell): the other
                     # batches still go out, and the sync lives on to try this one again.
                     self._failed(err)
                     complete = False
                     continue
-                self._pushes += 1
-                self._skus_pushed += len(batch)
-                self._last_push_at = workflow.now()
+                if pushed:
+                    self._pushes += 1
+                    self._skus_pushed += pushed
+                    self._last_push_at = workflow.now()
             if complete:
                 self._seq = max(self._seq, pending.seq)
             else:
@@ -213,5 +205,57 @@ class ChannelInventorySync:
                 seq=self._seq,
                 pushes=self._pushes,
                 skus_pushed=self._skus_pushed,
+                peers=self._peers,
+                compare_conflicts=self._compare_conflicts,
             )
         )
+
+    async def _push(
+        self, pending: PendingSync, batch: list[ChannelAvailability], timeout: timedelta, forever: RetryPolicy
+    ) -> int:
+        """Push one batch; returns how many SKUs the channel took.
+
+        A compare-and-set mismatch (the channel's number moved without us: a POS sale, a manual
+        edit) writes nothing. Then the channel is read back, a drop is journalled as a channel
+        sale (the other channels hear it), and the batch is recomputed from the ledger and pushed
+        again with the channel's number as the compare value. At most ``max_compare_attempts``
+        resolutions per batch: SKUs still mismatching then are given up (a finding), so a channel
+        whose number something else keeps moving cannot hold the sync in a loop."""
+        p = self._policy
+        attempt = 0
+        while batch:
+            # The key names the content too: the same position with other numbers (after a
+            # failed batch is retried) must not be answered from a vendor's key cache.
+            digest = hashlib.sha256(repr([(a.sku, a.available) for a in batch]).encode()).hexdigest()[:16]
+            key = f"{workflow.info().workflow_id}:{pending.seq}:{digest}" + (
+                f":cas{attempt}" if attempt else ""
+            )
+            ack: PushAck = await workflow.execute_activity(
+                names.INVENTORY_PUSH,
+                args=[self._channel, batch, pending.seq, pending.changed_at, key],
+                result_type=PushAck,
+                start_to_close_timeout=timeout,
+                retry_policy=forever,
+                summary=f"Tell {self._channel}: {len(batch)} SKUs",
+            )
+            if not ack.mismatched or not workflow.patched(COMPARE_AND_SET_PATCH):
+                return len(batch)
+            attempt += 1
+            give_up = ack.mismatched if attempt >= p.max_compare_attempts else []
+            resolution: MismatchResolution = await workflow.execute_activity(
+                names.INVENTORY_RESOLVE_MISMATCH,
+                args=[self._channel, batch, ack.mismatched, give_up],
+                result_type=MismatchResolution,
+                start_to_close_timeout=timeout,
+                retry_policy=forever,
+                summary=f"{self._channel} moved {len(ack.mismatched)} SKUs: read back and journal",
+            )
+            if resolution.journalled:
+                for peer in self._peers:
+                    await _poke(peer)
+            if give_up:
+                self._compare_conflicts += len(give_up)
+                self._last_error = f"compare_conflict: {self._channel} kept moving {give_up[:10]}"
+                workflow.logger.warning("inventory sync for %s gave up on %s", self._channel, give_up)
+            batch = resolution.levels
+        return 0

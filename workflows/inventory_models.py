@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from canonical import ChannelAvailability, InventoryEvent
+from canonical.documents import ChannelAck
 
 
 def sync_workflow_id(channel: str) -> str:
@@ -25,6 +26,9 @@ class SyncPolicy(BaseModel):
     batch_size: int = Field(100, description="SKUs per channel call")
     iterations_before_continue_as_new: int = 200
     activity_timeout_s: float = 30.0
+    max_compare_attempts: int = Field(
+        3, ge=1, description="compare-and-set mismatches resolved per batch before its SKUs are given up"
+    )
 
 
 class InventoryAdjustmentInput(BaseModel):
@@ -44,6 +48,30 @@ class ChannelSyncInput(BaseModel):
     seq: int = Field(0, description="journal position already pushed")
     pushes: int = 0
     skus_pushed: int = 0
+    peers: list[str] = Field(
+        default_factory=list,
+        description="the other channels' syncs, poked when a channel's sale is journalled",
+    )
+    compare_conflicts: int = 0
+
+
+class PushAck(ChannelAck):
+    """The push activity's answer: ``mismatched`` names the SKUs whose compare value was stale
+    (nothing of the batch was applied then); empty for channels without compare-and-set."""
+
+    mismatched: list[str] = Field(default_factory=list)
+
+
+class MismatchResolution(BaseModel):
+    """What the sync learnt from re-reading the channel after a compare mismatch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seen: dict[str, int] = Field(description="what the channel shows now, per mismatched SKU")
+    journalled: list[str] = Field(description="event ids of the channel sales journalled")
+    levels: list[ChannelAvailability] = Field(
+        description="the batch recomputed from the ledger, given-up SKUs left out"
+    )
 
 
 class PendingSync(BaseModel):
@@ -69,3 +97,4 @@ class SyncState(BaseModel):
     last_push_at: datetime | None
     waiting: bool
     last_error: str | None = None
+    compare_conflicts: int = Field(0, description="SKUs given up after repeated compare mismatches")

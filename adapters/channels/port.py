@@ -3,6 +3,7 @@ what reconciliation reads back from it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -44,6 +45,21 @@ class ChannelPort(Protocol):
         """Tell the channel what became of a return it did not refund itself (refunded by the
         platform, expired, rejected): Shopify records it as a refund without transactions."""
         ...
+
+
+@runtime_checkable
+class CompareAndSetInventory(Protocol):
+    """A channel whose inventory write can compare before it sets (Shopify's inventorySetQuantities).
+
+    ``compare`` is, per SKU, what the platform last told the channel; a stale one raises
+    ``CompareMismatchError`` and nothing is written. ``compares_inventory`` is False when the
+    adapter is configured to set blindly (then ``compare`` is ignored)."""
+
+    compares_inventory: bool
+
+    async def push_inventory_compared(
+        self, levels: list[ChannelAvailability], compare: Mapping[str, int], idempotency_key: str
+    ) -> ChannelAck: ...
 
 
 # -- the reader side: what reconciliation asks a channel ------------------------------------------

@@ -29,6 +29,7 @@ Follows ``shared/contracts/shopify.md``. Decisions stated once here:
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -36,14 +37,14 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import structlog
 
 from adapters.channels.port import ChannelOrder, ChannelOrderPage, order_summary
 from adapters.channels.shopify.mapping import order_from_shopify
-from adapters.errors import PermanentError, RateLimitedError, TransientError
+from adapters.errors import CompareMismatchError, PermanentError, RateLimitedError, TransientError
 from canonical import ChannelAvailability, Money, Shipment
 from canonical.documents import ChannelAck
 from canonical.returns import ReturnNotice
@@ -55,6 +56,18 @@ DEFAULT_API_VERSION = "2025-07"
 PAGE_SIZE = 250
 CANCEL_REASONS = frozenset({"customer", "fraud", "inventory", "declined", "other", "staff"})
 DEFAULT_RETRY_AFTER_S = 2.0
+INVENTORY_APIS = ("graphql", "rest")
+# Compare-and-set: a stale compare value is one of these codes (or a userError on that field).
+_STALE_CODES = frozenset({"COMPARE_QUANTITY_STALE", "CHANGE_FROM_QUANTITY_STALE"})
+_COMPARE_FIELDS = frozenset({"compareQuantity", "changeFromQuantity"})
+# A fixed namespace so the same push (key and variables) always gets the same @idempotent UUID.
+_IDEMPOTENT_NS = uuid.UUID("5b0f3c1e-7a4d-5c8e-9f21-3d6a0b7e4c11")
+SET_QUANTITIES_MUTATION = """mutation SetAvailable($input: InventorySetQuantitiesInput!, $key: String!) {
+  inventorySetQuantities(input: $input) @idempotent(key: $key) {
+    inventoryAdjustmentGroup { id reason referenceDocumentUri changes { name delta quantityAfterChange } }
+    userErrors { code field message }
+  }
+}"""
 _DONE_FULFILLMENT = frozenset({"cancelled", "error", "failure"})
 _PERMANENT_REASONS = {
     400: "shopify_bad_request",
@@ -123,7 +136,9 @@ class ShopifyAdminChannel:
     with ``timeout_s`` and closed by :meth:`aclose`. ``location_ids`` and
     ``inventory_item_ids`` map the platform's location names and SKUs to Shopify ids; names
     not given are looked up (``locations.json``, ``products.json``) once and cached.
-    ``inventory_location`` is where :meth:`push_inventory` publishes sellable quantities.
+    ``inventory_location`` is where :meth:`push_inventory` publishes sellable quantities;
+    ``inventory_api`` how: ``graphql`` (``inventorySetQuantities`` with compare-and-set, the
+    default) or ``rest`` (``inventory_levels/set.json``, absolute and blind; the fallback).
     """
 
     def __init__(
@@ -139,9 +154,13 @@ class ShopifyAdminChannel:
         timeout_s: float = 10.0,
         notify_customer: bool = False,
         inventory_location: str | int | None = None,
+        inventory_api: str = "graphql",
     ) -> None:
         if not access_token:
             raise ValueError("an access token is required")
+        if inventory_api not in INVENTORY_APIS:
+            raise ValueError(f"inventory_api must be one of {INVENTORY_APIS}, not {inventory_api!r}")
+        self.inventory_api = inventory_api
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
@@ -192,7 +211,13 @@ class ShopifyAdminChannel:
             return response
         detail = f"shopify {what}: HTTP {status} {_errors_text(response)}"
         if status == 429:
-            raise RateLimitedError(detail, retry_after=_retry_after(response), system=SYSTEM)
+            # GraphQL throttling may come as a 429 without Retry-After: then the cost extensions say.
+            wait = (
+                _retry_after(response)
+                if "Retry-After" in response.headers
+                else _graphql_wait(_body(response))
+            )
+            raise RateLimitedError(detail, retry_after=wait, system=SYSTEM)
         if status >= 500 or status in (408, 409):
             raise TransientError(detail, system=SYSTEM)
         raise PermanentError(detail, reason=_PERMANENT_REASONS.get(status, "shopify_rejected"), system=SYSTEM)
@@ -657,37 +682,192 @@ class ShopifyAdminChannel:
             updated_at=level.get("updated_at"),
         )
 
-    async def push_inventory(self, levels: list[ChannelAvailability], idempotency_key: str) -> ChannelAck:
-        """Publish what may be sold: ``available`` is set (absolute) at one Shopify location.
+    @property
+    def compares_inventory(self) -> bool:
+        """Whether :meth:`push_inventory_compared` really compares (GraphQL) or sets blindly (REST)."""
+        return self.inventory_api == "graphql"
 
-        The location is ``inventory_location`` when configured, else the one location the
-        availability was computed over; several without a configured one is a configuration
-        error. SKUs Shopify does not sell are skipped (logged): there is nothing to tell it.
-        Absolute sets make a retried batch harmless; a 429 mid-batch is RateLimitedError and
-        the retry sends the whole batch again.
-        """
-        missing = {a.sku for a in levels} - set(self._items)
-        if missing:
+    def _location_for(self, a: ChannelAvailability) -> str | int:
+        if self.inventory_location is not None:
+            return self.inventory_location
+        if len(a.locations) == 1:
+            return a.locations[0]
+        raise PermanentError(
+            f"{a.sku}: available over {a.locations} but no Shopify inventory_location is configured",
+            reason="shopify_inventory_location",
+            system=SYSTEM,
+        )
+
+    async def _sold_here(self, levels: list[ChannelAvailability]) -> list[ChannelAvailability]:
+        """The levels whose SKU Shopify sells; the others are logged and skipped."""
+        if {a.sku for a in levels} - set(self._items):
             await self._refresh_items()
         skipped = sorted({a.sku for a in levels} - set(self._items))
         if skipped:
             log.warning(
                 "shopify_inventory_skus_unknown", channel=self.name, skus=skipped[:20], count=len(skipped)
             )
+        return [a for a in levels if a.sku in self._items]
+
+    async def push_inventory(self, levels: list[ChannelAvailability], idempotency_key: str) -> ChannelAck:
+        """Publish what may be sold: ``available`` is set (absolute) at one Shopify location.
+
+        The location is ``inventory_location`` when configured, else the one location the
+        availability was computed over; several without a configured one is a configuration
+        error. SKUs Shopify does not sell are skipped (logged): there is nothing to tell it.
+        Over GraphQL each quantity is compared with what Shopify shows right now (read first):
+        a caller that knows what it told Shopify last uses :meth:`push_inventory_compared`.
+        Over REST: absolute sets make a retried batch harmless; a 429 mid-batch is
+        RateLimitedError and the retry sends the whole batch again.
+        """
+        if self.inventory_api == "graphql":
+            return await self.push_inventory_compared(levels, {}, idempotency_key)
         pushed = 0
-        for a in levels:
-            if a.sku in skipped:
-                continue
-            if self.inventory_location is not None:
-                location: str | int = self.inventory_location
-            elif len(a.locations) == 1:
-                location = a.locations[0]
-            else:
-                raise PermanentError(
-                    f"{a.sku}: available over {a.locations} but no Shopify inventory_location is configured",
-                    reason="shopify_inventory_location",
-                    system=SYSTEM,
-                )
-            await self.set_inventory(a.sku, location, a.available)
+        for a in await self._sold_here(levels):
+            await self.set_inventory(a.sku, self._location_for(a), a.available)
             pushed += 1
         return ChannelAck(channel=self.name, reference=f"inventory:{idempotency_key}:{pushed}")
+
+    async def push_inventory_compared(
+        self, levels: list[ChannelAvailability], compare: Mapping[str, int], idempotency_key: str
+    ) -> ChannelAck:
+        """Set ``available`` with compare-and-set (``inventorySetQuantities``), all or nothing.
+
+        ``compare`` is, per SKU, what the platform last told Shopify; a SKU without one is compared
+        with what Shopify shows now (read first: a number we never set is not a sale). When any
+        compare value is stale Shopify changes nothing and this raises
+        :class:`CompareMismatchError` naming those SKUs: someone else moved the number (a POS
+        sale, a manual edit), and overwriting it would lose that. The ``@idempotent`` key is
+        derived from ``idempotency_key`` *and* the variables, so a retry of the same call is
+        answered from Shopify's record, while the same batch with new compare values is a new
+        operation (Shopify refuses a key reused with other parameters). Over REST (the
+        fallback) the compare values are ignored: blind absolute sets.
+        """
+        if self.inventory_api == "rest":
+            return await self.push_inventory(levels, idempotency_key)
+        sold = await self._sold_here(levels)
+        if not sold:
+            return ChannelAck(channel=self.name, reference=f"inventory:{idempotency_key}:0")
+        targets: list[tuple[ChannelAvailability, int, int]] = []
+        for a in sold:
+            location = await self.location_id(self._location_for(a))
+            targets.append((a, await self.inventory_item_id(a.sku), location))
+        unknown = [(item, loc) for a, item, loc in targets if a.sku not in compare]
+        current = await self._levels_now(unknown) if unknown else {}
+        new_style = self.api_version == "unstable" or self.api_version >= "2026-04"
+        quantities: list[Json] = []
+        for a, item, loc in targets:
+            q: Json = {
+                "inventoryItemId": f"gid://shopify/InventoryItem/{item}",
+                "locationId": f"gid://shopify/Location/{loc}",
+                "quantity": int(a.available),
+            }
+            basis = compare[a.sku] if a.sku in compare else current.get((item, loc), 0)
+            q["changeFromQuantity" if new_style else "compareQuantity"] = int(basis)
+            quantities.append(q)
+        payload: Json = {
+            "name": "available",
+            "reason": "correction",
+            "referenceDocumentUri": f"gid://retail-connect/InventorySync/{quote(idempotency_key, safe='')}",
+            "quantities": quantities,
+        }
+        if not new_style:
+            payload["ignoreCompareQuantity"] = False
+        key = str(uuid.uuid5(_IDEMPOTENT_NS, idempotency_key + json.dumps(payload, sort_keys=True)))
+        result = await self._graphql(SET_QUANTITIES_MUTATION, {"input": payload, "key": key})
+        body = result.get("inventorySetQuantities") or {}
+        errors = body.get("userErrors") or []
+        if errors:
+            self._raise_user_errors(errors, targets, quantities)
+        return ChannelAck(channel=self.name, reference=f"inventory:{idempotency_key}:{len(targets)}")
+
+    def _raise_user_errors(
+        self, errors: list[Json], targets: list[tuple[ChannelAvailability, int, int]], quantities: list[Json]
+    ) -> None:
+        stale: dict[str, int] = {}
+        other: list[str] = []
+        for e in errors:
+            path = [str(p) for p in e.get("field") or []]
+            index = next((int(p) for p in path if p.isdigit()), None)
+            is_compare = e.get("code") in _STALE_CODES or bool(_COMPARE_FIELDS & set(path))
+            if is_compare and index is not None and index < len(targets):
+                q = quantities[index]
+                stale[targets[index][0].sku] = int(q.get("compareQuantity", q.get("changeFromQuantity")) or 0)
+            else:
+                other.append(f"{e.get('code') or ''} {'.'.join(path)}: {e.get('message')}".strip())
+        if other:
+            raise PermanentError(
+                f"shopify inventorySetQuantities refused: {'; '.join(other)[:300]}",
+                reason="shopify_invalid",
+                system=SYSTEM,
+            )
+        raise CompareMismatchError(
+            f"shopify inventorySetQuantities: the number moved on Shopify for {sorted(stale)}",
+            mismatched=stale,
+            system=SYSTEM,
+        )
+
+    async def _levels_now(self, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
+        """Available now per (inventory item, location); a pair Shopify has no level for is absent."""
+        out: dict[tuple[int, int], int] = {}
+        by_location: dict[int, list[int]] = {}
+        for item, loc in pairs:
+            by_location.setdefault(loc, []).append(item)
+        for loc, items in by_location.items():
+            for n in range(0, len(items), 50):  # Shopify takes at most 50 inventory item ids per call
+                params = {
+                    "limit": str(PAGE_SIZE),
+                    "location_ids": str(loc),
+                    "inventory_item_ids": ",".join(str(i) for i in items[n : n + 50]),
+                }
+                async for level in self._pages("inventory_levels.json", params, "inventory_levels"):
+                    key = (int(level.get("inventory_item_id") or 0), int(level.get("location_id") or 0))
+                    out[key] = int(level.get("available") or 0)
+        return out
+
+    async def _graphql(self, query: str, variables: Json) -> Json:
+        """POST graphql.json; THROTTLED (HTTP 200 or 429) is RateLimitedError with the time the cost
+        bucket needs to refill; other top-level errors are permanent unless Shopify says internal."""
+        url = self._url("graphql.json")
+        # An HTTP 429 is already RateLimitedError (Retry-After, else the default) from _request.
+        response = await self._request("POST", url, body={"query": query, "variables": variables})
+        body = self._json(response)
+        errors = body.get("errors")
+        if errors:
+            listed = errors if isinstance(errors, list) else []
+            codes = [str((e.get("extensions") or {}).get("code")) for e in listed if isinstance(e, dict)]
+            text = _errors_text(response)
+            if "THROTTLED" in codes:
+                raise RateLimitedError(
+                    f"shopify graphql throttled: {text}", retry_after=_graphql_wait(body), system=SYSTEM
+                )
+            if "INTERNAL_SERVER_ERROR" in codes:
+                raise TransientError(f"shopify graphql: {text}", system=SYSTEM)
+            raise PermanentError(f"shopify graphql: {text}", reason="shopify_graphql_error", system=SYSTEM)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise TransientError("shopify graphql: no data in the answer", system=SYSTEM)
+        return data
+
+
+def _body(response: httpx.Response) -> Json:
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _graphql_wait(body: Json) -> float:
+    """Seconds until the cost bucket holds the requested cost again (extensions.cost), else a default."""
+    cost = (body.get("extensions") or {}).get("cost") or {}
+    status = cost.get("throttleStatus") or {}
+    try:
+        requested = float(cost["requestedQueryCost"])
+        available = float(status["currentlyAvailable"])
+        restore = float(status["restoreRate"])
+    except (KeyError, TypeError, ValueError):
+        return DEFAULT_RETRY_AFTER_S
+    if restore <= 0:
+        return DEFAULT_RETRY_AFTER_S
+    return max(0.1, round((requested - available) / restore, 2))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -48,6 +49,11 @@ THROTTLED = (
 )
 
 SortKey = tuple[int, ...]
+# Shopify charges a mutation 10 points (a query by the fields it selects); the sandbox serves
+# one mutation only, so one fixed cost is honest enough.
+MUTATION_COST = 10
+_IDEMPOTENT = re.compile(r'@idempotent\s*\(\s*key\s*:\s*(?:"([^"]*)"|\$(\w+))\s*\)')
+_SET_QUANTITIES = re.compile(r"\binventorySetQuantities\s*\(\s*input\s*:\s*\$(\w+)\s*\)")
 
 
 def _error(status: int, errors: Any, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -276,6 +282,11 @@ def create_sandbox_app(state: SandboxShop) -> FastAPI:
         token = request.headers.get("X-Shopify-Access-Token")
         if token is None or not shop.is_valid_token(token):
             return _error(401, UNAUTHORIZED, {"X-Shopify-API-Version": version})
+        if path.endswith("/graphql.json"):
+            # GraphQL has its own limit (query cost), answered by the endpoint itself.
+            response = await call_next(request)
+            response.headers["X-Shopify-API-Version"] = version
+            return response
         admission = shop.rate_limiter.admit(token)
         limit = {
             "X-Shopify-Shop-Api-Call-Limit": admission.call_limit_header,
@@ -375,6 +386,61 @@ def create_sandbox_app(state: SandboxShop) -> FastAPI:
         levels = shop.inventory_levels(items, locs)
         page, headers = pager.page(levels, lambda lv: (int(lv["inventory_item_id"]), int(lv["location_id"])))
         return JSONResponse({"inventory_levels": page}, headers=headers)
+
+    @app.post("/admin/api/{version}/graphql.json")
+    async def graphql(version: str, request: Request) -> Response:
+        """Only ``inventorySetQuantities(input: $var) @idempotent(key: ...)``, with cost throttling."""
+        try:
+            body = json.loads(await request.body() or b"null")
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        query = body.get("query") if isinstance(body, dict) else None
+        variables = body.get("variables") if isinstance(body, dict) else None
+        variables = variables if isinstance(variables, dict) else {}
+        if not isinstance(query, str):
+            return JSONResponse({"errors": [{"message": "Parse error: no query"}]}, status_code=400)
+        mutation = _SET_QUANTITIES.search(query)
+        if mutation is None or not query.lstrip().startswith("mutation"):
+            return JSONResponse(
+                {"errors": [{"message": "The sandbox serves only inventorySetQuantities(input: $variable)"}]}
+            )
+        token = str(request.headers.get("X-Shopify-Access-Token"))
+        cost = shop.graphql_limiter.take(token, MUTATION_COST)
+        if not cost.allowed:
+            shop.graphql_throttled += 1
+            return JSONResponse(
+                {
+                    "errors": [
+                        {
+                            "message": "Throttled",
+                            "extensions": {
+                                "code": "THROTTLED",
+                                "documentation": "https://shopify.dev/api/usage/rate-limits",
+                            },
+                        }
+                    ],
+                    "extensions": cost.extensions(),
+                },
+                status_code=shop.graphql_throttle_status,
+            )
+        found = _IDEMPOTENT.search(query)
+        key = (
+            None
+            if found is None
+            else found.group(1)
+            if found.group(1) is not None
+            else variables.get(found.group(2))
+        )
+        api_version = version_of(request)
+        if key is None and (api_version == "unstable" or api_version >= "2026-04"):
+            return JSONResponse(
+                {"errors": [{"message": "inventorySetQuantities requires the @idempotent directive"}]},
+                headers={},
+            )
+        payload = shop.set_inventory_quantities(
+            variables.get(mutation.group(1)), api_version, None if key is None else str(key)
+        )
+        return JSONResponse({"data": {"inventorySetQuantities": payload}, "extensions": cost.extensions()})
 
     @app.post("/admin/api/{version}/inventory_levels/set.json")
     async def set_inventory_level(version: str, request: Request) -> Response:

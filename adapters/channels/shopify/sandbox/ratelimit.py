@@ -85,3 +85,63 @@ class LeakyBucket:
                 self._levels.clear()
             else:
                 self._levels.pop(key, None)
+
+
+DEFAULT_COST_MAXIMUM = 1000.0
+DEFAULT_COST_RESTORE_PER_S = 100.0
+
+
+@dataclass(frozen=True)
+class CostStatus:
+    """The GraphQL cost bucket after one request: ``extensions.cost.throttleStatus``."""
+
+    allowed: bool
+    requested: int
+    maximum: float
+    currently_available: float
+    restore_rate: float
+
+    def extensions(self) -> dict[str, object]:
+        """``extensions.cost`` as Shopify answers it (``actualQueryCost`` null when throttled;
+        the sandbox charges the requested cost, Shopify refunds what was not used)."""
+        return {
+            "cost": {
+                "requestedQueryCost": self.requested,
+                "actualQueryCost": self.requested if self.allowed else None,
+                "throttleStatus": {
+                    "maximumAvailable": self.maximum,
+                    "currentlyAvailable": int(self.currently_available),
+                    "restoreRate": self.restore_rate,
+                },
+            }
+        }
+
+
+class CostBucket:
+    """Shopify's GraphQL limit: points per app and store (here: per access token) that refill at
+    ``restore_per_s``; a query costing more than is available is refused and costs nothing."""
+
+    def __init__(
+        self,
+        maximum: float = DEFAULT_COST_MAXIMUM,
+        restore_per_s: float = DEFAULT_COST_RESTORE_PER_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if maximum <= 0 or restore_per_s <= 0:
+            raise ValueError("the cost bucket needs a positive maximum and restore rate")
+        self.maximum = maximum
+        self.restore_per_s = restore_per_s
+        self._clock = clock
+        self._available: dict[str, tuple[float, float]] = {}  # key -> (points, measured at)
+        self._lock = threading.Lock()
+
+    def take(self, key: str, cost: int) -> CostStatus:
+        with self._lock:
+            now = self._clock()
+            points, at = self._available.get(key, (self.maximum, now))
+            points = min(self.maximum, points + (now - at) * self.restore_per_s)
+            allowed = points + 1e-9 >= cost
+            if allowed:
+                points -= cost
+            self._available[key] = (points, now)
+            return CostStatus(allowed, cost, self.maximum, points, self.restore_per_s)

@@ -31,7 +31,14 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from adapters.channels.shopify.sandbox.ratelimit import DEFAULT_BUCKET_SIZE, DEFAULT_LEAK_PER_S, LeakyBucket
+from adapters.channels.shopify.sandbox.ratelimit import (
+    DEFAULT_BUCKET_SIZE,
+    DEFAULT_COST_MAXIMUM,
+    DEFAULT_COST_RESTORE_PER_S,
+    DEFAULT_LEAK_PER_S,
+    CostBucket,
+    LeakyBucket,
+)
 from canonical.money import minor_units, quantum
 
 Json = dict[str, Any]
@@ -165,6 +172,9 @@ class SandboxShop:
         clock: Callable[[], datetime] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         seed: int = 0,
+        graphql_cost_maximum: float = DEFAULT_COST_MAXIMUM,
+        graphql_restore_per_s: float = DEFAULT_COST_RESTORE_PER_S,
+        graphql_throttle_status: int = 200,
     ) -> None:
         if not locations:
             raise ValueError("a shop needs at least one location")
@@ -180,6 +190,12 @@ class SandboxShop:
             v for v in api_versions if v == "unstable"
         )
         self.rate_limiter = LeakyBucket(bucket_size, leak_per_s, monotonic)
+        self.graphql_limiter = CostBucket(graphql_cost_maximum, graphql_restore_per_s, monotonic)
+        # Shopify answers THROTTLED with HTTP 200 as a rule; 429 is reported too (the contract).
+        self.graphql_throttle_status = graphql_throttle_status
+        self.graphql_throttled = 0  # THROTTLED answers given (tests, the demo's summary)
+        self.adjustment_groups: list[Json] = []  # every applied inventorySetQuantities, in order
+        self._idempotent: dict[str, tuple[str, Json]] = {}  # @idempotent key -> (input, payload)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._tokens = set(access_tokens)
         self._lock = threading.RLock()
@@ -428,6 +444,124 @@ class SandboxShop:
                 return None
             level = self._levels.get((item.inventory_item_id, loc.id))
             return int(level["available"]) if level else None
+
+    def adjust_available(self, sku: str, location: str, delta: int) -> Json:
+        """Move a SKU's available by ``delta`` at a location, as a POS sale (negative) or a manual
+        edit in the Shopify admin would: the platform hears of it only by reading or comparing."""
+        with self._lock:
+            current = self.available(sku, location) or 0
+            return self.set_available(sku, location, current + delta)
+
+    def set_inventory_quantities(self, data: Any, api_version: str, idempotency_key: str | None) -> Json:
+        """The ``inventorySetQuantities`` mutation's payload (``inventoryAdjustmentGroup``,
+        ``userErrors``) for ``data`` (the ``input`` variable).
+
+        Compare-and-set: up to 2026-01 every quantity needs ``compareQuantity`` unless
+        ``ignoreCompareQuantity`` is true; from 2026-04 every quantity must carry
+        ``changeFromQuantity`` (``null`` skips the check). Any userError changes nothing (all or
+        nothing). A level the shop never had compares as 0. A known ``@idempotent`` key with the
+        same input answers the original payload without applying again; with another input it is
+        ``IDEMPOTENCY_KEY_PARAMETER_MISMATCH``.
+        """
+        fingerprint = json.dumps(data, sort_keys=True, default=str)
+        with self._lock:
+            if idempotency_key is not None and idempotency_key in self._idempotent:
+                seen, payload = self._idempotent[idempotency_key]
+                if seen == fingerprint:
+                    return copy.deepcopy(payload)
+                return _payload(
+                    [
+                        _user_error(
+                            "IDEMPOTENCY_KEY_PARAMETER_MISMATCH", ["input"], "key reused with other input"
+                        )
+                    ]
+                )
+            payload = self._set_quantities(data, api_version)
+            if idempotency_key is not None:
+                self._idempotent[idempotency_key] = (fingerprint, copy.deepcopy(payload))
+            return payload
+
+    def _set_quantities(self, data: Any, api_version: str) -> Json:
+        if not isinstance(data, dict) or not isinstance(data.get("quantities"), list):
+            return _payload([_user_error(None, ["input"], "quantities are required")])
+        new_style = api_version == "unstable" or api_version >= "2026-04"
+        ignore = bool(data.get("ignoreCompareQuantity")) and not new_style
+        errors: list[Json] = []
+        if data.get("name") not in ("available", "on_hand"):
+            errors.append(
+                _user_error("INVALID_NAME", ["input", "name"], "The quantity name must be 'available'")
+            )
+        if not isinstance(data.get("reason"), str) or not data["reason"]:
+            errors.append(
+                _user_error("INVALID_REASON", ["input", "reason"], "The specified reason is invalid.")
+            )
+        changes: list[tuple[tuple[int, int], int, int]] = []
+        for n, q in enumerate(data["quantities"]):
+            path = ["input", "quantities", str(n)]
+            item = _gid(q.get("inventoryItemId") if isinstance(q, dict) else None, "InventoryItem")
+            loc = _gid(q.get("locationId") if isinstance(q, dict) else None, "Location")
+            qty = q.get("quantity") if isinstance(q, dict) else None
+            if item is None or self.sku_of(item) is None:
+                errors.append(_user_error("INVALID_INVENTORY_ITEM", [*path, "inventoryItemId"], "not found"))
+                continue
+            if loc is None or self._location(loc) is None:
+                errors.append(_user_error("INVALID_LOCATION", [*path, "locationId"], "not found"))
+                continue
+            if not isinstance(qty, int) or isinstance(qty, bool) or qty < 0:
+                errors.append(
+                    _user_error("INVALID_QUANTITY_NEGATIVE", [*path, "quantity"], "can't be negative")
+                )
+                continue
+            level = self._levels.get((item, loc))
+            persisted = int(level["available"]) if level else 0
+            field = "changeFromQuantity" if new_style else "compareQuantity"
+            if new_style and field not in q:
+                errors.append(
+                    _user_error(None, [*path, field], "changeFromQuantity must be given (null opts out)")
+                )
+                continue
+            expected = q.get(field)
+            if not new_style and expected is None and not ignore:
+                errors.append(
+                    _user_error(
+                        "COMPARE_QUANTITY_REQUIRED",
+                        [*path, field],
+                        "The compareQuantity argument must be given to each quantity or ignored using "
+                        "ignoreCompareQuantity.",
+                    )
+                )
+                continue
+            if expected is not None and not ignore and int(expected) != persisted:
+                code = "CHANGE_FROM_QUANTITY_STALE" if new_style else "COMPARE_QUANTITY_STALE"
+                errors.append(
+                    _user_error(code, [*path, field], f"The {field} value does not match persisted value.")
+                )
+                continue
+            changes.append(((item, loc), persisted, qty))
+        if errors:
+            return _payload(errors)
+        now = self._now()
+        group_id = self._new_id("inventory_adjustment_group", 90_000_000_000)
+        recorded: list[Json] = []
+        for (item, loc), before, after in changes:
+            level = {
+                "inventory_item_id": item,
+                "location_id": loc,
+                "available": after,
+                "updated_at": self._iso(now),
+                "admin_graphql_api_id": f"gid://shopify/InventoryLevel/{loc}?inventory_item_id={item}",
+            }
+            self._levels[(item, loc)] = level
+            self._emit(TOPIC_INVENTORY_UPDATE, level, None, now)
+            recorded.append({"name": data["name"], "delta": after - before, "quantityAfterChange": after})
+        group = {
+            "id": f"gid://shopify/InventoryAdjustmentGroup/{group_id}",
+            "reason": data["reason"],
+            "referenceDocumentUri": data.get("referenceDocumentUri"),
+            "changes": recorded,
+        }
+        self.adjustment_groups.append(copy.deepcopy(group))
+        return {"inventoryAdjustmentGroup": group, "userErrors": []}
 
     # -- orders -------------------------------------------------------------------------
 
@@ -922,6 +1056,22 @@ class SandboxShop:
             "admin_graphql_api_id": f"gid://shopify/InventoryLevel/{key[1]}?inventory_item_id={item_id}",
         }
         self._emit(TOPIC_INVENTORY_UPDATE, self._levels[key], None, now)
+
+
+def _user_error(code: str | None, field: list[str], message: str) -> Json:
+    return {"code": code, "field": field, "message": message}
+
+
+def _payload(errors: list[Json]) -> Json:
+    return {"inventoryAdjustmentGroup": None, "userErrors": errors}
+
+
+def _gid(value: Any, kind: str) -> int | None:
+    """The numeric id of ``gid://shopify/<kind>/<id>``; None when it is not one."""
+    prefix = f"gid://shopify/{kind}/"
+    if not isinstance(value, str) or not value.startswith(prefix) or not value[len(prefix) :].isdigit():
+        return None
+    return int(value[len(prefix) :])
 
 
 def _decimal(value: Any) -> Decimal | None:
