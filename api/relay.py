@@ -236,11 +236,7 @@ class InboxRelay:
             return RelayResult("ignored", str(note) if note else "acknowledged; nothing to relay")
         if entry.action == "start" and entry.source == "bigcommerce":
             return await self._fetch_bigcommerce(entry)
-        if (
-            entry.action == "start"
-            and entry.source == "shopify"
-            and entry.argument.get("kind") == DOORBELL
-        ):
+        if entry.action == "start" and entry.source == "shopify" and entry.argument.get("kind") == DOORBELL:
             return await self._fetch_shopify(entry)
         return None
 
