@@ -749,6 +749,8 @@ class ReturnToRefund(Operated):
     def _validate_retry(self, req: OperatorRequest) -> None:
         if self._attention is None:
             raise ValueError(f"nothing to retry: the return is {self._status}, not waiting for an operator")
+        if self._attention.step == "receipt_after_close":
+            raise ValueError("nothing to retry: book the goods by hand and skip with the reference")
 
     @workflow.update
     async def skip(self, req: OperatorRequest) -> str:
