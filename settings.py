@@ -277,6 +277,11 @@ class Settings(BaseSettings):
     # Amazon SP-API (shared/contracts/amazon_sp_api.md): Login with Amazon credentials of one seller.
     amazon_endpoint: str = Field("https://sellingpartnerapi-na.amazon.com", description="the region's host")
     amazon_lwa_url: str = "https://api.amazon.com/auth/o2/token"
+    amazon_restricted_data: bool = Field(
+        True,
+        description="ask for a Restricted Data Token (buyer name, street, phone: the app needs the "
+        "Direct-to-Consumer Delivery role); without one, orders come without that PII",
+    )
     amazon_marketplace_ids: list[str] = Field(default_factory=lambda: ["ATVPDKIKX0DER"])
     amazon_client_id: str = Field("", description="LWA client id; empty: the amazon channel is builtin")
     amazon_client_secret: SecretStr = SecretStr("")

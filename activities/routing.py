@@ -42,6 +42,7 @@ def polled_reader(settings: Settings, name: str) -> AmazonReader | AdobeCommerce
             settings.amazon_refresh_token.get_secret_value(),
             httpx.AsyncClient(timeout=timeout),
             lwa_url=settings.amazon_lwa_url,
+            restricted_data=settings.amazon_restricted_data,
         )
         return AmazonReader(client, name)
     if name == "adobe_commerce" and settings.adobe_commerce_url:

@@ -57,9 +57,6 @@ def _settings(amazon: AppServer, adobe: AppServer) -> dict[str, Any]:
         "adobe_commerce_url": adobe.url,
         "adobe_commerce_token": TOKEN,
         "inventory_channels": [],
-        # Amazon leaves the street out without a Restricted Data Token (not built yet), so the
-        # address check rightly holds those orders for a person; these tests are about polling.
-        "address_check": False,
     }
 
 
@@ -211,3 +208,24 @@ async def test_a_schedule_per_polled_channel(client: Client, tmp_path: Path, dat
                 f"{s.reconcile_schedule_prefix}-{k}" for k in ("orders", "inventory", "settlement")
             ]:
                 await p.client.get_schedule_handle(sid).delete()
+
+
+async def test_the_buyers_address_comes_with_a_restricted_data_token_and_without_one_a_person_enters_it(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with _polled(client, tmp_path, database_url) as (p, amazon, _):
+        amazon.add_order(*amazon_order(_amz(71), [("MUG-01", 1, "12.50")], updated=_ago(60)))
+        assert (await _poll(p, "amazon")).count("imported") == 1
+        st = await p.wait_status(f"amazon-{_amz(71)}", "Completed", timeout=60)
+        assert st.fulfillments  # shipped to the street the RDT revealed
+        assert any(op == "createRestrictedDataToken" for op, _ in amazon.calls)
+
+        # An app without the Direct-to-Consumer Delivery role: imported all the same, without the
+        # street, so the address check holds it for a person instead of shipping it nowhere.
+        amazon.restricted_role = False
+        p.adapters.channels.pop("amazon", None)  # a new client asks for a new token
+        amazon.add_order(*amazon_order(_amz(72), [("MUG-01", 1, "12.50")], updated=_ago(30)))
+        assert (await _poll(p, "amazon")).count("imported") == 1
+        held = await p.wait_status(f"amazon-{_amz(72)}", "NeedsAttention", timeout=60)
+        assert held.attention is not None and held.attention.reason == "address_check_failed"
+        assert "street" in held.attention.message

@@ -26,11 +26,14 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import httpx
+import structlog
 
 from adapters.errors import PermanentError, RateLimitedError, TransientError
 
 SYSTEM = "amazon"
+log = structlog.get_logger("amazon")
 LWA_URL = "https://api.amazon.com/auth/o2/token"
+RDT_PATH = "/tokens/2021-03-01/restrictedDataToken"
 USER_AGENT = "RetailConnect/1.0 (Language=Python/3.11; Platform=Linux)"
 MAX_PAGE = 100
 # The default usage plans (requests per second), for a 429's delay when no header said better.
@@ -84,6 +87,7 @@ class AmazonClient:
         *,
         lwa_url: str = LWA_URL,
         clock: Any = time.monotonic,
+        restricted_data: bool = True,
     ) -> None:
         if not marketplace_ids or len(marketplace_ids) > 50:
             raise ValueError("between 1 and 50 marketplace ids")
@@ -94,6 +98,10 @@ class AmazonClient:
         self._http = http
         self._clock = clock
         self._token: tuple[str, float] | None = None  # (access token, expires at on the clock)
+        # Restricted Data Token for the buyer's name, street and phone; None once Amazon refused
+        # one (the app lacks the role): orders then come without that PII.
+        self._restricted = restricted_data
+        self._rdt: tuple[str, float] | None = None
         self._rates: dict[str, float] = {}
 
     def __repr__(self) -> str:  # never shows credentials
@@ -122,8 +130,49 @@ class AmazonClient:
         self._token = (token, self._clock() + max(float(ttl) - _TOKEN_MARGIN_S, 0.0))
         return token
 
-    async def _get(self, operation: str, path: str, params: dict[str, str]) -> Json:
+    async def _restricted_token(self) -> str | None:
+        """An RDT covering getOrders/getOrder with ``buyerInfo`` and ``shippingAddress`` (generic
+        paths: any order), cached like the access token; None when Amazon will not grant one."""
+        if not self._restricted:
+            return None
+        if self._rdt is not None and self._clock() < self._rdt[1]:
+            return self._rdt[0]
+        body = {
+            "restrictedResources": [
+                {"method": "GET", "path": path, "dataElements": ["buyerInfo", "shippingAddress"]}
+                for path in ("/orders/v0/orders", "/orders/v0/orders/{orderId}")
+            ]
+        }
         headers = {"x-amz-access-token": await self._access_token(), "user-agent": USER_AGENT}
+        try:
+            response = await self._http.post(f"{self._root}{RDT_PATH}", json=body, headers=headers)
+        except httpx.RequestError as exc:
+            raise TransientError(f"createRestrictedDataToken: {type(exc).__name__}", system=SYSTEM) from exc
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise TransientError(f"createRestrictedDataToken: HTTP {status}", system=SYSTEM)
+        code, text = _errors(response)
+        if status == 403 and "expired" in text:
+            self._token = None
+            raise TransientError(f"createRestrictedDataToken: HTTP 403 {text}", system=SYSTEM)
+        if status != 200:
+            # No Direct-to-Consumer Delivery role: go on without the PII (the address check holds
+            # such orders for a person) rather than stop importing.
+            log.warning("amazon_restricted_data_refused", status=status, code=code, detail=text)
+            self._restricted = False
+            return None
+        answer = response.json()
+        token, ttl = answer.get("restrictedDataToken"), answer.get("expiresIn")
+        if not isinstance(token, str) or not isinstance(ttl, int | float):
+            raise TransientError("createRestrictedDataToken: no token in the answer", system=SYSTEM)
+        self._rdt = (token, self._clock() + max(float(ttl) - _TOKEN_MARGIN_S, 0.0))
+        return token
+
+    async def _get(
+        self, operation: str, path: str, params: dict[str, str], *, restricted: bool = False
+    ) -> Json:
+        token = (await self._restricted_token() if restricted else None) or await self._access_token()
+        headers = {"x-amz-access-token": token, "user-agent": USER_AGENT}
         try:
             response = await self._http.get(self._root + path, params=params, headers=headers)
         except httpx.RequestError as exc:
@@ -152,7 +201,7 @@ class AmazonClient:
         if status >= 500 or status == 408:
             raise TransientError(message, system=SYSTEM)
         if status == 403 and "expired" in text:
-            self._token = None
+            self._token = self._rdt = None
             raise TransientError(message, system=SYSTEM)
         reasons = {
             400: "amazon_invalid_input",
@@ -177,7 +226,7 @@ class AmazonClient:
             }
         else:
             params["NextToken"] = next_token
-        payload = await self._get("getOrders", "/orders/v0/orders", params)
+        payload = await self._get("getOrders", "/orders/v0/orders", params, restricted=True)
         orders = payload.get("Orders")
         if not isinstance(orders, list):
             raise TransientError("getOrders: no Orders in the payload", system=SYSTEM)
@@ -192,7 +241,9 @@ class AmazonClient:
     async def order(self, order_id: str) -> Json | None:
         """``getOrder``; None for an order Amazon does not know (404)."""
         try:
-            return await self._get("getOrder", f"/orders/v0/orders/{_order_id(order_id)}", {})
+            return await self._get(
+                "getOrder", f"/orders/v0/orders/{_order_id(order_id)}", {}, restricted=True
+            )
         except PermanentError as err:
             if err.reason == "amazon_not_found":
                 return None

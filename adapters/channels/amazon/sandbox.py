@@ -44,7 +44,12 @@ MARKETPLACE_US = "ATVPDKIKX0DER"
 CLIENT_ID = "amzn1.application-oa2-client.sandbox"
 CLIENT_SECRET = "sandbox-client-secret"
 REFRESH_TOKEN = "Atzr|sandbox-refresh-token"
-DEFAULT_PLANS = {"getOrders": (0.0167, 20), "getOrder": (0.5, 30), "getOrderItems": (0.5, 30)}
+DEFAULT_PLANS = {
+    "getOrders": (0.0167, 20),
+    "getOrder": (0.5, 30),
+    "getOrderItems": (0.5, 30),
+    "createRestrictedDataToken": (1.0, 10),
+}
 _INVALID = "The input you have submitted is not valid. Please check your input and try again."
 
 
@@ -81,6 +86,11 @@ class _Listing:
     size: int
 
 
+# Order fields Amazon answers only to a Restricted Data Token naming their data element.
+RESTRICTED_ADDRESS_FIELDS = ("Name", "AddressLine1", "AddressLine2", "AddressLine3", "Phone", "AddressType")
+RESTRICTED_BUYER_FIELDS = ("BuyerName", "BuyerTaxInfo", "PurchaseOrderNumber")
+
+
 @dataclass
 class AmazonSandbox:
     """The seller's orders and the fake's knobs; thread-safe (uvicorn serves from another task)."""
@@ -94,12 +104,15 @@ class AmazonSandbox:
     seed: int | None = None
     on_page: Callable[[int], None] | None = None
     """Called after each ``getOrders`` page is served, with its number (1 for the first)."""
+    restricted_role: bool = True
+    """The app holds the Direct-to-Consumer Delivery role: it may get Restricted Data Tokens."""
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
         self.orders: dict[str, Json] = {}
         self.items: dict[str, list[Json]] = {}
         self._tokens: dict[str, datetime] = {}
+        self._rdts: dict[str, tuple[datetime, frozenset[str]]] = {}  # RDT -> (expiry, data elements)
         self._listings: dict[str, _Listing] = {}
         self._buckets = {op: _Bucket(*plan) for op, plan in self.plans.items()}
         self._fail: dict[str, list[int]] = {}
@@ -137,11 +150,21 @@ class AmazonSandbox:
         updated = datetime.fromisoformat(order["LastUpdateDate"].replace("Z", "+00:00"))
         return after <= updated <= before and updated <= now - timedelta(seconds=self.lag_s)
 
-    def _public(self, order: Json) -> Json:
+    def _public(self, order: Json, token: str | None) -> Json:
         out: Json = json.loads(json.dumps(order))
         if out.get("OrderStatus") == "Pending":
             for key in ("OrderTotal", "ShippingAddress"):
                 out.pop(key, None)
+        # Without a Restricted Data Token covering them the same call answers minus the PII.
+        granted = self._rdts.get(token or "", (self.clock(), frozenset()))[1]
+        address = out.get("ShippingAddress")
+        if isinstance(address, dict) and "shippingAddress" not in granted:
+            for key in RESTRICTED_ADDRESS_FIELDS:
+                address.pop(key, None)
+        buyer = out.get("BuyerInfo")
+        if isinstance(buyer, dict) and "buyerInfo" not in granted:
+            for key in RESTRICTED_BUYER_FIELDS:
+                buyer.pop(key, None)
         return out
 
     def _gate(self, operation: str, token: str | None) -> JSONResponse | None:
@@ -153,6 +176,8 @@ class AmazonSandbox:
                 "Access token is missing in the request header.",
             )
         expires = self._tokens.get(token)
+        if expires is None and token in self._rdts:
+            expires = self._rdts[token][0]
         if expires is None:
             return _error(
                 403,
@@ -210,6 +235,29 @@ class AmazonSandbox:
                 }
             )
 
+    def restricted_data_token(self, body: Any, token: str | None) -> JSONResponse:
+        """``createRestrictedDataToken``: an RDT for the listed resources and data elements."""
+        with self._lock:
+            if (denied := self._gate("createRestrictedDataToken", token)) is not None:
+                return denied
+            resources = body.get("restrictedResources") if isinstance(body, dict) else None
+            if not isinstance(resources, list) or not resources or len(resources) > 50:
+                return _error(400, "InvalidRequest", _INVALID, "Resource not provided.")
+            elements: set[str] = set()
+            for r in resources:
+                if (
+                    not isinstance(r, dict)
+                    or r.get("method") != "GET"
+                    or not str(r.get("path", "")).startswith("/orders/v0/orders")
+                ):
+                    return _error(400, "InvalidRequest", _INVALID, "Resource not provided.")
+                elements.update(e for e in r.get("dataElements") or [] if isinstance(e, str))
+            if not self.restricted_role:
+                return _error(403, "Unauthorized", "Access to requested resource is denied.", "")
+            rdt = f"Atz.sprdt|{uuid.uuid4().hex}"
+            self._rdts[rdt] = (self.clock() + timedelta(seconds=3600), frozenset(elements))
+            return JSONResponse({"restrictedDataToken": rdt, "expiresIn": 3600})
+
     def get_orders(self, q: dict[str, str], token: str | None) -> JSONResponse:
         with self._lock:
             if (denied := self._gate("getOrders", token)) is not None:
@@ -234,7 +282,7 @@ class AmazonSandbox:
             page_ids = listing.ids[offset : offset + listing.size]
             self.served_ids.append(page_ids)
             orders = [
-                self._public(self.orders[i])
+                self._public(self.orders[i], token)
                 for i in page_ids
                 if self._visible(self.orders[i], listing.after, listing.before, now + timedelta(days=1))
             ]
@@ -272,7 +320,7 @@ class AmazonSandbox:
                 return denied
             if order_id not in self.orders:
                 return _error(404, "NotFound", "The requested order was not found.", order_id)
-            return _ok({"payload": self._public(self.orders[order_id])}, "getOrder", self.plans)
+            return _ok({"payload": self._public(self.orders[order_id], token)}, "getOrder", self.plans)
 
     def get_items(self, order_id: str, next_token: str | None, token: str | None) -> JSONResponse:
         with self._lock:
@@ -322,6 +370,14 @@ def create_amazon_app(sandbox: AmazonSandbox) -> FastAPI:
     async def token(request: Request) -> Response:
         form = parse_qs((await request.body()).decode(), keep_blank_values=True)  # form-encoded
         return sandbox.token({k: v[0] for k, v in form.items()})
+
+    @app.post("/tokens/2021-03-01/restrictedDataToken")
+    async def restricted_data_token(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            body = None
+        return sandbox.restricted_data_token(body, request.headers.get("x-amz-access-token"))
 
     @app.get("/orders/v0/orders")
     async def get_orders(request: Request) -> Response:
@@ -443,12 +499,15 @@ def amazon_order(
         "IsAccessPointOrder": False,
         "HasRegulatedItems": False,
         "ShippingAddress": {
+            "Name": "Jane Doe",
+            "AddressLine1": "410 Terry Ave N",
+            "Phone": "+1 206-555-0100",
             "City": "SEATTLE",
             "StateOrRegion": "WA",
             "PostalCode": "98101",
             "CountryCode": "US",
             "AddressType": "Residential",
         },
-        "BuyerInfo": {"BuyerEmail": f"{order_id[-7:]}@marketplace.amazon.com"},
+        "BuyerInfo": {"BuyerEmail": f"{order_id[-7:]}@marketplace.amazon.com", "BuyerName": "Jane Doe"},
     }
     return order, items
