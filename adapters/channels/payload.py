@@ -5,6 +5,7 @@ Each reader raises MappingError naming where in the vendor's payload the problem
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
@@ -80,3 +81,33 @@ def check_total(path: str, stated: Money | None, computed: Money, what: str) -> 
     """A total the vendor states must be what its parts add up to."""
     if stated is not None and stated != computed:
         raise MappingError(path, f"is {stated} but {what} add up to {computed}")
+
+
+def ident(d: Json, key: str, path: str) -> str:
+    """A vendor's integer id (JSON number or string), kept as text in the canonical model."""
+    value = required(d, key, path)
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip():
+        raise MappingError(at(path, key), f"expected an integer id, got {value!r}")
+    return str(value).strip()
+
+
+def decimal(value: Any, path: str, what: str, *, numbers: bool = False) -> Decimal:
+    """A decimal from a string (or an int); JSON floats only where ``numbers`` allows them (rates
+    and percentages some vendors send as numbers), as the shortest decimal that round-trips
+    (0.0725, not 0.07249999...)."""
+    if isinstance(value, bool) or (isinstance(value, float) and not numbers):
+        raise MappingError(path, f"expected {what} as a decimal string, got {value!r}")
+    try:
+        if isinstance(value, str):
+            result = Decimal(value.strip())
+        elif isinstance(value, int):
+            result = Decimal(value)
+        elif isinstance(value, float):
+            result = Decimal(str(value))
+        else:
+            raise MappingError(path, f"expected {what}, got {type(value).__name__}")
+    except InvalidOperation:
+        raise MappingError(path, f"expected {what}, got {value!r}") from None
+    if not result.is_finite():
+        raise MappingError(path, f"expected {what}, got {value!r}")
+    return result

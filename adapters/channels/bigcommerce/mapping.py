@@ -53,7 +53,7 @@ sub-resources the contract only links, BigCommerce's Orders V2 reference
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
@@ -64,7 +64,9 @@ from adapters.channels.payload import Json
 from adapters.channels.payload import at as _at
 from adapters.channels.payload import build as _build
 from adapters.channels.payload import check_total as _check
+from adapters.channels.payload import decimal as _decimal
 from adapters.channels.payload import flag as _flag
+from adapters.channels.payload import ident as _ident
 from adapters.channels.payload import obj as _obj
 from adapters.channels.payload import required as _required
 from adapters.channels.payload import text as _text
@@ -128,32 +130,6 @@ def _objects(value: Any, path: str) -> list[Json]:
     if not isinstance(value, list):
         raise MappingError(path, f"expected a list, got {type(value).__name__}")
     return [_obj(item, _at(path, i)) for i, item in enumerate(value)]
-
-
-def _ident(d: Json, key: str, path: str) -> str:
-    value = _required(d, key, path)
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip():
-        raise MappingError(_at(path, key), f"expected an integer id, got {value!r}")
-    return str(value).strip()
-
-
-def _decimal(value: Any, path: str, what: str, *, numbers: bool = False) -> Decimal:
-    if isinstance(value, bool) or (isinstance(value, float) and not numbers):
-        raise MappingError(path, f"expected {what} as a decimal string, got {value!r}")
-    try:
-        if isinstance(value, str):
-            result = Decimal(value.strip())
-        elif isinstance(value, int):
-            result = Decimal(value)
-        elif isinstance(value, float):
-            result = Decimal(str(value))
-        else:
-            raise MappingError(path, f"expected {what}, got {type(value).__name__}")
-    except InvalidOperation:
-        raise MappingError(path, f"expected {what}, got {value!r}") from None
-    if not result.is_finite():
-        raise MappingError(path, f"expected {what}, got {value!r}")
-    return result
 
 
 def _amount(d: Json, key: str, path: str) -> Decimal:

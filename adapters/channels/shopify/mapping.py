@@ -29,7 +29,7 @@ Follows ``shared/contracts/shopify.md``. Decisions stated once here:
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -39,7 +39,9 @@ from adapters.channels.payload import Json
 from adapters.channels.payload import at as _at
 from adapters.channels.payload import build as _build
 from adapters.channels.payload import check_total as _check
+from adapters.channels.payload import decimal as _payload_decimal
 from adapters.channels.payload import flag as _flag
+from adapters.channels.payload import ident as _ident
 from adapters.channels.payload import obj as _obj
 from adapters.channels.payload import objects as _list
 from adapters.channels.payload import required as _required
@@ -76,33 +78,9 @@ _PLATFORM_CAPTURES = frozenset({"authorized", "pending"})
 # -- reading the payload, with the path of every problem ------------------------------------
 
 
-def _ident(d: Json, key: str, path: str) -> str:
-    """Shopify ids are 64-bit integers in JSON; kept as text in the canonical model."""
-    value = _required(d, key, path)
-    if isinstance(value, bool) or not isinstance(value, int | str) or str(value).strip() == "":
-        raise MappingError(_at(path, key), f"expected an integer id, got {value!r}")
-    return str(value).strip()
-
-
 def _decimal(value: Any, path: str, what: str) -> Decimal:
-    if isinstance(value, bool):
-        raise MappingError(path, f"expected {what}, got {value!r}")
-    try:
-        if isinstance(value, str):
-            result = Decimal(value.strip())
-        elif isinstance(value, int):
-            result = Decimal(value)
-        elif isinstance(value, float):
-            # Rates and discount values are JSON numbers: take the shortest decimal that
-            # round-trips (0.0725, not 0.07249999...).
-            result = Decimal(str(value))
-        else:
-            raise MappingError(path, f"expected {what}, got {type(value).__name__}")
-    except InvalidOperation:
-        raise MappingError(path, f"expected {what}, got {value!r}") from None
-    if not result.is_finite():
-        raise MappingError(path, f"expected {what}, got {value!r}")
-    return result
+    """Shopify sends rates and discount values as JSON numbers: accepted (money is refused in _amount)."""
+    return _payload_decimal(value, path, what, numbers=True)
 
 
 def _amount(value: Any, path: str, currency: str) -> Money:

@@ -16,10 +16,11 @@ from adapters.channels.errors import MappingError
 from adapters.channels.payload import Json
 from adapters.channels.payload import at as _at
 from adapters.channels.payload import build as _build
+from adapters.channels.payload import ident as _ident
 from adapters.channels.payload import objects as _list
 from adapters.channels.payload import text as _text
 from adapters.channels.shopify.admin import is_platform_refund
-from adapters.channels.shopify.mapping import _amount, _ident
+from adapters.channels.shopify.mapping import _amount
 from canonical import Money
 from canonical.returns import ChannelRefund, ReturnLine, ReturnRequest
 

@@ -54,7 +54,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -64,6 +64,8 @@ from adapters.channels.payload import Json
 from adapters.channels.payload import at as _at
 from adapters.channels.payload import build as _build
 from adapters.channels.payload import check_total as _check
+from adapters.channels.payload import decimal as _decimal
+from adapters.channels.payload import ident as _ident
 from adapters.channels.payload import obj as _obj
 from adapters.channels.payload import objects as _list
 from adapters.channels.payload import required as _required
@@ -92,33 +94,6 @@ PAID_STATUSES = frozenset({"processing", "completed", "refunded"})
 AWAITING_PAYMENT_STATUSES = frozenset({"pending", "on-hold"})
 
 # -- reading the payload, with the path of every problem ------------------------------------
-
-
-def _ident(d: Json, key: str, path: str) -> str:
-    value = _required(d, key, path)
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip():
-        raise MappingError(_at(path, key), f"expected an integer id, got {value!r}")
-    return str(value).strip()
-
-
-def _decimal(value: Any, path: str, what: str, *, numbers: bool = False) -> Decimal:
-    """A decimal from a string (or an int); JSON floats only where ``numbers`` allows them."""
-    if isinstance(value, bool) or (isinstance(value, float) and not numbers):
-        raise MappingError(path, f"expected {what} as a decimal string, got {value!r}")
-    try:
-        if isinstance(value, str):
-            result = Decimal(value.strip())
-        elif isinstance(value, int):
-            result = Decimal(value)
-        elif isinstance(value, float):
-            result = Decimal(str(value))  # the shortest decimal that round-trips: 7.25, not 7.2499...
-        else:
-            raise MappingError(path, f"expected {what}, got {type(value).__name__}")
-    except InvalidOperation:
-        raise MappingError(path, f"expected {what}, got {value!r}") from None
-    if not result.is_finite():
-        raise MappingError(path, f"expected {what}, got {value!r}")
-    return result
 
 
 def _money(d: Json, key: str, path: str, currency: str) -> Money:
