@@ -600,17 +600,40 @@ class Ingress:
         except (ValueError, ValidationError) as exc:
             path, errors = _error_path(ShipmentWebhook, payload)
             raise await self.reject(d, 422, "mapping_error", str(exc), path=path, errors=errors) from exc
-        workflow_id = f"order-{shipment.order_key}"
-        ids = {"shipment_id": shipment.shipment_id}
-        cmd = Command(
+        return await self._signal_event(
+            d,
             topic="shipment.shipped",
-            workflow_id=workflow_id,
-            action="signal",
+            workflow_id=f"order-{shipment.order_key}",
             signal="shipment_reported",
             argument=shipment,
-            dedupe_key=f"{d.source}|shipment.shipped|{d.event_id}",
-            business_key=f"{workflow_id}|shipment.shipped|{shipment.shipment_id}",
-            correlation_id=d.event_id or uuid.uuid4().hex,
+            event_id=d.event_id,
+            business=shipment.shipment_id,
+            ids={"shipment_id": shipment.shipment_id},
+        )
+
+    async def _signal_event(
+        self,
+        d: Delivery,
+        *,
+        topic: str,
+        workflow_id: str,
+        signal: str,
+        argument: BaseModel,
+        event_id: str | None,
+        business: str,
+        ids: dict[str, str],
+    ) -> JSONResponse:
+        """A warehouse or carrier event for a running workflow: kept, deduplicated on the sender's
+        event id and on the business key (the same shipment, receipt or scan), then signalled."""
+        cmd = Command(
+            topic=topic,
+            workflow_id=workflow_id,
+            action="signal",
+            signal=signal,
+            argument=argument,
+            dedupe_key=f"{d.source}|{topic}|{event_id}",
+            business_key=f"{workflow_id}|{topic}|{business}",
+            correlation_id=event_id or uuid.uuid4().hex,
             ids=ids,
             accepted={"status": "accepted", **ids},
         )
@@ -637,22 +660,16 @@ class Ingress:
         ids = {"event_id": event.event_id}
         if tracked.return_key is not None:
             ids["return_key"] = tracked.return_key
-        cmd = Command(
+        return await self._signal_event(
+            d,
             topic="tracking.updated",
             workflow_id=workflow_id,
-            action="signal",
             signal="tracking_updated",
             argument=event,
-            dedupe_key=f"{d.source}|tracking.updated|{event.event_id}",
-            business_key=(
-                f"{workflow_id}|tracking.updated|{event.tracking_number}|{event.status}"
-                f"|{event.occurred_at.isoformat()}"
-            ),
-            correlation_id=event.event_id,
+            event_id=event.event_id,
+            business=f"{event.tracking_number}|{event.status}|{event.occurred_at.isoformat()}",
             ids=ids,
-            accepted={"status": "accepted", **ids},
         )
-        return await self._accept(d, cmd)
 
     async def _wms_return(self, d: Delivery, payload: Any) -> JSONResponse:
         """A ``return.received`` receipt: signal ``receipt_reported`` to the return's workflow,
@@ -663,21 +680,16 @@ class Ingress:
         except (ValueError, ValidationError) as exc:
             path, errors = _error_path(ReturnReceivedWebhook, payload)
             raise await self.reject(d, 422, "mapping_error", str(exc), path=path, errors=errors) from exc
-        workflow_id = return_workflow_for(receipt.return_key)
-        ids = {"receipt_id": receipt.receipt_id, "return_key": receipt.return_key}
-        cmd = Command(
+        return await self._signal_event(
+            d,
             topic=EVENT_RETURN_RECEIVED,
-            workflow_id=workflow_id,
-            action="signal",
+            workflow_id=return_workflow_for(receipt.return_key),
             signal="receipt_reported",
             argument=receipt,
-            dedupe_key=f"{d.source}|{EVENT_RETURN_RECEIVED}|{d.event_id}",
-            business_key=f"{workflow_id}|{EVENT_RETURN_RECEIVED}|{receipt.receipt_id}",
-            correlation_id=d.event_id or uuid.uuid4().hex,
-            ids=ids,
-            accepted={"status": "accepted", **ids},
+            event_id=d.event_id,
+            business=receipt.receipt_id,
+            ids={"receipt_id": receipt.receipt_id, "return_key": receipt.return_key},
         )
-        return await self._accept(d, cmd)
 
     async def _wms_inventory(self, d: Delivery, payload: Any) -> JSONResponse:
         """``inventory.adjusted`` / ``inventory.counted``: kept, then started as an
