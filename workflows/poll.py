@@ -16,21 +16,13 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities import names
     from workflows.poll_models import PollChunk, PollInput, PollResult
-    from workflows.reconcile_models import ReconcilePolicy, Window
+    from workflows.reconcile_models import Window
 
 __all__ = ["PollOrders"]
 
 # A vendor's rate limit or outage: keep retrying (a 429 waits the vendor's delay); the next
 # scheduled run starts from the same watermark anyway.
 _RETRY = RetryPolicy(maximum_interval=timedelta(seconds=120), maximum_attempts=30)
-
-
-def _timeout(p: ReconcilePolicy) -> timedelta:
-    return timedelta(seconds=p.activity_timeout_s)
-
-
-def _heartbeat(p: ReconcilePolicy) -> timedelta:
-    return timedelta(seconds=p.heartbeat_s)
 
 
 @workflow.defn
@@ -51,9 +43,7 @@ class PollOrders:
             args=[inp.channel, inp.since, p],
             result_type=Window,
             summary=f"Window to import from {inp.channel}",
-            start_to_close_timeout=_timeout(p),
-            heartbeat_timeout=_heartbeat(p),
-            retry_policy=_RETRY,
+            **p.activity_options(_RETRY),
         )
         result = self._result = PollResult(channel=inp.channel, since=window.since, until=window.until)
         cursor: str | None = None
@@ -63,9 +53,7 @@ class PollOrders:
                 args=[inp.channel, window, cursor, p],
                 result_type=PollChunk,
                 summary=f"Import {inp.channel} orders updated since {window.since:%Y-%m-%d %H:%M:%S}",
-                start_to_close_timeout=_timeout(p),
-                heartbeat_timeout=_heartbeat(p),
-                retry_policy=_RETRY,
+                **p.activity_options(_RETRY),
             )
             result.pages += chunk.pages
             for outcome, n in chunk.counts.items():
@@ -79,9 +67,7 @@ class PollOrders:
                 args=[inp.channel, window.until],
                 result_type=datetime,
                 summary=f"Move the {inp.channel} watermark to {window.until:%Y-%m-%d %H:%M:%S}",
-                start_to_close_timeout=_timeout(p),
-                heartbeat_timeout=_heartbeat(p),
-                retry_policy=_RETRY,
+                **p.activity_options(_RETRY),
             )
             result.watermark_advanced = True
         return result

@@ -23,7 +23,6 @@ with workflow.unsafe.imports_passed_through():
         InventoryResult,
         OrdersResult,
         ReconcileInput,
-        ReconcilePolicy,
         ReconcileProgress,
         ReconcileReport,
         SettlementResult,
@@ -36,14 +35,6 @@ __all__ = ["ReconcileInventory", "ReconcileOrders", "ReconcileSettlement"]
 # Reading other systems fails for a while (a channel's rate limit, an outage): keep retrying with
 # backoff; the next scheduled run would start from the same watermark anyway.
 _RETRY = RetryPolicy(maximum_interval=timedelta(seconds=60), maximum_attempts=20)
-
-
-def _timeout(p: ReconcilePolicy) -> timedelta:
-    return timedelta(seconds=p.activity_timeout_s)
-
-
-def _heartbeat(p: ReconcilePolicy) -> timedelta:
-    return timedelta(seconds=p.heartbeat_s)
 
 
 @workflow.defn
@@ -67,9 +58,7 @@ class ReconcileOrders:
                 args=[channel, inp.since, p],
                 result_type=Window,
                 summary=f"Window to compare for {channel}",
-                start_to_close_timeout=_timeout(p),
-                heartbeat_timeout=_heartbeat(p),
-                retry_policy=_RETRY,
+                **p.activity_options(_RETRY),
             )
             self._progress.phase, self._progress.total = "listing", window.expected
             run_key = f"{workflow.info().run_id}:{channel}"
@@ -80,9 +69,7 @@ class ReconcileOrders:
                     args=[run_key, channel, window, cursor, p],
                     result_type=StageChunk,
                     summary=f"List {channel} orders updated since {window.since:%Y-%m-%d %H:%M}",
-                    start_to_close_timeout=_timeout(p),
-                    heartbeat_timeout=_heartbeat(p),
-                    retry_policy=_RETRY,
+                    **p.activity_options(_RETRY),
                 )
                 self._progress.done += chunk.staged
                 cursor = chunk.next_cursor
@@ -94,9 +81,7 @@ class ReconcileOrders:
                 args=[run_key, channel, window, inp.since is None],
                 result_type=OrdersResult,
                 summary=f"Compare {channel} with the platform and the ERP; ingest lost orders",
-                start_to_close_timeout=_timeout(p),
-                heartbeat_timeout=_heartbeat(p),
-                retry_policy=_RETRY,
+                **p.activity_options(_RETRY),
             )
             report.orders.append(result)
         self._progress = self._progress.model_copy(update={"phase": "done", "finished": True})
@@ -127,9 +112,7 @@ class ReconcileInventory:
                     args=[channel, after, p],
                     result_type=InventoryPage,
                     summary=f"Compare {channel} stock with the ledger after {after or 'the first SKU'}",
-                    start_to_close_timeout=_timeout(p),
-                    heartbeat_timeout=_heartbeat(p),
-                    retry_policy=_RETRY,
+                    **p.activity_options(_RETRY),
                 )
                 total.compared += page.compared
                 total.matching += page.matching
@@ -145,9 +128,7 @@ class ReconcileInventory:
                 total,
                 result_type=InventoryResult,
                 summary=f"Record {channel} inventory accuracy",
-                start_to_close_timeout=_timeout(p),
-                heartbeat_timeout=_heartbeat(p),
-                retry_policy=_RETRY,
+                **p.activity_options(_RETRY),
             )
             report.inventory.append(result)
         self._progress = self._progress.model_copy(update={"phase": "done", "finished": True})
@@ -173,9 +154,7 @@ class ReconcileSettlement:
             args=[inp.since, p],
             result_type=SettlementResult,
             summary="Compare captures and refunds with invoices",
-            start_to_close_timeout=_timeout(p),
-            heartbeat_timeout=_heartbeat(p),
-            retry_policy=_RETRY,
+            **p.activity_options(_RETRY),
         )
         self._progress = self._progress.model_copy(
             update={"phase": "done", "finished": True, "done": result.orders, "total": result.orders}

@@ -5,10 +5,11 @@ later must not make the next scheduled run fail to start."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from temporalio.common import RetryPolicy
 
 Kind = Literal["orders", "inventory", "settlement"]
 KINDS: tuple[Kind, ...] = ("orders", "inventory", "settlement")
@@ -24,6 +25,14 @@ class ReconcilePolicy(BaseModel):
     overlap_s: float = 300.0
     lookback_s: float = 86400.0
     settle_s: float = 120.0
+
+    def activity_options(self, retry: RetryPolicy) -> dict[str, Any]:
+        """How a paged activity runs: its timeout, a heartbeat (long pages), and ``retry``."""
+        return {
+            "start_to_close_timeout": timedelta(seconds=self.activity_timeout_s),
+            "heartbeat_timeout": timedelta(seconds=self.heartbeat_s),
+            "retry_policy": retry,
+        }
 
 
 class ReconcileInput(BaseModel):
