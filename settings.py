@@ -161,6 +161,11 @@ class Settings(BaseSettings):
     retry_initial_s: float = 1.0
     retry_max_s: float = 60.0
     shipping_sla_s: float = Field(2 * 24 * 3600.0, description="escalate orders not shipped within this")
+    fulfilled_by_channel: list[str] = Field(
+        default_factory=list,
+        description='channels that ship their own orders, e.g. ["shopify"]: nothing is released to a '
+        "warehouse; the channel's fulfillments (Shopify fulfillments/create) are billed as the shipments",
+    )
 
     # Builtin warehouse and carrier simulators.
     wms_pick_delay_s: float = 2.0

@@ -54,6 +54,7 @@ from adapters.carrier.webhook import TrackingWebhook, parse_tracking_target
 from adapters.channels import bigcommerce as bc
 from adapters.channels import woocommerce as woo
 from adapters.channels.errors import MappingError
+from adapters.channels.shopify.fulfillments import fulfillment_from_shopify
 from adapters.channels.shopify.mapping import order_edit_from_shopify, order_from_shopify
 from adapters.channels.shopify.refunds import return_from_shopify_refund
 from adapters.channels.woocommerce.mapping import updated_at as woo_updated_at
@@ -98,6 +99,7 @@ WOO_START_TOPICS = frozenset({"order.created", "order.updated", "order.restored"
 # BigCommerce status ids that end an order at the channel: 5 Cancelled, 6 Declined.
 BC_CANCELLED_STATUS_IDS = frozenset({5, 6})
 BC_CREATED = "store/order/created"
+SHOPIFY_FULFILLMENT_TOPICS = frozenset({"fulfillments/create", "fulfillments/update"})
 BC_STATUS_UPDATED = "store/order/statusUpdated"
 
 
@@ -483,6 +485,8 @@ class Ingress:
             return await self._accept(d, cmd)
         if topic == "refunds/create":
             return await self._shopify_refund(d, payload, dedupe, cid)
+        if topic in SHOPIFY_FULFILLMENT_TOPICS:
+            return await self._shopify_fulfillment(d, payload, dedupe, cid)
         if topic == "orders/updated":
             return await self._shopify_update(d, payload, dedupe, business, cid)
         raise await self.reject(d, 422, "unsupported_topic", f"topic {d.topic!r} is not handled")
@@ -523,6 +527,36 @@ class Ingress:
             argument=edit,
             dedupe_key=dedupe,
             business_key=business(edit.workflow_id),
+            correlation_id=cid,
+            ids=ids,
+            accepted={"status": "accepted", **ids},
+        )
+        return await self._accept(d, cmd, refuse_rejected=False)
+
+    async def _shopify_fulfillment(self, d: Delivery, payload: Any, dedupe: str, cid: str) -> JSONResponse:
+        """``fulfillments/create`` and ``/update``: signalled to the order (``channel_fulfilled``).
+        A channel that ships its own orders is billed from them; for the others the workflow
+        ignores the echo of its own report and records any other for a person. Shopify is
+        answered 200 even for an order the platform never had (a POS sale, an order from
+        before the platform): a subscription that keeps failing is removed."""
+        assert d.topic is not None
+        try:
+            f = fulfillment_from_shopify(payload)
+        except (MappingError, ValidationError, ValueError) as exc:
+            raise await self.reject(
+                d, 422, "mapping_error", str(exc), path=getattr(exc, "path", None)
+            ) from exc
+        workflow_id = f"order-{f.order_key}"
+        ids = {"workflow_id": workflow_id, "fulfillment_id": f.fulfillment_id}
+        cmd = Command(
+            topic=d.topic,
+            workflow_id=workflow_id,
+            action="signal",
+            signal="channel_fulfilled",
+            argument=f,
+            dedupe_key=dedupe,
+            # The same fulfillment in the same state, however often it is delivered.
+            business_key=f"{workflow_id}|fulfillment:{f.fulfillment_id}|{f.status}|{f.shipment_status}",
             correlation_id=cid,
             ids=ids,
             accepted={"status": "accepted", **ids},

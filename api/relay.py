@@ -62,7 +62,7 @@ from api.metrics import (
     metric_source,
 )
 from api.temporal import ClientFactory, TemporalGateway, signal_order
-from canonical import InventoryEvent, Order, Shipment, TrackingEvent
+from canonical import ChannelFulfillment, InventoryEvent, Order, Shipment, TrackingEvent
 from canonical.edits import ChannelOrderUpdate, OrderEdit
 from canonical.returns import ReturnReceipt, ReturnRequest
 from settings import Settings
@@ -83,6 +83,7 @@ SIGNAL_ARGUMENTS: dict[str, type[BaseModel]] = {
     "tracking_updated": TrackingEvent,
     "receipt_reported": ReturnReceipt,
     "order_updated": OrderEdit,
+    "channel_fulfilled": ChannelFulfillment,
 }
 RETURN_PREFIX = "return-"
 INVENTORY_PREFIX = adjustment_workflow_id("")

@@ -7,6 +7,7 @@ narrowed type. ``tests/test_schema_compat.py`` holds the committed schema to tha
 from canonical.billing import InvoiceAmounts, InvoiceLine, invoice_for_shipment
 from canonical.events import OrderCancelRequested, OrderEvent, OrderPlaced, ShipmentReported, TrackingUpdated
 from canonical.fulfillment import (
+    ChannelFulfillment,
     FulfillmentLine,
     FulfillmentRequest,
     Shipment,
@@ -37,6 +38,7 @@ __all__ = [
     "Address",
     "Attention",
     "ChannelAvailability",
+    "ChannelFulfillment",
     "CurrencyMismatchError",
     "Customer",
     "DiscountAllocation",

@@ -58,3 +58,27 @@ class TrackingEvent(Canonical):
     status: TrackingStatus
     occurred_at: datetime
     description: str | None = None
+
+
+ChannelFulfillmentStatus = Literal["pending", "open", "success", "cancelled", "error", "failure"]
+
+
+class ChannelFulfillment(Canonical):
+    """A fulfillment the sales channel reports (Shopify ``fulfillments/create`` and ``/update``).
+
+    For a channel that ships its own orders (``RETAIL_FULFILLED_BY_CHANNEL``) a successful one
+    is the order's shipment; for the others it is the echo of the platform's own report, or a
+    fulfillment made at the channel behind the warehouse's back (recorded for a person).
+    ``shipment_status`` is the channel's delivery tracking (``delivered`` completes the order)."""
+
+    fulfillment_id: str = Field(description="the channel's id; dedupe key")
+    order_key: str
+    name: str | None = None
+    status: ChannelFulfillmentStatus
+    shipment_status: str | None = None
+    location: str | None = Field(default=None, description="the channel's location id")
+    lines: list[ShipmentLine] = Field(min_length=1)
+    carrier: str | None = None
+    service: str | None = None
+    tracking_numbers: list[str] = []
+    occurred_at: datetime

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from canonical.events import OrderEvent
-from canonical.fulfillment import FulfillmentRequest, Shipment, TrackingEvent
+from canonical.fulfillment import ChannelFulfillment, FulfillmentRequest, Shipment, TrackingEvent
 from canonical.inventory import ChannelAvailability, InventoryEvent, StockPosition
 from canonical.order import Order
 from canonical.party import Customer
@@ -24,6 +24,7 @@ ROOTS: dict[str, Any] = {
     "FulfillmentRequest": FulfillmentRequest,
     "Shipment": Shipment,
     "TrackingEvent": TrackingEvent,
+    "ChannelFulfillment": ChannelFulfillment,
     "OrderEvent": OrderEvent,
     "OrderState": OrderState,
     "InventoryEvent": InventoryEvent,

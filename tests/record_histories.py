@@ -1,11 +1,12 @@
 """Record the workflow histories that CI replays (tests/test_replay.py).
 
-    .venv/bin/python -m tests.record_histories [reconcile|poll]
+    .venv/bin/python -m tests.record_histories [reconcile|poll|channel]
 
 Runs a few scenarios of every workflow type (orders, returns, inventory adjustment and sync)
 on a fresh Temporal dev server and saves each workflow's history to tests/histories/ (with
 ``reconcile``: only one run of each reconciliation workflow; with ``poll``: one poll of the Amazon
-fake, with an order imported, one held and one unmappable). Re-record
+fake, with an order imported, one held and one unmappable; with ``channel``: one order a
+channel that ships its own orders fulfils, split over two locations). Re-record
 after a deliberate, versioned (workflow.patched) change; keep the old files too, since running
 workflows still have those histories.
 """
@@ -171,7 +172,36 @@ async def record_poll(env: WorkflowEnvironment, tmp: Path, url: str) -> None:
             print(f"saved {path}")
 
 
-async def main(only_reconcile: bool = False, only_poll: bool = False) -> None:
+async def record_channel_fulfilled(env: WorkflowEnvironment, tmp: Path, url: str) -> None:
+    """An order Shopify ships itself (RETAIL_FULFILLED_BY_CHANNEL): its fulfillment, split over
+    the ERP's two locations, then delivered."""
+    order = shopify_order(3301, [("HAT-RED", 5, "18.00")])
+    fulfillment = {
+        "id": 4900000003301,
+        "order_id": 3301,
+        "status": "success",
+        "shipment_status": None,
+        "tracking_company": "UPS",
+        "tracking_numbers": ["1ZRECORDED3301"],
+        "name": "#3301.1",
+        "updated_at": "2026-11-27T10:00:00-05:00",
+        "line_items": [
+            {"id": li["id"], "sku": li["sku"], "quantity": li["quantity"]} for li in order["line_items"]
+        ],
+    }
+    async with platform(env.client, tmp, url, seed=seed_catalog, fulfilled_by_channel=["shopify"]) as p:
+        await p.send_shopify(order)
+        await p.wait_status("shopify-3301", "AwaitingShipment")
+        await p.send_shopify(fulfillment, "fulfillments/create")
+        await p.wait_status("shopify-3301", "Shipped")
+        await p.send_shopify({**fulfillment, "shipment_status": "delivered"}, "fulfillments/update")
+        await p.wait_status("shopify-3301", "Completed")
+        path = OUT / "order-shopify-3301.json"
+        path.write_text((await p.handle("shopify-3301").fetch_history()).to_json())
+        print(f"saved {path}")
+
+
+async def main(only_reconcile: bool = False, only_poll: bool = False, only_channel: bool = False) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         search_attributes=sa.ALL,
@@ -182,6 +212,11 @@ async def main(only_reconcile: bool = False, only_poll: bool = False) -> None:
             with tempfile.TemporaryDirectory() as tmp, fresh_database_url(Path(tmp)) as url:
                 OUT.mkdir(exist_ok=True)
                 await record_poll(env, Path(tmp), url)
+            return
+        if only_channel:
+            with tempfile.TemporaryDirectory() as tmp, fresh_database_url(Path(tmp)) as url:
+                OUT.mkdir(exist_ok=True)
+                await record_channel_fulfilled(env, Path(tmp), url)
             return
         with tempfile.TemporaryDirectory() as tmp, fresh_database_url(Path(tmp)) as url:
             OUT.mkdir(exist_ok=True)
@@ -221,4 +256,9 @@ async def main(only_reconcile: bool = False, only_poll: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(only_reconcile=sys.argv[1:] == ["reconcile"], only_poll=sys.argv[1:] == ["poll"]))
+    mode = sys.argv[1:]
+    asyncio.run(
+        main(
+            only_reconcile=mode == ["reconcile"], only_poll=mode == ["poll"], only_channel=mode == ["channel"]
+        )
+    )

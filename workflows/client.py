@@ -52,7 +52,8 @@ async def connect(settings: Settings) -> Client:
     )
 
 
-def policy_from(settings: Settings) -> ProcessingPolicy:
+def policy_from(settings: Settings, channel: str | None = None) -> ProcessingPolicy:
+    """The processing policy for an order of ``channel`` (None: one that is not an order's)."""
     return ProcessingPolicy(
         activity_timeout_s=settings.activity_timeout_s,
         max_attempts=settings.activity_max_attempts,
@@ -61,6 +62,7 @@ def policy_from(settings: Settings) -> ProcessingPolicy:
         shipping_sla_s=settings.shipping_sla_s,
         hold_above=dict(settings.hold_above),
         address_check=settings.address_check,
+        channel_fulfils=channel is not None and channel in settings.fulfilled_by_channel,
     )
 
 
@@ -75,7 +77,7 @@ def order_summary(order: Order) -> str:
 
 
 def _order_input(order: Order, settings: Settings, cid: str) -> OrderToCashInput:
-    return OrderToCashInput(order=order, policy=policy_from(settings), correlation_id=cid)
+    return OrderToCashInput(order=order, policy=policy_from(settings, order.channel), correlation_id=cid)
 
 
 def _order_start(order: Order, settings: Settings, cid: str) -> dict[str, Any]:

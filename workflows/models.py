@@ -29,6 +29,12 @@ class ProcessingPolicy(BaseModel):
     address_check: bool = Field(
         default=False, description="check the ship-to address first; a failure waits for an operator"
     )
+    # False when absent, as for every workflow started before channels could fulfil.
+    channel_fulfils: bool = Field(
+        default=False,
+        description="the channel ships the order itself: nothing is released to a warehouse; the"
+        " channel's fulfillments are the shipments",
+    )
 
 
 class OrderToCashInput(BaseModel):

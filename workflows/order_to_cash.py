@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         Acceptance,
         Address,
         Attention,
+        ChannelFulfillment,
         FulfillmentLine,
         FulfillmentRequest,
         InvoiceAmounts,
@@ -59,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.returns import ReturnContext
     from workflows import search_attributes as sa
     from workflows import steps
+    from workflows.channel_shipments import CHANNEL_TRACKING, split_fulfillment
     from workflows.metrics import OrderMetrics, Resolution
     from workflows.models import AddressEdit, CancelRequest, OperatorRequest, OrderToCashInput
     from workflows.operated import Operated
@@ -133,6 +135,12 @@ class OrderToCash(Operated):
         self._pending_edit: OrderEdit | None = None
         self._edit_seen_at: datetime | None = None
         self._edits = 0
+        # Fulfillments the channel reports: to bill when it ships its own orders
+        # (policy.channel_fulfils), else only noted.
+        self._channel_pending: list[ChannelFulfillment] = []
+        self._channel_latest: dict[str, ChannelFulfillment] = {}  # newest report per fulfillment
+        self._channel_billed: dict[str, list[str]] = {}  # fulfillment id -> its tracking numbers
+        self._channel_noted: set[str] = set()
         # Business metrics: replay-safe, and no history events (docs/observability.md).
         self._metrics = OrderMetrics(o.channel)
 
@@ -362,6 +370,14 @@ class OrderToCash(Operated):
                 )
 
             units = sum(a.quantity for a in allocs)
+            if self._policy.channel_fulfils:
+                # The channel ships its own orders: its fulfillment is the shipment.
+                self._record(
+                    f"release_fulfillment:{location}",
+                    "skipped",
+                    f"{o.channel} fulfils it: {units} units allocated here await its fulfillment",
+                )
+                continue
             fa = await self._step(
                 f"release_fulfillment:{location}",
                 lambda n, request=request, units=units, location=location: self._call(  # type: ignore[misc]
@@ -412,15 +428,25 @@ class OrderToCash(Operated):
         sla = timedelta(seconds=self._policy.shipping_sla_s)
         while True:
             await self._bill_pending()
+            await self._bill_channel_fulfillments()
             await self._take_edits()
             if self._all_shipped():
                 return
             self._checkpoint()
-            self._waiting_for = "shipment from the warehouse"
+            self._waiting_for = (
+                f"fulfillment at {self._order.channel}"
+                if self._policy.channel_fulfils
+                else "shipment from the warehouse"
+            )
             self._publish()
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._pending_shipments) or self._cancel_pending() or self._edit_due(),
+                    lambda: (
+                        bool(self._pending_shipments)
+                        or bool(self._channel_pending)
+                        or self._cancel_pending()
+                        or self._edit_due()
+                    ),
                     timeout=sla,
                 )
             except TimeoutError:  # the SLA passed
@@ -429,12 +455,51 @@ class OrderToCash(Operated):
                     "shipping_sla_breached",
                     f"not shipped within {self._policy.shipping_sla_s:g}s of release",
                     cancellable=True,
-                    resolved_by=lambda: bool(self._pending_shipments),
+                    resolved_by=lambda: bool(self._pending_shipments) or bool(self._channel_pending),
                 )
             finally:
                 self._waiting_for = None
 
-    async def _bill_shipment(self, shipment: Shipment, *, keep_status: bool = False) -> None:
+    async def _bill_channel_fulfillments(self, *, keep_status: bool = False) -> None:
+        """Bill the fulfillments the channel reported, each as one shipment per allocated
+        location; the channel is not told what it reported itself."""
+        while self._channel_pending:
+            f = self._channel_pending.pop(0)
+            split = split_fulfillment(
+                self._order.channel, f, self._allocations, self._shipments, self._expected
+            )
+            if split.not_shipped_here:
+                self._record(
+                    f"channel_fulfillment:{f.fulfillment_id}",
+                    "done",
+                    "lines the platform does not ship, left out: " + ", ".join(split.not_shipped_here),
+                )
+            billed = False
+            for shipment in split.shipments:
+                if shipment.shipment_id in self._seen_shipments:
+                    continue
+                self._seen_shipments.add(shipment.shipment_id)
+                before = len(self._shipments)
+                await self._bill_shipment(shipment, keep_status=keep_status, tell_channel=False)
+                billed = billed or len(self._shipments) > before
+            if billed:
+                self._channel_billed[f.fulfillment_id] = list(f.tracking_numbers)
+                # An update (e.g. delivered) may have come while this one was being billed.
+                self._channel_tracking(self._channel_latest.get(f.fulfillment_id, f))
+
+    def _channel_tracking(self, f: ChannelFulfillment) -> None:
+        """The channel's delivery status for a fulfillment's tracking numbers (never back from
+        delivered)."""
+        status = CHANNEL_TRACKING.get(f.shipment_status or "")
+        if status is None:
+            return
+        for number in f.tracking_numbers:
+            if number in self._tracking and self._tracking[number] != "delivered":
+                self._tracking[number] = status
+
+    async def _bill_shipment(
+        self, shipment: Shipment, *, keep_status: bool = False, tell_channel: bool = True
+    ) -> None:
         o = self._order
         now: dict[str, int] = {}
         for ln in shipment.lines:
@@ -483,6 +548,8 @@ class OrderToCash(Operated):
         else:
             self._invoices.append(self._skip_reference(f"invoice:{sid}") or "manual")
         self._invoiced = self._invoiced + amounts.total
+        if not tell_channel:
+            return
         await self._step(
             f"notify_channel:{sid}",
             lambda n: self._call(
@@ -556,6 +623,7 @@ class OrderToCash(Operated):
         self._set_status("Cancelling")
         # Shipments that reached us before the cancellation are billed, never dropped.
         await self._bill_pending(keep_status=True)
+        await self._bill_channel_fulfillments(keep_status=True)
         too_late: list[tuple[str, str]] = []
         for fid, location in sorted(self._fulfillments.items()):
             if self._fulfillment_shipped(fid, location):
@@ -1029,6 +1097,40 @@ class OrderToCash(Operated):
             return  # a redelivered webhook
         self._seen_shipments.add(shipment.shipment_id)
         self._pending_shipments.append(shipment)
+
+    @workflow.signal
+    def channel_fulfilled(self, f: ChannelFulfillment) -> None:
+        """A fulfillment the channel reports (created or updated).
+
+        When the channel ships its own orders, a successful one is billed as the shipment
+        (once per fulfillment id; later updates only move its tracking on). Otherwise it is
+        the echo of the platform's own report (its tracking number is one the platform sent),
+        or one made at the channel beside the warehouse: that is recorded for a person, since
+        the goods may leave twice."""
+        fid = f.fulfillment_id
+        if fid in self._channel_billed:
+            self._channel_tracking(f)
+            return
+        if self._policy.channel_fulfils:
+            if f.status != "success":
+                return  # billed when it succeeds (fulfillments/update)
+            if fid not in self._channel_latest:
+                self._channel_pending.append(f)
+            self._channel_latest[fid] = f
+            return
+        ours = self._tracking.keys() | self._seen_shipments
+        if any(number in ours for number in f.tracking_numbers):
+            self._channel_tracking(f)  # the echo of what the warehouse shipped
+            return
+        if f.status in ("success", "open", "pending") and fid not in self._channel_noted:
+            self._channel_noted.add(fid)
+            units = sum(ln.quantity for ln in f.lines)
+            self._record(
+                f"channel_fulfillment:{fid}",
+                "failed",
+                f"{self._order.channel} reports fulfillment {f.name or fid} ({units} units) that the"
+                " warehouse did not ship: check the goods did not leave twice",
+            )
 
     @workflow.signal
     def tracking_updated(self, event: TrackingEvent) -> None:

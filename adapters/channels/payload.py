@@ -5,6 +5,7 @@ Each reader raises MappingError naming where in the vendor's payload the problem
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar, cast
 
@@ -111,3 +112,27 @@ def decimal(value: Any, path: str, what: str, *, numbers: bool = False) -> Decim
     if not result.is_finite():
         raise MappingError(path, f"expected {what}, got {value!r}")
     return result
+
+
+def timestamp(d: Json, key: str, path: str) -> datetime | None:
+    """An optional ISO-8601 timestamp, which must carry its UTC offset."""
+    value = d.get(key)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise MappingError(at(path, key), f"expected an ISO-8601 timestamp, got {value!r}")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise MappingError(at(path, key), f"not an ISO-8601 timestamp: {value!r}") from None
+    if when.tzinfo is None:
+        raise MappingError(at(path, key), f"timestamp without a UTC offset: {value!r}")
+    return when
+
+
+def quantity(d: Json, path: str) -> int:
+    """A line's ``quantity``: a positive integer."""
+    q = d.get("quantity")
+    if isinstance(q, bool) or not isinstance(q, int) or q <= 0:
+        raise MappingError(at(path, "quantity"), f"expected a positive integer, got {q!r}")
+    return q

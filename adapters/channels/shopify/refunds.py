@@ -9,7 +9,6 @@ already gave back: recorded as channel refunds, never refunded a second time.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from adapters.channels.errors import MappingError
@@ -18,7 +17,9 @@ from adapters.channels.payload import at as _at
 from adapters.channels.payload import build as _build
 from adapters.channels.payload import ident as _ident
 from adapters.channels.payload import objects as _list
+from adapters.channels.payload import quantity as _quantity
 from adapters.channels.payload import text as _text
+from adapters.channels.payload import timestamp as _when
 from adapters.channels.shopify.admin import is_platform_refund
 from adapters.channels.shopify.mapping import _amount
 from canonical import Money
@@ -26,28 +27,6 @@ from canonical.returns import ChannelRefund, ReturnLine, ReturnRequest
 
 RESTOCKED = frozenset({"return", "legacy_restock"})
 RESTOCK_TYPES = frozenset({"return", "legacy_restock", "no_restock", "cancel"})
-
-
-def _when(d: Json, key: str, path: str) -> datetime | None:
-    value = d.get(key)
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise MappingError(_at(path, key), f"expected an ISO-8601 timestamp, got {value!r}")
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise MappingError(_at(path, key), f"not an ISO-8601 timestamp: {value!r}") from None
-    if when.tzinfo is None:
-        raise MappingError(_at(path, key), f"timestamp without a UTC offset: {value!r}")
-    return when
-
-
-def _quantity(d: Json, path: str) -> int:
-    q = d.get("quantity")
-    if isinstance(q, bool) or not isinstance(q, int) or q <= 0:
-        raise MappingError(_at(path, "quantity"), f"expected a positive integer, got {q!r}")
-    return q
 
 
 def _channel_refunds(payload: Json) -> list[ChannelRefund]:

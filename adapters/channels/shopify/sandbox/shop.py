@@ -7,10 +7,11 @@ used from the sandbox's HTTP handlers, from test code and from other threads at 
 it hands out are deep copies, never its own records.
 
 Changes fire events (``orders/create``, ``orders/updated``, ``orders/cancelled``,
-``fulfillments/create``, ``refunds/create``, ``inventory_levels/update``) to subscribers
-such as :class:`~adapters.channels.shopify.sandbox.webhooks.WebhookDeliverer`, in the order
-they happened, each with the resource's JSON frozen at trigger time (Shopify retries
-deliver the original payload).
+``fulfillments/create``, ``fulfillments/update``, ``refunds/create``,
+``inventory_levels/update``) to subscribers such as
+:class:`~adapters.channels.shopify.sandbox.webhooks.WebhookDeliverer`, in the order they
+happened, each with the resource's JSON frozen at trigger time (Shopify retries deliver the
+original payload).
 
 Refusals raise :class:`ShopError`, carrying the HTTP status and the ``{"errors": ...}`` body
 Shopify would answer with.
@@ -59,6 +60,7 @@ TOPIC_ORDER_CREATE = "orders/create"
 TOPIC_ORDER_UPDATED = "orders/updated"
 TOPIC_ORDER_CANCELLED = "orders/cancelled"
 TOPIC_FULFILLMENT_CREATE = "fulfillments/create"
+TOPIC_FULFILLMENT_UPDATE = "fulfillments/update"
 TOPIC_REFUND_CREATE = "refunds/create"
 TOPIC_INVENTORY_UPDATE = "inventory_levels/update"
 
@@ -889,6 +891,48 @@ class SandboxShop:
             order["updated_at"] = self._iso(now)
             self._emit(TOPIC_FULFILLMENT_CREATE, fulfillment, order["id"], now)
             self._emit(TOPIC_ORDER_UPDATED, order, order["id"], now)
+            return copy.deepcopy(fulfillment)
+
+    def fulfil_in_admin(
+        self, order_id: int, *, tracking_number: str | None = None, company: str | None = None
+    ) -> list[Json]:
+        """The merchant ships everything still open from Shopify's admin (or a fulfillment app
+        Shopify itself drives): one fulfillment per location, each firing ``fulfillments/create``."""
+        with self._lock:
+            open_fos = [
+                fo
+                for fo in self._fulfillment_orders.values()
+                if fo["order_id"] == order_id and fo["status"] in _OPEN_FO
+            ]
+            if not open_fos:
+                raise invalid("base", "Nothing left to fulfill for this order")
+            by_location: dict[int, list[Json]] = {}
+            for fo in open_fos:
+                group = {"fulfillment_order_id": fo["id"]}
+                by_location.setdefault(fo["assigned_location_id"], []).append(group)
+            tracking = {"number": tracking_number, "company": company} if tracking_number else {}
+            return [
+                self.create_fulfillment(
+                    {"fulfillment": {"line_items_by_fulfillment_order": groups, "tracking_info": tracking}}
+                )
+                for _, groups in sorted(by_location.items())
+            ]
+
+    def update_shipment_status(self, fulfillment_id: int, shipment_status: str) -> Json:
+        """The carrier's progress as Shopify records it (``in_transit``, ``delivered``, ...) on a
+        fulfillment; fires ``fulfillments/update``."""
+        with self._lock:
+            fulfillment = self._fulfillments.get(fulfillment_id)
+            if fulfillment is None:
+                raise not_found()
+            now = self._now()
+            fulfillment["shipment_status"] = shipment_status
+            fulfillment["updated_at"] = self._iso(now)
+            order = self._order(fulfillment["order_id"])
+            for f in order["fulfillments"]:
+                if f["id"] == fulfillment_id:
+                    f.update(shipment_status=shipment_status, updated_at=fulfillment["updated_at"])
+            self._emit(TOPIC_FULFILLMENT_UPDATE, fulfillment, order["id"], now)
             return copy.deepcopy(fulfillment)
 
     # -- refunds ------------------------------------------------------------------------

@@ -1,0 +1,307 @@
+"""Shopify ``fulfillments/create`` and ``/update``: a channel that ships its own orders
+(RETAIL_FULFILLED_BY_CHANNEL) is billed from its fulfillments; for the others the echo of the
+platform's own report is ignored and any other fulfillment is recorded for a person."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from temporalio.client import Client
+
+from adapters.channels.errors import MappingError
+from adapters.channels.shopify.fulfillments import fulfillment_from_shopify
+from adapters.channels.shopify.sandbox import (
+    DEFAULT_ACCESS_TOKEN,
+    SandboxServer,
+    SandboxShop,
+    WebhookDeliverer,
+)
+from canonical import ChannelFulfillment, Money, Shipment, ShipmentLine
+from canonical.documents import Allocation
+from store import inbox
+from store.erp import find_sales_order, list_invoices
+from store.wms import FulfillmentOrder
+from tests.platform import API, SHOPIFY_SECRET, Platform, platform
+from tests.seed import PRODUCTS, seed_catalog
+from tests.shopify_payloads import shopify_order
+from workflows.channel_shipments import split_fulfillment
+
+FULFILLMENT_TOPICS = ("orders/create", "fulfillments/create", "fulfillments/update")
+
+
+def _fulfillment(**overrides: Any) -> dict[str, Any]:
+    """A Fulfillment as the contract documents the webhook body."""
+    body: dict[str, Any] = {
+        "id": 4900000000001,
+        "order_id": 820982911946154508,
+        "status": "success",
+        "shipment_status": None,
+        "service": "manual",
+        "location_id": 71000000001,
+        "tracking_company": "UPS",
+        "tracking_number": "1Z999AA10123456784",
+        "tracking_numbers": ["1Z999AA10123456784"],
+        "tracking_url": "https://www.ups.com/track?tracknum=1Z999AA10123456784",
+        "tracking_urls": ["https://www.ups.com/track?tracknum=1Z999AA10123456784"],
+        "name": "#1001.1",
+        "created_at": "2026-11-20T10:00:00-05:00",
+        "updated_at": "2026-11-20T10:00:00-05:00",
+        "line_items": [
+            {"id": 466157049, "sku": "MUG-01", "quantity": 2, "fulfillment_status": "fulfilled"},
+            {"id": 518995019, "sku": None, "quantity": 1, "fulfillment_status": "fulfilled"},
+        ],
+        "origin_address": None,
+        "receipt": {},
+        "admin_graphql_api_id": "gid://shopify/Fulfillment/4900000000001",
+    }
+    body.update(overrides)
+    return body
+
+
+# -- mapping ----------------------------------------------------------------------------------
+
+
+def test_a_documented_fulfillment_maps_to_the_canonical_model() -> None:
+    f = fulfillment_from_shopify(_fulfillment())
+    assert f.fulfillment_id == "4900000000001"
+    assert f.order_key == "shopify-820982911946154508"
+    assert (f.status, f.shipment_status, f.location, f.name) == ("success", None, "71000000001", "#1001.1")
+    assert [(ln.line_id, ln.sku, ln.quantity) for ln in f.lines] == [
+        ("466157049", "MUG-01", 2),
+        ("518995019", "", 1),  # a custom line without SKU
+    ]
+    assert (f.carrier, f.tracking_numbers) == ("UPS", ["1Z999AA10123456784"])
+    assert f.occurred_at == datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+
+
+def test_older_payloads_carry_one_tracking_number() -> None:
+    body = _fulfillment(tracking_number="9400100000000000000000")
+    del body["tracking_numbers"]
+    assert fulfillment_from_shopify(body).tracking_numbers == ["9400100000000000000000"]
+    body = _fulfillment(tracking_number=None, tracking_numbers=[])
+    assert fulfillment_from_shopify(body).tracking_numbers == []
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"status": "shipped"}, "status"),
+        ({"status": None}, "status"),
+        ({"order_id": None}, "order_id"),
+        ({"id": True}, "id"),
+        ({"line_items": []}, "line_items"),
+        ({"line_items": [{"id": 1, "quantity": 0}]}, "line_items[0].quantity"),
+        ({"line_items": [{"quantity": 1}]}, "line_items[0].id"),
+        ({"updated_at": "yesterday"}, "updated_at"),
+        ({"tracking_numbers": "1Z"}, "tracking_numbers"),
+    ],
+)
+def test_a_fulfillment_that_does_not_map_names_the_field(change: dict[str, Any], path: str) -> None:
+    with pytest.raises(MappingError) as err:
+        fulfillment_from_shopify(_fulfillment(**change))
+    assert err.value.path == path
+
+
+# -- splitting a channel's fulfillment over the ERP's allocations ------------------------------
+
+
+def _cf(lines: list[tuple[str, int]], fid: str = "77") -> ChannelFulfillment:
+    return ChannelFulfillment(
+        fulfillment_id=fid,
+        order_key="shopify-1",
+        status="success",
+        lines=[ShipmentLine(line_id=line, sku=f"SKU-{line}", quantity=q) for line, q in lines],
+        tracking_numbers=["TN1"],
+        occurred_at=datetime(2026, 11, 20, tzinfo=UTC),
+    )
+
+
+def _alloc(line: str, location: str, qty: int) -> Allocation:
+    return Allocation(location=location, line_id=line, sku=f"SKU-{line}", quantity=qty)
+
+
+def test_a_fulfillment_is_split_over_the_locations_the_erp_allocated() -> None:
+    allocations = [_alloc("1", "WH-EAST", 3), _alloc("1", "WH-WEST", 2), _alloc("2", "WH-EAST", 1)]
+    split = split_fulfillment("shopify", _cf([("1", 5), ("2", 1)]), allocations, [], {"1": 5, "2": 1})
+    assert [
+        (s.shipment_id, s.location, [(ln.line_id, ln.quantity) for ln in s.lines]) for s in split.shipments
+    ] == [
+        ("shopify-fulfillment-77@WH-EAST", "WH-EAST", [("1", 3), ("2", 1)]),
+        ("shopify-fulfillment-77@WH-WEST", "WH-WEST", [("1", 2)]),
+    ]
+    assert all(s.tracking_numbers == ["TN1"] for s in split.shipments)
+
+
+def test_what_shipped_before_is_taken_off_and_excess_goes_to_the_first_location() -> None:
+    allocations = [_alloc("1", "WH-EAST", 3), _alloc("1", "WH-WEST", 2)]
+    before = Shipment(
+        shipment_id="s0",
+        order_key="shopify-1",
+        location="WH-EAST",
+        lines=[ShipmentLine(line_id="1", sku="SKU-1", quantity=2)],
+        shipped_at=datetime(2026, 11, 19, tzinfo=UTC),
+    )
+    split = split_fulfillment("shopify", _cf([("1", 2)]), allocations, [before], {"1": 5})
+    # One unit left at WH-EAST, then WH-WEST.
+    assert [(s.location, s.lines[0].quantity) for s in split.shipments] == [("WH-EAST", 1), ("WH-WEST", 1)]
+    over = split_fulfillment("shopify", _cf([("1", 7), ("9", 1)]), allocations, [], {"1": 5})
+    assert [(s.location, s.lines[0].quantity) for s in over.shipments] == [("WH-EAST", 5), ("WH-WEST", 2)]
+    assert over.not_shipped_here == ["9"]  # not a line the platform ships
+    assert over.shipments[0].shipment_id == "shopify-fulfillment-77@WH-EAST"
+
+
+# -- end to end, on the sandbox storefront ---------------------------------------------------
+
+
+def _order_id() -> int:
+    return 10**9 + uuid.uuid4().int % 10**9  # the session shares one Temporal server
+
+
+@asynccontextmanager
+async def _shop_platform(
+    client: Client, tmp: Path, database_url: str, **settings: Any
+) -> AsyncIterator[tuple[Platform, SandboxShop, WebhookDeliverer]]:
+    shop = SandboxShop(bucket_size=400, leak_per_s=200)
+    shop.seed_catalog({"sku": sku, "title": f"Product {sku}", "price": price} for sku, price in PRODUCTS)
+    async with (
+        SandboxServer(shop) as server,
+        platform(
+            client,
+            tmp,
+            database_url,
+            seed=seed_catalog,
+            shopify_admin_url=server.url,
+            shopify_access_token=DEFAULT_ACCESS_TOKEN,
+            reconcile_schedule_prefix=f"cf-{uuid.uuid4().hex[:8]}",
+            **settings,
+        ) as p,
+    ):
+        deliverer = WebhookDeliverer(
+            shop, p.http, SHOPIFY_SECRET, url=f"{API}/webhooks/shopify", topics=FULFILLMENT_TOPICS
+        )
+        try:
+            yield p, shop, deliverer
+        finally:
+            deliverer.close()
+
+
+def _warehouse_orders(p: Platform, order_key: str) -> list[FulfillmentOrder]:
+    with p.store.session() as s:
+        return list(s.scalars(select(FulfillmentOrder).where(FulfillmentOrder.order_key == order_key)))
+
+
+async def test_a_channel_that_ships_its_own_orders_is_billed_from_its_fulfillments(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with _shop_platform(client, tmp_path, database_url, fulfilled_by_channel=["shopify"]) as (
+        p,
+        shop,
+        deliverer,
+    ):
+        oid = _order_id()
+        key = f"shopify-{oid}"
+        # 5 hats: the ERP allocates 3 at WH-EAST and 2 at WH-WEST (tests/seed.py).
+        shop.create_order(shopify_order(oid, [("HAT-RED", 5, "18.00"), ("MUG-01", 1, "12.50")]))
+        await deliverer.drain()
+        st = await p.wait_for(key, lambda s: s.waiting_for == "fulfillment at shopify", timeout=60)
+        assert st.status == "AwaitingShipment"
+        releases = [s for s in st.steps if s.step.startswith("release_fulfillment:")]
+        assert {(s.step, s.status) for s in releases} == {
+            ("release_fulfillment:WH-EAST", "skipped"),
+            ("release_fulfillment:WH-WEST", "skipped"),
+        }
+        assert _warehouse_orders(p, key) == []  # the warehouse is never asked
+
+        # The merchant ships everything from Shopify's admin: one fulfillment, one location.
+        [made] = shop.fulfil_in_admin(oid, tracking_number="1ZCHANNEL0001", company="UPS")
+        await deliverer.drain()
+        # Redelivered (Shopify delivers at least once): billed once all the same.
+        await p.send_shopify(_shop_event_body(shop, "fulfillments/create", made["id"]), "fulfillments/create")
+        # Billed (invoice and capture) once per location; the channel is not told what it did.
+        st = await p.wait_for(key, lambda s: len(s.invoices) == 2 and s.status == "Shipped", timeout=60)
+        so = find_sales_order(p.store, "shopify", str(oid))
+        assert so is not None
+        invoices = list_invoices(p.store, so.erp_order_id)
+        # Split over the ERP's allocations: stock leaves the locations that reserved it.
+        assert sorted((s.location, sum(ln.quantity for ln in s.lines)) for s in st.shipments) == [
+            ("WH-EAST", 4),
+            ("WH-WEST", 2),
+        ]
+        assert sorted(i.location for i in invoices) == ["WH-EAST", "WH-WEST"]
+        assert st.captured == st.total == Money.sum((i.total for i in invoices), "USD")
+        assert not any(s.step.startswith("notify_channel:") for s in st.steps)  # it knows
+        assert len(shop.fulfillments(oid)) == 1  # nothing created at the channel twice
+
+        # Shopify records the carrier's progress; delivered completes the order.
+        shop.update_shipment_status(made["id"], "in_transit")
+        await deliverer.drain()
+        st = await p.wait_for(key, lambda s: s.waiting_for == "delivery by the carrier", timeout=30)
+        shop.update_shipment_status(made["id"], "delivered")
+        await deliverer.drain()
+        st = await p.wait_status(key, "Completed", timeout=30)
+        assert st.tracking == {"1ZCHANNEL0001": "delivered"}
+
+
+def _shop_event_body(shop: SandboxShop, topic: str, fulfillment_id: int) -> dict[str, Any]:
+    event = next(e for e in shop.events() if e.topic == topic and json.loads(e.body)["id"] == fulfillment_id)
+    body: dict[str, Any] = json.loads(event.body)
+    return body
+
+
+async def test_the_echo_of_the_platforms_own_fulfillment_is_ignored_and_any_other_is_flagged(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with _shop_platform(client, tmp_path, database_url, hold_above={"USD": "500"}) as (
+        p,
+        shop,
+        deliverer,
+    ):
+        oid = _order_id()
+        key = f"shopify-{oid}"
+        shop.create_order(shopify_order(oid, [("MUG-01", 2, "12.50")]))
+        await deliverer.drain()
+        # The warehouse ships; the platform tells Shopify, whose fulfillments/create comes back.
+        await p.wait_for(
+            key, lambda s: any(x.step.startswith("notify_channel:") for x in s.steps), timeout=60
+        )
+        assert len(shop.fulfillments(oid)) == 1
+        await deliverer.drain()
+        echo = [
+            a for a in deliverer.attempts if a.topic == "fulfillments/create" and a.outcome == "delivered"
+        ]
+        assert echo, deliverer.attempts
+        st = await p.wait_status(key, "Completed", timeout=60)
+        assert not any(s.step.startswith("channel_fulfillment:") for s in st.steps), st.steps
+        so = find_sales_order(p.store, "shopify", str(oid))
+        assert so is not None and len(list_invoices(p.store, so.erp_order_id)) == 1
+
+        # An order held for approval (it reaches the limit) is fulfilled in Shopify's admin by
+        # hand: the warehouse may ship it too, so a person is told; nothing is billed from it.
+        held = _order_id()
+        held_key = f"shopify-{held}"
+        shop.create_order(shopify_order(held, [("MUG-01", 40, "12.50")]))
+        await deliverer.drain()
+        await p.wait_status(held_key, "NeedsAttention", timeout=60)
+        [made] = shop.fulfil_in_admin(held, tracking_number="1ZBYHAND0001", company="UPS")
+        await deliverer.drain()
+        st = await p.wait_for(
+            held_key, lambda s: any(x.step.startswith("channel_fulfillment:") for x in s.steps)
+        )
+        [noted] = [x for x in st.steps if x.step == f"channel_fulfillment:{made['id']}"]
+        assert noted.status == "failed" and "did not ship" in (noted.detail or "")
+        assert st.status == "NeedsAttention" and st.invoiced.is_zero
+
+        # A fulfillment for an order the platform never had (a POS sale): 200, recorded.
+        stranger = _order_id()
+        r = await p.send_shopify(_fulfillment(order_id=stranger), "fulfillments/create")
+        assert r.status_code == 200, r.text
+        rows = inbox.list_inbox(p.store, workflow_id=f"order-shopify-{stranger}")
+        assert [row.status for row in rows] == ["rejected"], rows
