@@ -19,12 +19,18 @@ import uvicorn
 
 class AppServer:
     def __init__(
-        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, startup_timeout_s: float = 10.0
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        startup_timeout_s: float = 10.0,
+        log_level: str = "warning",
     ) -> None:
         self.host, self.port = host, port
         self.startup_timeout_s = startup_timeout_s
         self._server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+            uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off")
         )
         self._task: asyncio.Task[None] | None = None
 
@@ -41,6 +47,7 @@ class AppServer:
                 self._task.result()
                 raise RuntimeError(f"the server on {self.host}:{self.port} stopped during start-up")
             if loop.time() > deadline:
+                await self.__aexit__(None, None, None)
                 raise TimeoutError(f"the server did not start within {self.startup_timeout_s:g} s")
             await asyncio.sleep(0.02)
         for server in self._server.servers:

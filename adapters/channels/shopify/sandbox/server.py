@@ -15,14 +15,13 @@ import asyncio
 import contextlib
 from types import TracebackType
 
-import uvicorn
-
+from adapters.channels.app_server import AppServer
 from adapters.channels.shopify.sandbox.app import create_sandbox_app
 from adapters.channels.shopify.sandbox.shop import SandboxShop
 from adapters.channels.shopify.sandbox.webhooks import WebhookDeliverer
 
 
-class SandboxServer:
+class SandboxServer(AppServer):
     """The sandbox's Admin API on ``host:port``, plus its webhook deliverer when given one."""
 
     def __init__(
@@ -35,51 +34,31 @@ class SandboxServer:
         log_level: str = "warning",
         startup_timeout_s: float = 10.0,
     ) -> None:
-        self.shop = shop
-        self.host = host
-        self.port = port
-        self.deliverer = deliverer
-        self.startup_timeout_s = startup_timeout_s
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                create_sandbox_app(shop), host=host, port=port, log_level=log_level, lifespan="off"
-            )
+        super().__init__(
+            create_sandbox_app(shop),
+            host=host,
+            port=port,
+            startup_timeout_s=startup_timeout_s,
+            log_level=log_level,
         )
+        self.shop = shop
+        self.deliverer = deliverer
         self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-
-    @property
-    def url(self) -> str:
-        """The base URL (``http://host:port``) once started."""
-        return f"http://{self.host}:{self.port}"
+        self._delivering: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._stop.clear()
-        self._tasks.append(asyncio.create_task(self._server.serve()))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.startup_timeout_s
-        while not self._server.started:
-            task = self._tasks[0]
-            if task.done():
-                task.result()  # raises what stopped it (e.g. the port is taken)
-                raise RuntimeError(f"the sandbox server on {self.host}:{self.port} stopped during start-up")
-            if loop.time() > deadline:
-                await self.stop()
-                raise TimeoutError(f"the sandbox server did not start within {self.startup_timeout_s:g} s")
-            await asyncio.sleep(0.02)
-        for server in self._server.servers:
-            for sock in server.sockets:
-                self.port = int(sock.getsockname()[1])
-                break
+        await super().__aenter__()
         if self.deliverer is not None:
-            self._tasks.append(asyncio.create_task(self.deliverer.run(self._stop)))
+            self._stop.clear()
+            self._delivering = asyncio.create_task(self.deliverer.run(self._stop))
 
     async def stop(self) -> None:
         self._stop.set()
-        self._server.should_exit = True
-        tasks, self._tasks = self._tasks, []
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._delivering is not None:
+            task, self._delivering = self._delivering, None
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(task, return_exceptions=True)
+        await super().__aexit__(None, None, None)
 
     async def __aenter__(self) -> SandboxServer:
         await self.start()
