@@ -12,8 +12,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Channels whose fulfillments reach the platform (Shopify fulfillments/create and /update).
+CHANNELS_REPORTING_FULFILLMENTS = frozenset({"shopify"})
 
 
 def _secret_list(value: Any) -> Any:
@@ -166,6 +169,18 @@ class Settings(BaseSettings):
         description='channels that ship their own orders, e.g. ["shopify"]: nothing is released to a '
         "warehouse; the channel's fulfillments (Shopify fulfillments/create) are billed as the shipments",
     )
+
+    @field_validator("fulfilled_by_channel")
+    @classmethod
+    def _channels_that_report_fulfillments(cls, value: list[str]) -> list[str]:
+        # Another channel's orders would wait for fulfillments that never reach the platform.
+        unknown = sorted(set(value) - CHANNELS_REPORTING_FULFILLMENTS)
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)}: only {', '.join(sorted(CHANNELS_REPORTING_FULFILLMENTS))} report"
+                " their fulfillments to the platform"
+            )
+        return value
 
     # Builtin warehouse and carrier simulators.
     wms_pick_delay_s: float = 2.0

@@ -555,8 +555,9 @@ class Ingress:
             signal="channel_fulfilled",
             argument=f,
             dedupe_key=dedupe,
-            # The same fulfillment in the same state, however often it is delivered.
-            business_key=f"{workflow_id}|fulfillment:{f.fulfillment_id}|{f.status}|{f.shipment_status}",
+            # The same fulfillment in the same state (tracking included), however often delivered.
+            business_key=f"{workflow_id}|fulfillment:{f.fulfillment_id}|{f.status}|{f.shipment_status}"
+            f"|{','.join(f.tracking_numbers)}",
             correlation_id=cid,
             ids=ids,
             accepted={"status": "accepted", **ids},

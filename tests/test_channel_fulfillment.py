@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 
 from adapters.channels.errors import MappingError
 from adapters.channels.shopify.fulfillments import fulfillment_from_shopify
@@ -33,6 +33,8 @@ from tests.platform import API, SHOPIFY_SECRET, Platform, platform
 from tests.seed import PRODUCTS, seed_catalog
 from tests.shopify_payloads import shopify_order
 from workflows.channel_shipments import split_fulfillment
+from workflows.models import OperatorRequest
+from workflows.order_to_cash import OrderToCash
 
 FULFILLMENT_TOPICS = ("orders/create", "fulfillments/create", "fulfillments/update")
 
@@ -284,7 +286,8 @@ async def test_the_echo_of_the_platforms_own_fulfillment_is_ignored_and_any_othe
         assert so is not None and len(list_invoices(p.store, so.erp_order_id)) == 1
 
         # An order held for approval (it reaches the limit) is fulfilled in Shopify's admin by
-        # hand: the warehouse may ship it too, so a person is told; nothing is billed from it.
+        # hand: the warehouse will ship it too, so once approved it waits for a person before
+        # it goes on; nothing is billed from the channel's fulfillment.
         held = _order_id()
         held_key = f"shopify-{held}"
         shop.create_order(shopify_order(held, [("MUG-01", 40, "12.50")]))
@@ -292,12 +295,32 @@ async def test_the_echo_of_the_platforms_own_fulfillment_is_ignored_and_any_othe
         await p.wait_status(held_key, "NeedsAttention", timeout=60)
         [made] = shop.fulfil_in_admin(held, tracking_number="1ZBYHAND0001", company="UPS")
         await deliverer.drain()
-        st = await p.wait_for(
-            held_key, lambda s: any(x.step.startswith("channel_fulfillment:") for x in s.steps)
+        await p.handle(held_key).execute_update(
+            OrderToCash.approve, OperatorRequest(operator="ops", reason="checked the customer")
         )
-        [noted] = [x for x in st.steps if x.step == f"channel_fulfillment:{made['id']}"]
-        assert noted.status == "failed" and "did not ship" in (noted.detail or "")
-        assert st.status == "NeedsAttention" and st.invoiced.is_zero
+        st = await p.wait_for(
+            held_key, lambda s: s.attention is not None and s.attention.reason == "fulfilled_at_channel"
+        )
+        assert st.attention is not None and st.attention.step == f"channel_fulfillment:{made['id']}"
+        assert "did not ship" in st.attention.message and st.invoiced.is_zero
+        await p.handle(held_key).execute_update(
+            OrderToCash.skip,
+            OperatorRequest(operator="ops", reason="merchant clicked by mistake", reference="SHOP-NOTE-1"),
+        )
+        # The warehouse ships too; Shopify has nothing left to fulfil, so telling it waits for
+        # the same person (who settles the double shipment and skips).
+        st = await p.wait_for(
+            held_key,
+            lambda s: s.attention is not None and s.attention.step.startswith("notify_channel:"),
+            timeout=60,
+        )
+        assert st.attention is not None and "nothing open to fulfil" in st.attention.message
+        await p.handle(held_key).execute_update(
+            OrderToCash.skip,
+            OperatorRequest(operator="ops", reason="already fulfilled at Shopify", reference="SHOP-NOTE-1"),
+        )
+        st = await p.wait_status(held_key, "Completed", timeout=60)
+        assert len(st.invoices) == 1  # billed from the warehouse's shipment only
 
         # A fulfillment for an order the platform never had (a POS sale): 200, recorded.
         stranger = _order_id()
@@ -305,3 +328,118 @@ async def test_the_echo_of_the_platforms_own_fulfillment_is_ignored_and_any_othe
         assert r.status_code == 200, r.text
         rows = inbox.list_inbox(p.store, workflow_id=f"order-shopify-{stranger}")
         assert [row.status for row in rows] == ["rejected"], rows
+
+
+def _reported(order: dict[str, Any], fid: int, at: str, **fields: Any) -> dict[str, Any]:
+    """A fulfillment of all of ``order``'s lines, as Shopify reports it at ``at``."""
+    lines = [{"id": li["id"], "sku": li["sku"], "quantity": li["quantity"]} for li in order["line_items"]]
+    body = _fulfillment(id=fid, order_id=order["id"], line_items=lines, updated_at=at, created_at=at)
+    body.update(fields)
+    return body
+
+
+async def test_channel_reports_out_of_order_retracked_and_cancelled(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with platform(
+        client, tmp_path, database_url, seed=seed_catalog, fulfilled_by_channel=["shopify"]
+    ) as p:
+        late, pending, cancelled = (shopify_order(_order_id(), [("MUG-01", 2, "12.50")]) for _ in range(3))
+        for order in (late, pending, cancelled):
+            assert (await p.send_shopify(order)).status_code == 200
+        for order in (late, pending, cancelled):
+            await p.wait_for(
+                f"shopify-{order['id']}", lambda s: s.waiting_for == "fulfillment at shopify", 60
+            )
+
+        # Delivered arrives before its own fulfillments/create (Shopify does not keep order):
+        # billed once, and the older report does not undo "delivered".
+        key = f"shopify-{late['id']}"
+        newer = _reported(late, 501, "2026-11-20T12:00:00-05:00", shipment_status="delivered")
+        await p.send_shopify(newer, "fulfillments/update")
+        await p.send_shopify(_reported(late, 501, "2026-11-20T10:00:00-05:00"), "fulfillments/create")
+        st = await p.wait_status(key, "Completed", timeout=60)
+        assert len(st.invoices) == 1 and st.captured == st.total
+
+        # Open first (nothing billed), then success; then Shopify's update_tracking replaces the
+        # number: the order waits for the new one's delivery, not the old one's.
+        key = f"shopify-{pending['id']}"
+        await p.send_shopify(
+            _reported(pending, 502, "2026-11-20T10:00:00-05:00", status="open"), "fulfillments/create"
+        )
+        await p.send_shopify(
+            _reported(pending, 502, "2026-11-20T11:00:00-05:00", tracking_numbers=["OLD-1"]),
+            "fulfillments/update",
+        )
+        st = await p.wait_for(key, lambda s: len(s.invoices) == 1, 60)
+        assert st.tracking == {"OLD-1": "shipped"}
+        await p.send_shopify(
+            _reported(
+                pending,
+                502,
+                "2026-11-20T12:00:00-05:00",
+                tracking_numbers=["NEW-1"],
+                shipment_status="in_transit",
+            ),
+            "fulfillments/update",
+        )
+        st = await p.wait_for(key, lambda s: s.tracking == {"NEW-1": "in_transit"}, 30)
+        await p.send_shopify(
+            _reported(
+                pending,
+                502,
+                "2026-11-20T13:00:00-05:00",
+                tracking_numbers=["NEW-1"],
+                shipment_status="delivered",
+            ),
+            "fulfillments/update",
+        )
+        st = await p.wait_status(key, "Completed", timeout=30)
+        assert len(st.invoices) == 1
+
+        # Billed, then cancelled at Shopify: the money stands and a person settles it.
+        key = f"shopify-{cancelled['id']}"
+        await p.send_shopify(_reported(cancelled, 503, "2026-11-20T10:00:00-05:00"), "fulfillments/create")
+        await p.wait_for(key, lambda s: len(s.invoices) == 1, 60)
+        await p.send_shopify(
+            _reported(cancelled, 503, "2026-11-20T11:00:00-05:00", status="cancelled"), "fulfillments/update"
+        )
+        st = await p.wait_for(
+            key,
+            lambda s: s.attention is not None and s.attention.reason == "fulfillment_cancelled_at_channel",
+            30,
+        )
+        assert st.captured == st.total and st.tracking == {}
+        await p.handle(key).execute_update(
+            OrderToCash.skip, OperatorRequest(operator="ops", reason="re-shipped", reference="CS-1")
+        )
+        await p.wait_status(key, "Completed", timeout=30)
+
+
+async def test_an_order_the_channel_fulfilled_while_held_cannot_be_cancelled_unbilled(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with platform(
+        client,
+        tmp_path,
+        database_url,
+        seed=seed_catalog,
+        fulfilled_by_channel=["shopify"],
+        hold_above={"USD": "100"},
+    ) as p:
+        order = shopify_order(_order_id(), [("MUG-01", 9, "12.50")])
+        key = f"shopify-{order['id']}"
+        await p.send_shopify(order)
+        await p.wait_status(key, "NeedsAttention", timeout=60)
+        r = await p.send_shopify(_reported(order, 504, "2026-11-20T10:00:00-05:00"), "fulfillments/create")
+        assert r.json()["status"] == "accepted", r.text  # signalled before the cancel below
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await p.handle(key).execute_update(
+                OrderToCash.cancel, OperatorRequest(operator="ops", reason="fraud check")
+            )
+        assert "not billed yet" in str(refused.value.cause)
+        await p.handle(key).execute_update(
+            OrderToCash.approve, OperatorRequest(operator="ops", reason="the goods have left")
+        )
+        st = await p.wait_for(key, lambda s: len(s.invoices) == 1, 60)
+        assert st.captured == st.total

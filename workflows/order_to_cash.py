@@ -141,6 +141,8 @@ class OrderToCash(Operated):
         self._channel_latest: dict[str, ChannelFulfillment] = {}  # newest report per fulfillment
         self._channel_billed: dict[str, list[str]] = {}  # fulfillment id -> its tracking numbers
         self._channel_noted: set[str] = set()
+        self._channel_foreign: list[ChannelFulfillment] = []  # made at the channel beside the warehouse
+        self._channel_cancelled: list[ChannelFulfillment] = []  # cancelled there after we billed them
         # Business metrics: replay-safe, and no history events (docs/observability.md).
         self._metrics = OrderMetrics(o.channel)
 
@@ -429,6 +431,7 @@ class OrderToCash(Operated):
         while True:
             await self._bill_pending()
             await self._bill_channel_fulfillments()
+            await self._flag_channel_problems()
             await self._take_edits()
             if self._all_shipped():
                 return
@@ -444,6 +447,7 @@ class OrderToCash(Operated):
                     lambda: (
                         bool(self._pending_shipments)
                         or bool(self._channel_pending)
+                        or self._channel_problem()
                         or self._cancel_pending()
                         or self._edit_due()
                     ),
@@ -465,14 +469,28 @@ class OrderToCash(Operated):
         location; the channel is not told what it reported itself."""
         while self._channel_pending:
             f = self._channel_pending.pop(0)
+            fid = f.fulfillment_id
+            latest = self._channel_latest.get(fid, f)
+            if latest.status != "success":
+                self._record(
+                    f"channel_fulfillment:{fid}",
+                    "skipped",
+                    f"{latest.status} at the channel before it was billed",
+                )
+                self._channel_latest.pop(fid, None)  # a later successful report is billed
+                continue
             split = split_fulfillment(
                 self._order.channel, f, self._allocations, self._shipments, self._expected
             )
             if split.not_shipped_here:
+                # Before the ERP allocated (a cancellation under way) nothing is expected yet:
+                # goods that left unbilled are for a person.
                 self._record(
-                    f"channel_fulfillment:{f.fulfillment_id}",
-                    "done",
-                    "lines the platform does not ship, left out: " + ", ".join(split.not_shipped_here),
+                    f"channel_fulfillment:{fid}",
+                    "done" if self._expected else "failed",
+                    "lines the platform does not ship, left out: " + ", ".join(split.not_shipped_here)
+                    if self._expected
+                    else "reported before the ERP allocated the order: not billed, settle it by hand",
                 )
             billed = False
             for shipment in split.shipments:
@@ -483,9 +501,58 @@ class OrderToCash(Operated):
                 await self._bill_shipment(shipment, keep_status=keep_status, tell_channel=False)
                 billed = billed or len(self._shipments) > before
             if billed:
-                self._channel_billed[f.fulfillment_id] = list(f.tracking_numbers)
-                # An update (e.g. delivered) may have come while this one was being billed.
-                self._channel_tracking(self._channel_latest.get(f.fulfillment_id, f))
+                self._channel_billed[fid] = list(f.tracking_numbers)
+                # An update (delivered, new tracking, cancelled) may have come during billing.
+                self._channel_update_billed(self._channel_latest.get(fid, f))
+            else:
+                self._channel_latest.pop(fid, None)  # refused: a corrected report can be billed
+
+    def _channel_update_billed(self, f: ChannelFulfillment) -> None:
+        """A later report of a fulfillment already billed: its tracking numbers (Shopify's
+        update_tracking replaces them) and delivery status; a cancellation is for a person."""
+        fid = f.fulfillment_id
+        old = self._channel_billed.get(fid, [])
+        new: list[str] = list(f.tracking_numbers)
+        if f.status in ("cancelled", "error", "failure"):
+            new = []  # nothing to wait for: that parcel is not coming
+            if f"cancelled:{fid}" not in self._channel_noted:
+                self._channel_noted.add(f"cancelled:{fid}")
+                self._channel_cancelled.append(f)
+        in_use = {n for other, numbers in self._channel_billed.items() if other != fid for n in numbers}
+        for number in old:
+            if number not in new and number not in in_use:
+                self._tracking.pop(number, None)
+        for number in new:
+            self._tracking.setdefault(number, "shipped")
+        self._channel_billed[fid] = new
+        self._channel_tracking(f)
+
+    def _channel_problem(self) -> bool:
+        return bool(self._channel_foreign) or bool(self._channel_cancelled)
+
+    async def _flag_channel_problems(self) -> None:
+        """What the channel reported that a person must settle before the order goes on (retry
+        or skip once settled): a fulfillment made there for an order a warehouse ships (the
+        goods may leave twice), or one cancelled there after it was billed."""
+        while self._channel_cancelled:
+            f = self._channel_cancelled.pop(0)
+            await self._await_operator(
+                f"channel_fulfillment:{f.fulfillment_id}",
+                "fulfillment_cancelled_at_channel",
+                f"{self._order.channel} reports fulfillment {f.name or f.fulfillment_id} {f.status} after it"
+                " was billed: the invoice and capture stand; credit or re-ship by hand, then skip",
+                cancellable=False,
+            )
+        while self._channel_foreign:
+            f = self._channel_foreign.pop(0)
+            units = sum(ln.quantity for ln in f.lines)
+            await self._await_operator(
+                f"channel_fulfillment:{f.fulfillment_id}",
+                "fulfilled_at_channel",
+                f"{self._order.channel} reports fulfillment {f.name or f.fulfillment_id} ({units} units) that"
+                " the warehouse did not ship: make sure the goods do not leave twice, then retry or skip",
+                cancellable=False,
+            )
 
     def _channel_tracking(self, f: ChannelFulfillment) -> None:
         """The channel's delivery status for a fulfillment's tracking numbers (never back from
@@ -589,14 +656,22 @@ class OrderToCash(Operated):
         self._captured = self._captured + due
 
     async def _await_delivery(self) -> None:
+        await self._flag_channel_problems()
         if not self._tracking:
             return
         self._waiting_for = "delivery by the carrier"
         self._publish()
         while True:
             await workflow.wait_condition(
-                lambda: all(s == "delivered" for s in self._tracking.values()) or self._edit_due()
+                lambda: (
+                    all(s == "delivered" for s in self._tracking.values())
+                    or self._edit_due()
+                    or self._channel_problem()
+                )
             )
+            if self._channel_problem():
+                await self._flag_channel_problems()
+                continue
             if not self._edit_due():
                 break
             await self._take_edits()  # after shipment: a conflict for a person
@@ -624,6 +699,11 @@ class OrderToCash(Operated):
         # Shipments that reached us before the cancellation are billed, never dropped.
         await self._bill_pending(keep_status=True)
         await self._bill_channel_fulfillments(keep_status=True)
+        if self._policy.channel_fulfils and self._expected and self._all_shipped() and not self._backordered:
+            self._record("cancel", "failed", f"{o.channel} fulfilled everything before the cancellation")
+            self._cancel = None
+            self._compensating = False
+            return False
         too_late: list[tuple[str, str]] = []
         for fid, location in sorted(self._fulfillments.items()):
             if self._fulfillment_shipped(fid, location):
@@ -1066,6 +1146,8 @@ class OrderToCash(Operated):
         """Why the order can no longer be cancelled, or None if it can."""
         if self._status in _FINAL or self._cancel is not None:
             return f"the order is {self._status}"
+        if self._channel_pending:
+            return f"{self._order.channel} reported a fulfillment not billed yet: the goods have left"
         if self._shipments and self._all_shipped() and not self._backordered:
             # Status may read NeedsAttention (e.g. stuck on capture) while everything shipped.
             return "everything has shipped"
@@ -1103,18 +1185,22 @@ class OrderToCash(Operated):
         """A fulfillment the channel reports (created or updated).
 
         When the channel ships its own orders, a successful one is billed as the shipment
-        (once per fulfillment id; later updates only move its tracking on). Otherwise it is
-        the echo of the platform's own report (its tracking number is one the platform sent),
-        or one made at the channel beside the warehouse: that is recorded for a person, since
-        the goods may leave twice."""
+        (once per fulfillment id; later reports move its tracking on, or flag a cancellation).
+        Otherwise it is the echo of the platform's own report (its tracking number is one the
+        platform sent), or one made at the channel beside the warehouse: a person looks at it,
+        since the goods may leave twice. A report older than one already taken is ignored."""
         fid = f.fulfillment_id
+        newest = self._channel_latest.get(fid)
+        if newest is not None and f.occurred_at < newest.occurred_at:
+            return  # delivered late: the newer report stands
         if fid in self._channel_billed:
-            self._channel_tracking(f)
+            self._channel_latest[fid] = f
+            self._channel_update_billed(f)
             return
         if self._policy.channel_fulfils:
-            if f.status != "success":
-                return  # billed when it succeeds (fulfillments/update)
             if fid not in self._channel_latest:
+                if f.status != "success":
+                    return  # billed when it succeeds (fulfillments/update)
                 self._channel_pending.append(f)
             self._channel_latest[fid] = f
             return
@@ -1124,13 +1210,15 @@ class OrderToCash(Operated):
             return
         if f.status in ("success", "open", "pending") and fid not in self._channel_noted:
             self._channel_noted.add(fid)
-            units = sum(ln.quantity for ln in f.lines)
-            self._record(
-                f"channel_fulfillment:{fid}",
-                "failed",
-                f"{self._order.channel} reports fulfillment {f.name or fid} ({units} units) that the"
-                " warehouse did not ship: check the goods did not leave twice",
-            )
+            if self._status in _ENDED:
+                self._record(
+                    f"channel_fulfillment:{fid}",
+                    "failed",
+                    f"{self._order.channel} reports fulfillment {f.name or fid} that the warehouse did not"
+                    f" ship, after the order was {self._status}: check the goods did not leave twice",
+                )
+            else:
+                self._channel_foreign.append(f)
 
     @workflow.signal
     def tracking_updated(self, event: TrackingEvent) -> None:
