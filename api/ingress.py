@@ -28,6 +28,9 @@ Sales channels follow the same steps with their vendors' rules (docs/adding-a-ch
 * **BigCommerce** callbacks are thin: a new order is kept as a *doorbell* and answered 200
   ``queued`` without calling BigCommerce; the relay fetches, maps and starts it
   (``api.relay``). A status change to Cancelled or Declined requests cancellation.
+* **Shopify stock levels** (``inventory_levels/update``) at the channel's own stores are kept
+  like a doorbell and answered ``queued``: the relay looks the item's SKU up and starts a
+  ledger cycle count. At any other location they are acknowledged only (``ignored``).
 
 Deliveries kept only to be acknowledged (nothing to relay) are inbox rows settled ``ignored``
 at once, so every authenticated delivery can be found with ``retail webhooks inbox``.
