@@ -10,9 +10,9 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Channels whose fulfillments reach the platform (Shopify fulfillments/create and /update).
@@ -250,6 +250,14 @@ class Settings(BaseSettings):
         description="graphql: inventorySetQuantities with compare-and-set and @idempotent; "
         "rest: inventory_levels/set.json, absolute and blind (the fallback)",
     )
+    # The channel's own stores (docs/inventory.md, "Stores on Shopify POS"): Shopify location id ->
+    # ledger location. Shopify POS owns their on-hand; each inventory_levels/update there becomes a
+    # ledger cycle count. Updates at any other location are acknowledged and ignored.
+    shopify_store_locations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Shopify location id -> ledger location of stores whose stock Shopify POS keeps, "
+        'e.g. {"71000000003": "STORE-1"}',
+    )
 
     # Reconciliation (docs/reconciliation.md): Temporal Schedules compare the systems.
     reconcile_channels: list[str] = Field(
@@ -329,6 +337,14 @@ class Settings(BaseSettings):
 
     faults: Faults = Faults()
 
+    @model_validator(mode="after")
+    def _store_locations(self) -> Self:
+        """Refuse store locations that cannot be right: see :func:`store_location_errors`."""
+        errors = store_location_errors(self.shopify_store_locations, self.shopify_inventory_location)
+        if errors:
+            raise ValueError("RETAIL_SHOPIFY_STORE_LOCATIONS: " + "; ".join(errors))
+        return self
+
     @property
     def store_url(self) -> str:
         if self.database_url:
@@ -338,6 +354,38 @@ class Settings(BaseSettings):
     @property
     def api_url(self) -> str:
         return self.public_api_url or f"http://{self.api_host}:{self.api_port}"
+
+
+def store_location_errors(stores: dict[str, str], published_at: str | None) -> list[str]:
+    """What is wrong with a Shopify store-location mapping, as far as the settings can tell.
+
+    Keys must be Shopify location ids and values ledger location names (at most 100 characters,
+    each named once: two Shopify locations counting into one ledger position would overwrite each
+    other's counts). The location the platform publishes stock at must not be a store: its
+    inventory_levels/update deliveries are the platform's own pushes (and web orders), and taking
+    them for counts would feed the ledger its own numbers. That location is a Shopify location
+    name (the adapter looks names up) or an id; a name is taken to be the ledger name it maps to,
+    as the Shopify adapter names locations."""
+    errors: list[str] = []
+    seen: dict[str, str] = {}
+    for shopify_id, ledger in stores.items():
+        if not shopify_id.isascii() or not shopify_id.isdigit():
+            errors.append(f"key {shopify_id!r} is not a Shopify location id (digits)")
+        name = ledger.strip()
+        if not name or len(name) > 100 or name != ledger:
+            errors.append(f"location {shopify_id} maps to {ledger!r}, not a ledger location name")
+        elif name in seen:
+            errors.append(f"locations {seen[name]} and {shopify_id} both map to {name!r}")
+        seen.setdefault(name, shopify_id)
+    if published_at is not None:
+        published = published_at.strip()
+        if published in stores or published in stores.values():
+            errors.append(
+                f"{published!r} is also RETAIL_SHOPIFY_INVENTORY_LOCATION, where the platform publishes "
+                "sellable stock: its level changes are the platform's own pushes and web orders, not "
+                "store counts; map only locations whose on-hand Shopify POS keeps"
+            )
+    return errors
 
 
 @lru_cache(maxsize=1)

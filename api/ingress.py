@@ -28,6 +28,9 @@ Sales channels follow the same steps with their vendors' rules (docs/adding-a-ch
 * **BigCommerce** callbacks are thin: a new order is kept as a *doorbell* and answered 200
   ``queued`` without calling BigCommerce; the relay fetches, maps and starts it
   (``api.relay``). A status change to Cancelled or Declined requests cancellation.
+* **Shopify stock levels** (``inventory_levels/update``) at the channel's own stores are kept
+  like a doorbell and answered ``queued``: the relay looks the item's SKU up and starts a
+  ledger cycle count. At any other location they are acknowledged only (``ignored``).
 
 Deliveries kept only to be acknowledged (nothing to relay) are inbox rows settled ``ignored``
 at once, so every authenticated delivery can be found with ``retail webhooks inbox``.
@@ -57,6 +60,8 @@ from adapters.channels.errors import MappingError
 from adapters.channels.shopify.fulfillments import fulfillment_from_shopify
 from adapters.channels.shopify.mapping import order_edit_from_shopify, order_from_shopify
 from adapters.channels.shopify.refunds import return_from_shopify_refund
+from adapters.channels.shopify.stock import NOT_A_STORE, NOT_TRACKED, location_of, store_level
+from adapters.channels.shopify.stock import TOPIC as SHOPIFY_INVENTORY_TOPIC
 from adapters.channels.woocommerce.mapping import updated_at as woo_updated_at
 from adapters.wms.stock_webhook import INVENTORY_EVENTS, InventoryWebhook, parse_inventory
 from adapters.wms.webhook import (
@@ -71,7 +76,7 @@ from api import signatures
 from api.errors import problem
 from api.inventory_rules import refusal
 from api.metrics import WEBHOOK_DELIVERIES, WEBHOOKS_REJECTED, metric_source
-from api.relay import ChannelFetch, InboxRelay, RelayResult
+from api.relay import ChannelFetch, ChannelStockLookup, InboxRelay, RelayResult
 from canonical.edits import ChannelOrderUpdate, edit_from_order
 from canonical.returns import ReturnReceipt
 from settings import Settings
@@ -426,6 +431,8 @@ class Ingress:
                 f"{workflow_id}|{topic}|{updated_at}" if isinstance(updated_at, str) and updated_at else None
             )
 
+        if topic == SHOPIFY_INVENTORY_TOPIC:
+            return await self._shopify_inventory_level(d, payload, dedupe, cid)
         if topic == "orders/create" and self.settings.shopify_refetch_orders:
             # Webhook as doorbell: the relay fetches the order as the Admin API has it now.
             order_id = await self._shopify_order_id(d, payload, topic)
@@ -614,6 +621,50 @@ class Ingress:
             accepted={"status": "accepted", **ids, "correlation_id": cid},
         )
         return await self._accept(d, cmd)
+
+    async def _shopify_inventory_level(
+        self, d: Delivery, payload: Any, dedupe: str, cid: str
+    ) -> JSONResponse:
+        """``inventory_levels/update``: at a store location (``RETAIL_SHOPIFY_STORE_LOCATIONS``)
+        Shopify POS keeps the on-hand, so the absolute level becomes a ledger cycle count; the
+        relay looks up the item's SKU on the Admin API (not this request) and starts
+        InventoryAdjustment. Anywhere else it is acknowledged and ignored: the platform publishes
+        that stock itself, and web orders arrive as orders (counting them here would count them
+        twice). Deduplicated on the event id and on (location, item, updated_at, available)."""
+        topic = SHOPIFY_INVENTORY_TOPIC
+        try:
+            location_id = location_of(payload)
+            store = self.settings.shopify_store_locations.get(str(location_id))
+            level = store_level(payload, store) if store is not None else None
+        except (MappingError, ValidationError) as exc:
+            raise await self.reject(
+                d, 422, "mapping_error", str(exc), path=getattr(exc, "path", None)
+            ) from exc
+        if level is None:
+            return await self._acknowledge(
+                d,
+                topic=topic,
+                workflow_id=f"webhook-shopify-location-{location_id}",
+                dedupe_key=dedupe,
+                business_key=None,
+                note=NOT_A_STORE if store is None else NOT_TRACKED,
+            )
+        workflow_id = adjustment_workflow_id(level.event_id)
+        ids = {"event_id": level.event_id, "workflow_id": workflow_id}
+        cmd = Command(
+            topic=topic,
+            workflow_id=workflow_id,
+            action="start",
+            argument=ChannelStockLookup(level=level),
+            dedupe_key=dedupe,
+            # The event id is (location, item, updated_at, available): the same change, however sent.
+            business_key=f"{workflow_id}|{topic}",
+            correlation_id=cid,
+            ids=ids,
+            queued_detail="kept in the inbox; the relay looks the item's SKU up on Shopify and counts it",
+        )
+        # Never relayed in the request: the lookup calls Shopify, which must get its answer in 5 s.
+        return await self._accept(d, cmd, inline=False)
 
     # -- warehouse and carrier -------------------------------------------------------------------
 

@@ -14,6 +14,10 @@ Two kinds of rows need more than Temporal:
 * **Acknowledged only** (``action="signal"`` without a signal name): deliveries the platform
   keeps but has nothing to do with (a WooCommerce ping, an order still awaiting payment, a
   scope not handled). Settled ``ignored`` at once, without Temporal.
+* **Store stock** (argument :class:`ChannelStockLookup`): a Shopify ``inventory_levels/update``
+  at a store location names an inventory item, not a SKU. The relay looks the SKU up on the Admin
+  API (cached between rows), then starts ``InventoryAdjustment`` with the count. Unreachable or
+  429: pending, retried; an item Shopify lists without a SKU (or not at all): ``rejected``.
 * **Doorbells** (``source="bigcommerce"``, ``action="start"``, argument :class:`ChannelFetch`):
   a thin callback only names the order. The relay fetches it from BigCommerce's API (never the
   API request), maps it and starts ``OrderToCash``. A rate limit (429) or transient failure
@@ -50,8 +54,9 @@ from temporalio.service import RPCError, RPCStatusCode
 import tracing
 from adapters.channels.bigcommerce import NOT_PLACED_STATUS_IDS, BigCommerceClient, order_from_bigcommerce
 from adapters.channels.errors import MappingError
-from adapters.channels.shopify.admin import ShopifyAdminChannel
+from adapters.channels.shopify.admin import ItemSkus, ShopifyAdminChannel
 from adapters.channels.shopify.mapping import order_from_shopify
+from adapters.channels.shopify.stock import StoreLevel, store_count
 from adapters.errors import PermanentError, RateLimitedError, TransientError
 from api.metrics import (
     ORDERS_INGESTED,
@@ -114,6 +119,21 @@ class ChannelFetch(BaseModel):
     order_id: str
     scope: str
     store_hash: str | None = None
+
+
+STOCK_LOOKUP: Literal["channel_stock"] = "channel_stock"
+"""Marks a stored start as a channel's store stock level whose SKU the relay looks up."""
+# How long the relay trusts the item -> SKU listing it keeps (an unknown item lists again at once).
+ITEM_SKUS_MAX_AGE_S = 600.0
+
+
+class ChannelStockLookup(BaseModel):
+    """What a store stock row carries: a channel's level at one of its store locations, counted
+    into the ledger once the relay knows the item's SKU."""
+
+    kind: Literal["channel_stock"] = STOCK_LOOKUP
+    channel: Literal["shopify"] = "shopify"
+    level: StoreLevel
 
 
 @dataclass(frozen=True)
@@ -183,6 +203,9 @@ class InboxRelay:
         # Optimistic until an attempt fails for want of Temporal; while False the API answers
         # webhooks without waiting for Temporal and the loop probes until it is back.
         self.temporal_ok = True
+        # Shopify inventory item -> SKU, kept between rows (store stock); one listing at a time.
+        self._item_skus = ItemSkus()
+        self._item_skus_lock = asyncio.Lock()
 
     # -- one row -------------------------------------------------------------------------
 
@@ -229,9 +252,9 @@ class InboxRelay:
         trace.get_current_span().set_attribute("retail.relay.outcome", result.status)
         return result
 
-    async def _prepare(self, entry: InboxEntry) -> Order | RelayResult | None:
-        """What must happen before Temporal: an order fetched for a doorbell; a result for a row
-        that needs no Temporal at all; None for the rest."""
+    async def _prepare(self, entry: InboxEntry) -> Order | InventoryEvent | RelayResult | None:
+        """What must happen before Temporal: an order fetched for a doorbell, a store count whose
+        SKU was looked up; a result for a row that needs no Temporal at all; None for the rest."""
         if entry.action == "signal" and not entry.signal:
             note = entry.argument.get("note")
             return RelayResult("ignored", str(note) if note else "acknowledged; nothing to relay")
@@ -239,6 +262,8 @@ class InboxRelay:
             return await self._fetch_bigcommerce(entry)
         if entry.action == "start" and entry.source == "shopify" and entry.argument.get("kind") == DOORBELL:
             return await self._fetch_shopify(entry)
+        if entry.action == "start" and entry.argument.get("kind") == STOCK_LOOKUP:
+            return await self._store_count(entry)
         return None
 
     async def _fetch_shopify(self, entry: InboxEntry) -> Order | RelayResult:
@@ -279,6 +304,57 @@ class InboxRelay:
         except (ValueError, ArithmeticError) as exc:
             return RelayResult(
                 "rejected", f"the order cannot be mapped: {exc}", "mapping_error", status_code=422
+            )
+
+    async def _store_count(self, entry: InboxEntry) -> InventoryEvent | RelayResult:
+        """A store's stock level as a ledger count: the item's SKU looked up on the Admin API (the
+        relay's listing, listed again once for an item it does not know). Never raises."""
+        try:
+            level = ChannelStockLookup.model_validate(entry.argument).level
+        except ValidationError as exc:
+            return RelayResult(
+                "rejected", f"the stored stock level is not valid: {exc}", "invalid_payload", status_code=422
+            )
+        s = self.settings
+        token = s.shopify_access_token.get_secret_value()
+        if not s.shopify_admin_url or not token:
+            # Kept and retried: nothing is lost while the Admin API access is being configured.
+            return RelayResult(
+                "failed", "Shopify Admin API not configured (RETAIL_SHOPIFY_ADMIN_URL, _ACCESS_TOKEN)"
+            )
+        item = level.inventory_item_id
+        api = ShopifyAdminChannel(
+            s.shopify_admin_url, token, s.shopify_api_version, item_skus=self._item_skus
+        )
+        try:
+            async with asyncio.timeout(s.bigcommerce_fetch_timeout_s), self._item_skus_lock:
+                sku = await api.sku_of(item, max_age_s=ITEM_SKUS_MAX_AGE_S)
+        except TimeoutError:
+            return RelayResult("failed", f"Shopify did not answer within {s.bigcommerce_fetch_timeout_s:g}s")
+        except RateLimitedError as exc:
+            return RelayResult("failed", f"Shopify rate limit: {exc.message}", retry_after=exc.retry_after)
+        except TransientError as exc:
+            return RelayResult("failed", f"Shopify: {exc.message}")
+        except PermanentError as exc:
+            return RelayResult("rejected", f"Shopify: {exc.message}", exc.reason, status_code=502)
+        finally:
+            await api.aclose()
+        if sku is None:
+            return RelayResult(
+                "rejected",
+                f"Shopify lists inventory item {item} without a SKU, or not at all: the count at"
+                f" {level.location} cannot be booked (give the variant a SKU, then requeue)",
+                "unknown_inventory_item",
+                status_code=404,
+            )
+        try:
+            return store_count(level, sku)
+        except ValidationError as exc:
+            return RelayResult(
+                "rejected",
+                f"SKU {sku!r} does not make a stock event: {exc}",
+                "invalid_event",
+                status_code=422,
             )
 
     async def _fetch_bigcommerce(self, entry: InboxEntry) -> Order | RelayResult:
@@ -330,11 +406,15 @@ class InboxRelay:
                 "rejected", f"the order cannot be mapped: {exc}", "mapping_error", status_code=422
             )
 
-    async def _attempt(self, entry: InboxEntry, prepared: Order | None = None) -> RelayResult:
+    async def _attempt(
+        self, entry: InboxEntry, prepared: Order | InventoryEvent | None = None
+    ) -> RelayResult:
         client = await self.gateway.client()
         # What a start starts is named by its workflow id: return-..., inventory-..., order-...
         if entry.action == "start" and entry.workflow_id.startswith(RETURN_PREFIX):
             return await self._start_return(client, entry)
+        if isinstance(prepared, InventoryEvent):
+            return await self._start_inventory(client, entry, prepared)
         if entry.action == "start" and entry.workflow_id.startswith(INVENTORY_PREFIX):
             return await self._start_inventory(client, entry)
         if entry.action == "start" and entry.signal == "order_updated":
@@ -403,11 +483,13 @@ class InboxRelay:
         started = await start_return(client, req, self.settings, entry.correlation_id)
         return RelayResult("relayed", f"workflow {started.id} started (or already there)")
 
-    async def _start_inventory(self, client: Client, entry: InboxEntry) -> RelayResult:
-        """A warehouse's stock event: InventoryAdjustment, one per ledger event id (a second
-        start, even after the first has finished, finds it)."""
+    async def _start_inventory(
+        self, client: Client, entry: InboxEntry, prepared: InventoryEvent | None = None
+    ) -> RelayResult:
+        """A warehouse's stock event, or a store's count (``prepared``): InventoryAdjustment, one
+        per ledger event id (a second start, even after the first has finished, finds it)."""
         try:
-            event = InventoryEvent.model_validate_json(json.dumps(entry.argument))
+            event = prepared or InventoryEvent.model_validate_json(json.dumps(entry.argument))
         except ValidationError as exc:
             return RelayResult(
                 "rejected", f"the stored stock event is not valid: {exc}", "invalid_payload", status_code=422

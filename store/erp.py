@@ -71,6 +71,9 @@ class ErpStock(Base):
     on_hand: Mapped[int] = mapped_column(default=0)
     reserved: Mapped[int] = mapped_column(default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    # When the newest cycle count applied here was taken (UTC): an older count that arrives
+    # late changes nothing (adapters/erp/inventory.py). None until the first count.
+    counted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
     @property
     def available(self) -> int:

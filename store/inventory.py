@@ -19,6 +19,7 @@ from typing import get_args
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Index,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from canonical.inventory import MovementKind
 from store.db import Base
@@ -58,6 +60,8 @@ class InventoryMovement(Base):
     touch several positions (an order's allocations) write one leg per allocation.
     ``quantity`` is the event's own figure (for a cycle count: the counted on hand); the
     deltas are what it did; the ``*_after`` columns are the position right after it.
+    ``stale`` marks a cycle count older than the newest count already applied at its position:
+    journalled (its id is taken, a replay answers the same), but it changed nothing.
     """
 
     __tablename__ = "inventory_movements"
@@ -82,6 +86,7 @@ class InventoryMovement(Base):
     reference: Mapped[str | None] = mapped_column(String(200))
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class InventoryChannelPolicy(Base):
@@ -119,6 +124,7 @@ class Movement:
     reference: str | None
     occurred_at: datetime
     recorded_at: datetime
+    stale: bool = False  # a cycle count older than the position's newest: changed nothing
 
     @property
     def available_after(self) -> int:
@@ -142,6 +148,7 @@ class Movement:
             reference=m.reference,
             occurred_at=aware(m.occurred_at),
             recorded_at=aware(m.recorded_at),
+            stale=bool(m.stale),
         )
 
 

@@ -8,7 +8,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 from activities.orders import Adapters
 from activities.routing import build_adapters
+from adapters.channels.shopify.sandbox import ORDER_TOPICS, SandboxShop, WebhookDeliverer
 from adapters.channels.shopify.signature import sign as shopify_sign
 from api.app import create_app
 from canonical import OrderState
@@ -95,20 +96,28 @@ class Platform:
         return await self.wait_for(order_key, lambda s: s.status in statuses, timeout)
 
     async def send_shopify(
-        self, payload: dict[str, Any], topic: str = "orders/create", webhook_id: str | None = None
+        self,
+        payload: dict[str, Any],
+        topic: str = "orders/create",
+        webhook_id: str | None = None,
+        event_id: str | None = None,
     ) -> httpx.Response:
         raw = json.dumps(payload).encode()
-        return await self.http.post(
-            "/webhooks/shopify",
-            content=raw,
-            headers={
-                "Content-Type": "application/json",
-                "X-Shopify-Hmac-Sha256": shopify_sign(raw, SHOPIFY_SECRET),
-                "X-Shopify-Topic": topic,
-                "X-Shopify-Webhook-Id": webhook_id or uuid.uuid4().hex,
-                "X-Shopify-Shop-Domain": "sandbox.myshopify.com",
-            },
-        )
+        headers = {
+            "Content-Type": "application/json",
+            "X-Shopify-Hmac-Sha256": shopify_sign(raw, SHOPIFY_SECRET),
+            "X-Shopify-Topic": topic,
+            "X-Shopify-Webhook-Id": webhook_id or uuid.uuid4().hex,
+            "X-Shopify-Shop-Domain": "sandbox.myshopify.com",
+        }
+        if event_id is not None:
+            headers["X-Shopify-Event-Id"] = event_id
+        return await self.http.post("/webhooks/shopify", content=raw, headers=headers)
+
+    def shopify_webhooks(self, shop: SandboxShop, topics: Collection[str] = ORDER_TOPICS) -> WebhookDeliverer:
+        """The sandbox storefront's webhooks on ``topics`` (e.g. ``inventory_levels/update``),
+        signed with this platform's secret and posted to its API (``drain()`` sends them)."""
+        return WebhookDeliverer(shop, self.http, SHOPIFY_SECRET, url=f"{API}/webhooks/shopify", topics=topics)
 
 
 @asynccontextmanager

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, text
 
 from adapters.erp.builtin import BuiltinErp
 from adapters.erp.catalog import import_products, import_stock
@@ -35,10 +36,13 @@ from canonical import (
 from canonical.inventory import MovementKind, StockPosition
 from store.db import Store
 from store.inventory import Movement
+from store.migrate import upgrade
 from store.models import Base
-from tests.dbutil import postgres_url
+from tests.dbutil import fresh_database_url, postgres_url
 
-NOW = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+# A day ahead of the wall clock: the seed's import counts every position at the time it runs, and
+# a count older than a position's newest count changes nothing (the stale-count guard).
+NOW = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
 
 
 # -- builders ---------------------------------------------------------------------------------
@@ -47,9 +51,8 @@ NOW = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 def ev(event_id: str, kind: MovementKind, qty: int, location: str = "WH-EAST", **kw: Any) -> InventoryEvent:
     kw.setdefault("sku", "TEE")
     kw.setdefault("source", "wms")
-    return InventoryEvent(
-        event_id=event_id, kind=kind, location=location, quantity=qty, occurred_at=NOW, **kw
-    )
+    kw.setdefault("occurred_at", NOW)
+    return InventoryEvent(event_id=event_id, kind=kind, location=location, quantity=qty, **kw)
 
 
 def seed(store: Store, stock: dict[tuple[str, str], int], extra_skus: Sequence[str] = ()) -> None:
@@ -192,6 +195,71 @@ def test_channel_sale_is_recorded_even_past_zero_and_available_clamps(store: Sto
     assert ledger.movements("TEE", limit=1)[0].on_hand_delta == 5
     assert pos(ledger) == {"WH-EAST": (4, 1)}
     assert_reconciles(ledger, "TEE")
+
+
+def test_a_count_older_than_the_newest_count_changes_nothing_and_is_journalled_stale(
+    store: Store,
+) -> None:
+    seed(store, {}, extra_skus=["TEE"])
+    ledger = InventoryLedger(store)
+    t = NOW
+    [p] = ledger.apply(ev("count-10:00", "cycle_count", 7, occurred_at=t))
+    assert p.on_hand == 7
+    ledger.apply(ev("sale", "channel_sale", 2, source="channel:pos"))  # deltas are not counts
+    _, seq = ledger.changes_since(0)
+    n = len(journal(ledger))
+
+    # Delivered late: taken before the count applied above. Position, change feed: untouched.
+    [p] = ledger.apply(ev("count-09:59", "cycle_count", 9, occurred_at=t - timedelta(minutes=1)))
+    assert (p.on_hand, p.reserved) == (5, 0)
+    assert pos(ledger) == {"WH-EAST": (5, 0)} and ledger.changes_since(seq)[0] == []
+    stale = journal(ledger)[-1]
+    assert (stale.event_id, stale.kind, stale.quantity, stale.stale) == (
+        "count-09:59",
+        "cycle_count",
+        9,
+        True,
+    )
+    assert (stale.on_hand_delta, stale.reserved_delta, stale.on_hand_after) == (0, 0, 5)
+    assert len(journal(ledger)) == n + 1
+    # Idempotent as ever: a replay answers the same and writes nothing; the id is taken.
+    assert ledger.apply(ev("count-09:59", "cycle_count", 9, occurred_at=t - timedelta(minutes=1))) == [p]
+    assert len(journal(ledger)) == n + 1
+    with pytest.raises(PermanentError) as exc:
+        ledger.apply(ev("count-09:59", "cycle_count", 8, occurred_at=t - timedelta(minutes=1)))
+    assert exc.value.reason == "event_id_reuse"
+
+    # A tie is applied (whole-second sources cannot order two counts within a second); so is a
+    # newer count, which becomes the one older counts are judged by. Other locations are apart.
+    [p] = ledger.apply(ev("count-10:00-again", "cycle_count", 6, occurred_at=t))
+    assert p.on_hand == 6
+    [p] = ledger.apply(ev("count-10:05", "cycle_count", 4, occurred_at=t + timedelta(minutes=5)))
+    assert p.on_hand == 4
+    [p] = ledger.apply(ev("count-10:01", "cycle_count", 8, occurred_at=t + timedelta(minutes=1)))
+    assert p.on_hand == 4 and journal(ledger)[-1].stale
+    [p] = ledger.apply(ev("west", "cycle_count", 3, location="WH-WEST", occurred_at=t - timedelta(hours=1)))
+    assert p.on_hand == 3
+    assert [m.event_id for m in journal(ledger) if m.stale] == ["count-09:59", "count-10:01"]
+    assert_reconciles(ledger, "TEE")
+
+
+def test_an_import_counts_too_and_an_offset_timestamp_is_compared_as_the_instant_it_is(store: Store) -> None:
+    seed(store, {("TEE", "WH-EAST"): 5})  # imported now: the position's newest count
+    ledger = InventoryLedger(store)
+    before_import = datetime.now(UTC) - timedelta(minutes=10)
+    [p] = ledger.apply(ev("late", "cycle_count", 9, occurred_at=before_import))
+    assert p.on_hand == 5 and journal(ledger)[-1].stale
+    # 05:00 at UTC-05:00 is 10:00 UTC: newer than an (UTC) count at 09:30, whatever the zone.
+    utc_minus_5 = timezone(timedelta(hours=-5))
+    at_0930 = (NOW + timedelta(days=1)).replace(hour=9, minute=30)
+    ledger.apply(ev("utc", "cycle_count", 6, occurred_at=at_0930))
+    [p] = ledger.apply(
+        ev("offset", "cycle_count", 7, occurred_at=at_0930.replace(hour=5, tzinfo=utc_minus_5))
+    )
+    assert p.on_hand == 7
+    assert journal(ledger)[-1].occurred_at == at_0930.replace(hour=10)
+    [p] = ledger.apply(ev("older", "cycle_count", 1, occurred_at=at_0930.replace(hour=9, minute=59)))
+    assert p.on_hand == 7 and journal(ledger)[-1].stale
 
 
 REFUSED: list[tuple[InventoryEvent, str]] = [
@@ -551,3 +619,51 @@ def test_inventory_migration_matches_the_models(store: Store) -> None:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         diffs = compare_metadata(ctx, Base.metadata)
     assert [d for d in diffs if "inventory_" in repr(d)] == []
+
+
+def test_the_count_guard_migration_takes_each_positions_newest_count_from_the_journal(
+    tmp_path: Path,
+) -> None:
+    """Positions counted before 0011 are guarded from the start: counted_at comes from the journal."""
+    with fresh_database_url(tmp_path) as url:
+        upgrade(url, "0005_inbox")  # the schema before the guard, with a journal in it
+        engine = create_engine(url)
+        try:
+            with engine.begin() as c:
+                c.execute(
+                    text("INSERT INTO erp_items VALUES ('TEE', 'Tee', 1, 'USD', NULL, true, :t)"), {"t": NOW}
+                )
+                for loc in ("WH-EAST", "WH-WEST"):
+                    c.execute(text(f"INSERT INTO erp_stock VALUES ('TEE', '{loc}', 5, 0, :t)"), {"t": NOW})
+                rows = [
+                    ("import:a:1", "cycle_count", "WH-EAST", NOW - timedelta(hours=2)),
+                    ("wms:1", "cycle_count", "WH-EAST", NOW - timedelta(hours=1)),
+                    ("wms:2", "receipt", "WH-EAST", NOW),  # not a count
+                    ("wms:3", "receipt", "WH-WEST", NOW),
+                ]
+                for event_id, kind, loc, at in rows:
+                    c.execute(
+                        text(
+                            "INSERT INTO inventory_movements (event_id, leg, kind, sku, location,"
+                            " quantity, on_hand_delta, reserved_delta, on_hand_after, reserved_after,"
+                            " source, reference, occurred_at, recorded_at)"
+                            " VALUES (:e, 0, :k, 'TEE', :l, 5, 0, 0, 5, 0, 'wms', NULL, :at, :at)"
+                        ),
+                        {"e": event_id, "k": kind, "l": loc, "at": at},
+                    )
+        finally:
+            engine.dispose()
+        upgrade(url)
+        migrated = Store(url)
+        try:
+            ledger = InventoryLedger(migrated)
+            assert [m.stale for m in journal(ledger)] == [False] * 4
+            late = ev("late", "cycle_count", 9, occurred_at=NOW - timedelta(hours=1, minutes=1))
+            assert [p.on_hand for p in ledger.apply(late)] == [5]  # older than wms:1
+            assert journal(ledger)[-1].stale
+            never_counted = ev(
+                "west", "cycle_count", 9, location="WH-WEST", occurred_at=NOW - timedelta(days=9)
+            )
+            assert [p.on_hand for p in ledger.apply(never_counted)] == [9]
+        finally:
+            migrated.dispose()

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from adapters.channels.port import ChannelPort
-from adapters.channels.shopify.admin import ShopifyAdminChannel
+from adapters.channels.shopify.admin import ItemSkus, ShopifyAdminChannel
 from adapters.channels.shopify.demo_orders import demo_catalog, demo_stock, generate_orders
 from adapters.channels.shopify.mapping import order_from_shopify
 from adapters.channels.shopify.sandbox import DEFAULT_ACCESS_TOKEN, SandboxShop, create_sandbox_app
@@ -462,3 +462,31 @@ async def test_push_inventory_sets_absolute_levels_and_skips_unsold_skus(shop: S
         pooled = ShopifyAdminChannel(BASE, DEFAULT_ACCESS_TOKEN, http=http, inventory_location="WH-EAST")
         await pooled.push_inventory([availability("MUG-WHT", 20, ["WH-EAST", "WH-WEST"])], "inv-3")
         assert (shop.available("MUG-WHT", "WH-EAST"), shop.available("MUG-WHT", "WH-WEST")) == (20, 11)
+
+
+async def test_sku_of_answers_from_the_listing_and_lists_again_once_for_an_item_it_does_not_know() -> None:
+    variants = [
+        {"id": 1, "sku": "MUG-WHT", "inventory_item_id": 501},
+        {"id": 2, "sku": "", "inventory_item_id": 502},  # Shopify allows variants without a SKU
+    ]
+    listings: list[str] = []
+
+    def shopify(request: httpx.Request) -> httpx.Response:
+        assert request.url.path.endswith("/products.json")
+        listings.append(str(request.url))
+        return httpx.Response(200, json={"products": [{"id": 9, "variants": variants}]})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(shopify), base_url=BASE) as http:
+        shared = ItemSkus()
+        channel = ShopifyAdminChannel(BASE, DEFAULT_ACCESS_TOKEN, http=http, item_skus=shared)
+        assert await channel.sku_of(501) == "MUG-WHT" and len(listings) == 1
+        assert await channel.sku_of(501) == "MUG-WHT" and len(listings) == 1  # cached
+        assert await channel.sku_of(502) is None and len(listings) == 1  # listed, without a SKU
+        assert await channel.sku_of(503) is None and len(listings) == 2  # unknown: listed once more
+        # Another instance over the same listing (the relay makes one per row) lists nothing.
+        other = ShopifyAdminChannel(BASE, DEFAULT_ACCESS_TOKEN, http=http, item_skus=shared)
+        assert await other.sku_of(501) == "MUG-WHT" and len(listings) == 2
+        # Renamed on Shopify: a listing older than max_age_s is not trusted; the old name is gone.
+        variants[0]["sku"] = "MUG-WHITE"
+        assert await other.sku_of(501, max_age_s=0.0) == "MUG-WHITE" and len(listings) == 3
+        assert shared.by_item == {501: "MUG-WHITE"} and shared.without_sku == {502}

@@ -13,6 +13,11 @@ balances recorded in its journal rows), not the current ones. Ids starting ``erp
 ``import:`` are the ledger's own (derived from ERP documents and import runs) and refused
 from outside.
 
+Out-of-order counts: a cycle count is absolute, so one taken before the newest count already
+applied at its position (``erp_stock.counted_at``) would put back an old figure. It changes
+nothing: it is journalled with zero deltas and ``stale`` set (its id is taken, so a replay
+answers the same), and ``apply`` returns the position as it is.
+
 Locking: the stock rows an event touches are locked before they are read (``SELECT ... FOR
 UPDATE`` on PostgreSQL, always in (sku, location) order, after the sales order row when
 there is one; SQLite's ``BEGIN IMMEDIATE`` serialises writers). Journal ids come from a
@@ -28,6 +33,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
+import structlog
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -37,7 +43,14 @@ from adapters.store_calls import store_errors
 from canonical.inventory import ChannelAvailability, InventoryEvent, MovementKind, StockPosition
 from store.db import Store
 from store.erp import ErpItem, ErpStock
-from store.inventory import ChannelPolicy, InventoryChannelPolicy, InventoryMovement, Movement, utcnow
+from store.inventory import (
+    ChannelPolicy,
+    InventoryChannelPolicy,
+    InventoryMovement,
+    Movement,
+    aware,
+    utcnow,
+)
 
 __all__ = [
     "RESERVED_PREFIXES",
@@ -47,6 +60,8 @@ __all__ = [
     "journal_barrier",
     "move",
 ]
+
+log = structlog.get_logger(__name__)
 
 SYSTEM = "inventory"
 # Event ids the ledger writes itself; an outside event may not use them.
@@ -93,12 +108,19 @@ def move(
     source: str,
     reference: str | None,
     occurred_at: datetime | None = None,
+    stale: bool = False,
 ) -> InventoryMovement:
     """Change a locked position by ``on_hand``/``reserved`` and journal it: the one way stock
-    changes. The caller has checked the rules and holds the row lock."""
+    changes. The caller has checked the rules and holds the row lock. A cycle count (not
+    ``stale``) also becomes the position's newest count, which older counts cannot undo."""
     journal_barrier(s)
+    # UTC: SQLite keeps a timestamp without its offset, and it is read back as UTC.
+    at = aware(occurred_at or utcnow()).astimezone(UTC)
     row.on_hand += on_hand
     row.reserved += reserved
+    if kind == "cycle_count" and not stale:
+        last = aware(row.counted_at) if row.counted_at is not None else None
+        row.counted_at = at if last is None or at > last else last
     m = InventoryMovement(
         event_id=event_id,
         leg=leg,
@@ -112,8 +134,9 @@ def move(
         reserved_after=row.reserved,
         source=source,
         reference=reference,
-        occurred_at=occurred_at or utcnow(),
+        occurred_at=at,
         recorded_at=utcnow(),
+        stale=stale,
     )
     s.add(m)
     return m
@@ -159,6 +182,15 @@ def _replay(event: InventoryEvent, done: list[InventoryMovement]) -> list[StockP
             sku=m.sku, location=m.location, on_hand=m.on_hand_after, reserved=m.reserved_after
         )
     return list(after.values())
+
+
+def _stale_count(event: InventoryEvent, row: ErpStock | None) -> bool:
+    """Whether ``event`` is a cycle count taken before the newest count applied at its position.
+    A tie is not stale: sources that stamp whole seconds (Shopify) cannot order two counts
+    within one second, and the later arrival is the better guess."""
+    if event.kind != "cycle_count" or row is None or row.counted_at is None:
+        return False
+    return aware(event.occurred_at) < aware(row.counted_at)
 
 
 def _legs(event: InventoryEvent, rows: dict[str, ErpStock]) -> list[tuple[ErpStock, int, int]]:
@@ -244,11 +276,23 @@ def apply_in(s: Session, event: InventoryEvent) -> list[StockPosition]:
     done = _recorded(s, event.event_id)
     if done:
         return _replay(event, done)
+    stale = _stale_count(event, rows.get(event.location))
     new = [
         ErpStock(sku=event.sku, location=loc, on_hand=0, reserved=0) for loc in locations if loc not in rows
     ]
     rows.update((r.location, r) for r in new)
-    legs = _legs(event, rows)  # refuses before anything is added
+    # A stale count is journalled with no effect (its id taken, so a replay answers the same).
+    legs = [(rows[event.location], 0, 0)] if stale else _legs(event, rows)  # refuses before adding
+    if stale:
+        counted_at = rows[event.location].counted_at
+        log.info(
+            "stale cycle count journalled without effect",
+            event_id=event.event_id,
+            sku=event.sku,
+            location=event.location,
+            occurred_at=event.occurred_at.isoformat(),
+            newest_count_at=aware(counted_at).isoformat() if counted_at else None,
+        )
     s.add_all(new)
     for i, (row, on_hand, reserved) in enumerate(legs):
         move(
@@ -263,6 +307,7 @@ def apply_in(s: Session, event: InventoryEvent) -> list[StockPosition]:
             source=event.source,
             reference=event.reference,
             occurred_at=event.occurred_at,
+            stale=stale,
         )
     s.flush()
     return [_position(row) for row, _, _ in legs]
@@ -287,7 +332,9 @@ class InventoryLedger:
         """Apply one movement; returns the positions it changed (two for a transfer).
 
         Idempotent on ``event.event_id``: a replay writes nothing and returns the positions as
-        the first application left them. PermanentError reasons: ``unknown_sku``,
+        the first application left them. A cycle count older than the newest count at its
+        position (``occurred_at``) changes nothing: it is journalled as ``stale`` and the
+        position is returned as it is. PermanentError reasons: ``unknown_sku``,
         ``insufficient_stock``, ``insufficient_reserved``, ``not_reserved``, ``invalid_event``,
         ``event_id_reuse`` (same id, different change), ``reserved_event_id``."""
         with store_errors(SYSTEM):

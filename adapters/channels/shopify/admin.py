@@ -29,10 +29,11 @@ Follows ``shared/contracts/shopify.md``. Decisions stated once here:
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from types import TracebackType
@@ -94,6 +95,20 @@ def is_platform_refund(refund: Mapping[str, Any]) -> bool:
     return isinstance(note, str) and note.startswith(PLATFORM_REFUND_NOTE) and not refund.get("transactions")
 
 
+@dataclass
+class ItemSkus:
+    """Inventory item id -> SKU as ``products.json`` last listed them, and the items it listed
+    without a SKU. Pass one to several :class:`ShopifyAdminChannel` instances (the inbox relay
+    makes one per call) to keep it between them."""
+
+    by_item: dict[int, str] = field(default_factory=dict)
+    without_sku: set[int] = field(default_factory=set)
+    listed_at: float | None = None  # time.monotonic() of the last full listing
+
+    def age_s(self) -> float | None:
+        return None if self.listed_at is None else time.monotonic() - self.listed_at
+
+
 @dataclass(frozen=True)
 class InventoryLevel:
     inventory_item_id: int
@@ -139,6 +154,7 @@ class ShopifyAdminChannel:
     ``inventory_location`` is where :meth:`push_inventory` publishes sellable quantities;
     ``inventory_api`` how: ``graphql`` (``inventorySetQuantities`` with compare-and-set, the
     default) or ``rest`` (``inventory_levels/set.json``, absolute and blind; the fallback).
+    ``item_skus`` is the reverse lookup (:meth:`sku_of`), shared when given.
     """
 
     def __init__(
@@ -155,6 +171,7 @@ class ShopifyAdminChannel:
         notify_customer: bool = False,
         inventory_location: str | int | None = None,
         inventory_api: str = "graphql",
+        item_skus: ItemSkus | None = None,
     ) -> None:
         if not access_token:
             raise ValueError("an access token is required")
@@ -172,6 +189,7 @@ class ShopifyAdminChannel:
         self._http = http or httpx.AsyncClient(timeout=timeout_s)
         self._locations: dict[str, int] | None = dict(location_ids) if location_ids else None
         self._items: dict[str, int] = dict(inventory_item_ids or {})
+        self.item_skus = item_skus if item_skus is not None else ItemSkus()
         self.last_call_limit: tuple[int, int] | None = None
         """The latest ``X-Shopify-Shop-Api-Call-Limit`` as (used, bucket size)."""
 
@@ -645,10 +663,33 @@ class ShopifyAdminChannel:
 
     async def _refresh_items(self) -> None:
         params = {"limit": str(PAGE_SIZE), "fields": "id,variants"}
+        by_item: dict[int, str] = {}
+        without_sku: set[int] = set()
         async for product in self._pages("products.json", params, "products"):
             for variant in product.get("variants") or []:
-                if variant.get("sku") and variant.get("inventory_item_id") is not None:
-                    self._items[str(variant["sku"])] = int(variant["inventory_item_id"])
+                if variant.get("inventory_item_id") is None:
+                    continue
+                item = int(variant["inventory_item_id"])
+                if variant.get("sku"):
+                    self._items[str(variant["sku"])] = item
+                    by_item[item] = str(variant["sku"])
+                else:
+                    without_sku.add(item)
+        # Replaced whole, after the last page: a SKU renamed on Shopify leaves no stale entry.
+        self.item_skus.by_item, self.item_skus.without_sku = by_item, without_sku
+        self.item_skus.listed_at = time.monotonic()
+
+    async def sku_of(self, inventory_item_id: int, max_age_s: float | None = None) -> str | None:
+        """The SKU of an inventory item; None when Shopify lists the item without one or not at
+        all. Answered from the last ``products.json`` listing when it knows the item (and is not
+        older than ``max_age_s``), else the catalogue is listed once again (a product added since)."""
+        known = self.item_skus
+        age = known.age_s()
+        fresh = age is not None and (max_age_s is None or age <= max_age_s)
+        if fresh and (inventory_item_id in known.by_item or inventory_item_id in known.without_sku):
+            return known.by_item.get(inventory_item_id)
+        await self._refresh_items()
+        return self.item_skus.by_item.get(inventory_item_id)
 
     async def inventory_item_id(self, sku: str | int) -> int:
         """The inventory item of a SKU (an int is taken as the id itself)."""

@@ -454,6 +454,14 @@ class SandboxShop:
             current = self.available(sku, location) or 0
             return self.set_available(sku, location, current + delta)
 
+    def pos_sale(self, sku: str, location: str, quantity: int = 1) -> Json:
+        """Sell ``quantity`` units at a store's till (Shopify POS): available drops at that location,
+        even below zero (Shopify lets a location oversell), and ``inventory_levels/update`` fires.
+        No order reaches the platform for it; the level is all it hears."""
+        if quantity < 1:
+            raise ValueError("a sale is of at least one unit")
+        return self.adjust_available(sku, location, -quantity)
+
     def set_inventory_quantities(self, data: Any, api_version: str, idempotency_key: str | None) -> Json:
         """The ``inventorySetQuantities`` mutation's payload (``inventoryAdjustmentGroup``,
         ``userErrors``) for ``data`` (the ``input`` variable).
