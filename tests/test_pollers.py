@@ -15,8 +15,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 from temporalio.client import Client
 
+from adapters.channels.adobe_commerce import AdobeCommerceClient
 from adapters.channels.adobe_commerce.sandbox import (
     TOKEN,
     AdobeCommerceSandbox,
@@ -229,3 +231,23 @@ async def test_the_buyers_address_comes_with_a_restricted_data_token_and_without
         held = await p.wait_status(f"amazon-{_amz(72)}", "NeedsAttention", timeout=60)
         assert held.attention is not None and held.attention.reason == "address_check_failed"
         assert "street" in held.attention.message
+
+
+async def test_adobe_commerce_paging_does_not_skip_a_second_shared_by_more_than_a_page() -> None:
+    """Many orders updated in the same second (a bulk update at the store): when the cursor moves
+    into that second, its first page holds only orders already seen, and the rest must still come."""
+    sandbox = AdobeCommerceSandbox()
+    at = _ago(30)
+    for eid in range(801, 806):  # the window starts earlier: the first page moves the cursor into ``at``
+        sandbox.add_order(adobe_order(eid, [("MUG-01", 1, "12.50")], updated=at))
+    async with AppServer(create_adobe_commerce_app(sandbox)) as server, httpx.AsyncClient() as http:
+        ac = AdobeCommerceClient(server.url, "default", TOKEN, http)
+        seen: list[int] = []
+        cursor = None
+        for _ in range(20):
+            page = await ac.orders_updated(_ago(120), _ago(0), cursor, 2)
+            seen += [o["entity_id"] for o in page.orders]
+            cursor = page.cursor
+            if cursor is None:
+                break
+    assert seen == [801, 802, 803, 804, 805]

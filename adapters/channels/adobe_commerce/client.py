@@ -12,7 +12,9 @@ end answers the last page again (so a page never ends the listing by being empty
 past the window while we page (it leaves the result and the next page starts one order later:
 an order would be skipped). Pages are therefore asked by key: ``updated_at >= last seen`` in
 ``(updated_at, entity_id)`` order, dropping what was already seen at that time; ``currentPage``
-only steps through a run of more than a page of orders updated in the same second.
+only steps through a run of more than a page of orders updated in the same second (also when the
+cursor has just moved into such a second and its first page holds only orders already seen:
+``total_count`` says whether more follow).
 
 Errors become the adapter taxonomy: 429 (Fastly on Adobe Commerce Cloud) rate limited after
 ``Retry-After``; 5xx and timeouts transient; 401, 404 and other 4xx permanent with Magento's
@@ -150,13 +152,14 @@ class AdobeCommerceClient:
         """One page of the orders updated in [since, until], oldest update first."""
         size = min(max(page_size, 1), MAX_PAGE)
         start = cursor.updated_at if cursor else magento_time(since)
+        page = cursor.page if cursor else 1
         params = _filters([("updated_at", start, "gteq"), ("updated_at", magento_time(until), "lteq")]) | {
             "searchCriteria[sortOrders][0][field]": "updated_at",
             "searchCriteria[sortOrders][0][direction]": "ASC",
             "searchCriteria[sortOrders][1][field]": "entity_id",
             "searchCriteria[sortOrders][1][direction]": "ASC",
             "searchCriteria[pageSize]": str(size),
-            "searchCriteria[currentPage]": str(cursor.page if cursor else 1),
+            "searchCriteria[currentPage]": str(page),
         }
         body = await self._get("/orders", params)
         items = body.get("items") or []
@@ -169,15 +172,20 @@ class AdobeCommerceClient:
         after = (cursor.updated_at, cursor.entity_id) if cursor else ("", -1)
         fresh = [o for o in items if key(o) > after]
         if not fresh:
+            total = body.get("total_count")
+            if cursor is not None and len(items) == size and isinstance(total, int) and page * size < total:
+                # A full page of orders seen already, all updated in the cursor's second: the
+                # cursor moved into a second shared by more than a page of orders (a bulk update,
+                # shipments written back at once). The rest of that second is on the next page;
+                # ending here would skip them.
+                return SearchPage([], Cursor(start, cursor.entity_id, page + 1))
             return SearchPage([], None)  # past the end (Magento repeats its last page) or done
         if len(items) < size:
             return SearchPage(fresh, None)
         last = key(fresh[-1])
         if last[0] == start:  # a full page inside one second: step on by page number
-            nxt = Cursor(start, last[1], (cursor.page if cursor else 1) + 1)
-        else:
-            nxt = Cursor(last[0], last[1])
-        return SearchPage(fresh, nxt)
+            return SearchPage(fresh, Cursor(start, last[1], page + 1))
+        return SearchPage(fresh, Cursor(last[0], last[1]))
 
     async def order_by_number(self, increment_id: str) -> Json | None:
         """The order with this ``increment_id`` (the contract's search example), or None."""
