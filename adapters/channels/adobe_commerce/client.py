@@ -1,4 +1,5 @@
-"""Adobe Commerce (Magento 2) REST orders over HTTP: search by ``updated_at``, one order by number.
+"""Adobe Commerce (Magento 2) REST orders over HTTP: search by ``updated_at``, one order by number,
+the order's shipments, ship and cancel.
 
 Follows ``shared/contracts/bigcommerce_adobe_commerce.md`` §B: ``{base}/rest/{store_code}/V1/orders``
 with ``searchCriteria`` filter groups, ``Authorization: Bearer <integration or admin token>``,
@@ -15,6 +16,10 @@ an order would be skipped). Pages are therefore asked by key: ``updated_at >= la
 only steps through a run of more than a page of orders updated in the same second (also when the
 cursor has just moved into such a second and its first page holds only orders already seen:
 ``total_count`` says whether more follow).
+
+Writes (the contract's ``POST /V1/order/{orderId}/ship`` and, from Magento's Web API reference,
+``POST /V1/orders/{id}/cancel`` answering a boolean and ``GET /V1/shipments`` with the same
+``searchCriteria``) address the order by ``entity_id``.
 
 Errors become the adapter taxonomy: 429 (Fastly on Adobe Commerce Cloud) rate limited after
 ``Retry-After``; 5xx and timeouts transient; 401, 404 and other 4xx permanent with Magento's
@@ -116,23 +121,27 @@ class AdobeCommerceClient:
     def __repr__(self) -> str:
         return f"AdobeCommerceClient({self._root!r})"
 
-    async def _get(self, path: str, params: dict[str, str]) -> Json:
+    async def _request(
+        self, method: str, path: str, *, params: dict[str, str] | None = None, body: Json | None = None
+    ) -> Any:
+        """One call; the decoded JSON of a 200 (an object, or a scalar for ship and cancel)."""
         try:
-            response = await self._http.get(self._root + path, params=params, headers=self._headers)
+            response = await self._http.request(
+                method, self._root + path, params=params, json=body, headers=self._headers
+            )
         except httpx.RequestError as exc:
-            raise TransientError(f"GET {path}: {type(exc).__name__}: {exc}"[:500], system=SYSTEM) from exc
+            raise TransientError(
+                f"{method} {path}: {type(exc).__name__}: {exc}"[:500], system=SYSTEM
+            ) from exc
         status = response.status_code
         if status == 200:
             try:
-                body = response.json()
+                return response.json()
             except ValueError:
                 raise TransientError(
-                    f"GET {path}: HTTP 200 with a body that is not JSON", system=SYSTEM
+                    f"{method} {path}: HTTP 200 with a body that is not JSON", system=SYSTEM
                 ) from None
-            if not isinstance(body, dict):
-                raise TransientError(f"GET {path}: expected an object", system=SYSTEM)
-            return cast(Json, body)
-        message = f"GET {path}: HTTP {status} {_message(response)}".strip()
+        message = f"{method} {path}: HTTP {status} {_message(response)}".strip()
         if status == 429:
             raise RateLimitedError(message, retry_after=_retry_after(response), system=SYSTEM)
         if status >= 500 or status == 408:
@@ -145,6 +154,12 @@ class AdobeCommerceClient:
         raise PermanentError(
             message, reason=reasons.get(status, f"adobe_commerce_http_{status}"), system=SYSTEM
         )
+
+    async def _get(self, path: str, params: dict[str, str]) -> Json:
+        body = await self._request("GET", path, params=params)
+        if not isinstance(body, dict):
+            raise TransientError(f"GET {path}: expected an object", system=SYSTEM)
+        return cast(Json, body)
 
     async def orders_updated(
         self, since: datetime, until: datetime, cursor: Cursor | None, page_size: int
@@ -194,3 +209,29 @@ class AdobeCommerceClient:
         return (
             cast(Json, items[0]) if isinstance(items, list) and items and isinstance(items[0], dict) else None
         )
+
+    # -- writes (and the reads they look before) ----------------------------------------------
+
+    async def shipments(self, entity_id: int) -> list[Json]:
+        """The order's shipments with their items, tracks and comments (``GET /V1/shipments``)."""
+        params = _filters([("order_id", str(entity_id), "eq")]) | {"searchCriteria[pageSize]": str(MAX_PAGE)}
+        items = (await self._get("/shipments", params)).get("items") or []
+        if not isinstance(items, list):
+            raise TransientError("GET /shipments: items is not a list", system=SYSTEM)
+        return [i for i in items if isinstance(i, dict)]
+
+    async def ship(self, entity_id: int, body: Json) -> str:
+        """``POST /V1/order/{id}/ship``: the new shipment's entity id (Magento answers it as a
+        JSON string or number)."""
+        answer = await self._request("POST", f"/order/{entity_id}/ship", body=body)
+        if isinstance(answer, bool) or not isinstance(answer, str | int) or not str(answer).strip():
+            raise TransientError(f"POST /order/{entity_id}/ship: no shipment id in {answer!r}", system=SYSTEM)
+        return str(answer).strip()
+
+    async def cancel(self, entity_id: int) -> bool:
+        """``POST /V1/orders/{id}/cancel``: Magento answers ``true``, or ``false`` when the order
+        cannot be cancelled (already cancelled, invoiced, complete, closed, on hold)."""
+        answer = await self._request("POST", f"/orders/{entity_id}/cancel")
+        if not isinstance(answer, bool):
+            raise TransientError(f"POST /orders/{entity_id}/cancel: expected true or false", system=SYSTEM)
+        return answer
