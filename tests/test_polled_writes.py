@@ -97,12 +97,14 @@ def _shipment(
 
 
 @asynccontextmanager
-async def _amazon(**knobs: Any) -> AsyncIterator[tuple[AmazonWriter, AmazonSandbox]]:
+async def _amazon(
+    marketplaces: tuple[str, ...] = (MARKETPLACE_US,), **knobs: Any
+) -> AsyncIterator[tuple[AmazonWriter, AmazonSandbox]]:
     sandbox = AmazonSandbox(lag_s=0.0, min_before_s=1.0, plans=dict(PLANS), **knobs)
     async with AppServer(create_amazon_app(sandbox)) as server, httpx.AsyncClient(timeout=10) as http:
         client = AmazonClient(
             server.url,
-            [MARKETPLACE_US],
+            list(marketplaces),
             CLIENT_ID,
             CLIENT_SECRET,
             REFRESH_TOKEN,
@@ -222,6 +224,14 @@ async def test_amazon_refusals_and_throttling_are_in_the_taxonomy() -> None:
             await writer.notify_fulfillment(_amazon_id(), ship, "k")
         assert unknown.value.reason == "amazon_order_not_found"
         assert not amazon.packages
+
+
+async def test_amazon_with_several_marketplaces_confirms_in_the_orders_own() -> None:
+    async with _amazon(marketplaces=("A2EUQ1WTGCTBG2", MARKETPLACE_US)) as (writer, amazon):
+        oid, (item,) = _add_amazon(amazon, [("MUG-01", 1, "12.50")])
+        await writer.notify_fulfillment(oid, _shipment(f"amazon-{oid}", [(item, "MUG-01", 1)], ["1Z1"]), "k")
+        assert amazon.confirmations[0][1]["marketplaceId"] == MARKETPLACE_US  # from getOrder
+        assert amazon.orders[oid]["OrderStatus"] == "Shipped"
 
 
 # -- Amazon stock -----------------------------------------------------------------------------------

@@ -166,7 +166,10 @@ class AmazonWriter:
             )
         marketplace = await self._marketplace_of(external_order_id)
         code, carrier_name = carrier_code(shipment.carrier)
-        ship_date = amz_time(shipment.shipped_at.astimezone(UTC))
+        shipped_at = shipment.shipped_at
+        if shipped_at.tzinfo is None:  # a warehouse that reports naive times reports UTC
+            shipped_at = shipped_at.replace(tzinfo=UTC)
+        ship_date = amz_time(shipped_at)
         refs: list[str] = []
         for index, (number, box) in enumerate(zip(tracking, boxes, strict=False)):
             ref = package_reference_id(external_order_id, shipment.shipment_id, index)
