@@ -314,11 +314,22 @@ class Settings(BaseSettings):
     amazon_client_id: str = Field("", description="LWA client id; empty: the amazon channel is builtin")
     amazon_client_secret: SecretStr = SecretStr("")
     amazon_refresh_token: SecretStr = Field(SecretStr(""), description="the seller's Atzr|... token")
+    amazon_seller_id: str = Field(
+        "",
+        description="the seller's selling_partner_id (Listings' sellerId); empty: MFN stock is not pushed "
+        "to Amazon, only recorded",
+    )
+    amazon_product_type: str = Field(
+        "PRODUCT", description="productType sent with quantity-only listing patches"
+    )
 
     # Adobe Commerce / Magento 2 REST (shared/contracts/bigcommerce_adobe_commerce.md).
     adobe_commerce_url: str | None = Field(None, description="https://{host}; none: the channel is builtin")
     adobe_commerce_store_code: str = "default"
     adobe_commerce_token: SecretStr = Field(SecretStr(""), description="integration access token (Bearer)")
+    adobe_commerce_notify_customer: bool = Field(
+        False, description="Magento emails the customer about each shipment the platform creates"
+    )
 
     worker_metrics_address: str = Field(
         "127.0.0.1:9464",

@@ -1,14 +1,32 @@
-"""A channel the platform reads over the vendor's API (a polled channel) while what it tells the
-channel still goes to another adapter.
+"""A channel the platform reads over the vendor's API (a polled channel), and tells what the vendor
+can hear over its API, recording the rest.
 
-Amazon and Adobe Commerce are read by pollers; their write side (shipment confirmation, refunds,
-stock) is not built yet, so the builtin channel records what the platform would have told them.
-One class joins the two instead of each vendor adapter repeating the delegation.
+Amazon and Adobe Commerce are read by pollers. What the platform tells them goes, operation by
+operation, to the vendor's writer when it has one, else to the builtin channel, which records it
+(``channel_notifications``, ``channel_return_notices``) for a person or a later integration:
+
+| operation | Amazon (``AmazonWriter``) | Adobe Commerce (``AdobeCommerceWriter``) |
+| --- | --- | --- |
+| ``notify_fulfillment`` | ``confirmShipment``, a package per tracking number | ``POST /V1/order/{id}/ship`` |
+| ``notify_cancelled`` | recorded: Orders v0 has no cancel operation (§3) | ``POST /V1/orders/{id}/cancel`` |
+| ``push_inventory`` | ``patchListingsItem`` when the seller id is set | recorded |
+| ``refund_payment`` | recorded | recorded |
+| ``notify_return`` | recorded | recorded |
+
+Why refunds and returns stay recorded: Amazon takes the buyer's money and refunds it itself (the
+contract documents no refund operation: a marketplace refund is made in Seller Central, and a
+return Amazon authorised is refunded by Amazon), so the platform keeps the record for the books
+and a person. Adobe Commerce refunds are credit memos against the store's invoices (the contract
+names ``POST /V1/order/{id}/refund``, but the store's invoice and item split is not modelled
+yet): recorded too, and an invoiced order the platform cancels is refused by Magento's cancel,
+which sends it to a person (``adobe_commerce_cannot_cancel``). One class joins reader, writer and
+recorder instead of each vendor adapter repeating the delegation.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from adapters.channels.port import ChannelOrder, ChannelOrderPage, ChannelPort, ChannelReader
 from canonical import ChannelAvailability, Money, Shipment
@@ -16,15 +34,43 @@ from canonical.documents import ChannelAck
 from canonical.returns import ReturnNotice
 
 
+class FulfillmentWriter(Protocol):
+    async def notify_fulfillment(
+        self, external_order_id: str, shipment: Shipment, idempotency_key: str
+    ) -> ChannelAck: ...
+
+
+class CancellationWriter(Protocol):
+    async def notify_cancelled(
+        self, external_order_id: str, reason: str, idempotency_key: str
+    ) -> ChannelAck: ...
+
+
+class InventoryWriter(Protocol):
+    async def push_inventory(self, levels: list[ChannelAvailability], idempotency_key: str) -> ChannelAck: ...
+
+
 class PolledChannel:
-    """``ChannelPort`` and ``ChannelReader``: reads from ``reader``, writes to ``writes``."""
+    """``ChannelPort`` and ``ChannelReader``: reads from ``reader``; each write goes to the vendor
+    writer given for it, else to ``recorded`` (the builtin channel)."""
 
     lists_orders = True
 
-    def __init__(self, reader: ChannelReader, writes: ChannelPort) -> None:
+    def __init__(
+        self,
+        reader: ChannelReader,
+        recorded: ChannelPort,
+        *,
+        fulfillment: FulfillmentWriter | None = None,
+        cancellation: CancellationWriter | None = None,
+        inventory: InventoryWriter | None = None,
+    ) -> None:
         self.name = reader.name
         self.reader = reader
-        self.writes = writes
+        self.recorded = recorded
+        self.fulfillment = fulfillment
+        self.cancellation = cancellation
+        self.inventory = inventory
 
     # -- the reader side --------------------------------------------------------------------
     async def orders_updated_page(
@@ -45,20 +91,23 @@ class PolledChannel:
     async def notify_fulfillment(
         self, external_order_id: str, shipment: Shipment, idempotency_key: str
     ) -> ChannelAck:
-        return await self.writes.notify_fulfillment(external_order_id, shipment, idempotency_key)
+        port = self.fulfillment or self.recorded
+        return await port.notify_fulfillment(external_order_id, shipment, idempotency_key)
 
     async def refund_payment(
         self, external_order_id: str, amount: Money, reason: str, idempotency_key: str
     ) -> ChannelAck:
-        return await self.writes.refund_payment(external_order_id, amount, reason, idempotency_key)
+        return await self.recorded.refund_payment(external_order_id, amount, reason, idempotency_key)
 
     async def notify_cancelled(self, external_order_id: str, reason: str, idempotency_key: str) -> ChannelAck:
-        return await self.writes.notify_cancelled(external_order_id, reason, idempotency_key)
+        port = self.cancellation or self.recorded
+        return await port.notify_cancelled(external_order_id, reason, idempotency_key)
 
     async def push_inventory(self, levels: list[ChannelAvailability], idempotency_key: str) -> ChannelAck:
-        return await self.writes.push_inventory(levels, idempotency_key)
+        port = self.inventory or self.recorded
+        return await port.push_inventory(levels, idempotency_key)
 
     async def notify_return(
         self, external_order_id: str, notice: ReturnNotice, idempotency_key: str
     ) -> ChannelAck:
-        return await self.writes.notify_return(external_order_id, notice, idempotency_key)
+        return await self.recorded.notify_return(external_order_id, notice, idempotency_key)

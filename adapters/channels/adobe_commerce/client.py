@@ -1,4 +1,5 @@
-"""Adobe Commerce (Magento 2) REST orders over HTTP: search by ``updated_at``, one order by number.
+"""Adobe Commerce (Magento 2) REST orders over HTTP: search by ``updated_at``, one order by number,
+the order's shipments, ship and cancel.
 
 Follows ``shared/contracts/bigcommerce_adobe_commerce.md`` §B: ``{base}/rest/{store_code}/V1/orders``
 with ``searchCriteria`` filter groups, ``Authorization: Bearer <integration or admin token>``,
@@ -12,7 +13,13 @@ end answers the last page again (so a page never ends the listing by being empty
 past the window while we page (it leaves the result and the next page starts one order later:
 an order would be skipped). Pages are therefore asked by key: ``updated_at >= last seen`` in
 ``(updated_at, entity_id)`` order, dropping what was already seen at that time; ``currentPage``
-only steps through a run of more than a page of orders updated in the same second.
+only steps through a run of more than a page of orders updated in the same second (also when the
+cursor has just moved into such a second and its first page holds only orders already seen:
+``total_count`` says whether more follow).
+
+Writes (the contract's ``POST /V1/order/{orderId}/ship`` and, from Magento's Web API reference,
+``POST /V1/orders/{id}/cancel`` answering a boolean and ``GET /V1/shipments`` with the same
+``searchCriteria``) address the order by ``entity_id``.
 
 Errors become the adapter taxonomy: 429 (Fastly on Adobe Commerce Cloud) rate limited after
 ``Retry-After``; 5xx and timeouts transient; 401, 404 and other 4xx permanent with Magento's
@@ -114,23 +121,27 @@ class AdobeCommerceClient:
     def __repr__(self) -> str:
         return f"AdobeCommerceClient({self._root!r})"
 
-    async def _get(self, path: str, params: dict[str, str]) -> Json:
+    async def _request(
+        self, method: str, path: str, *, params: dict[str, str] | None = None, body: Json | None = None
+    ) -> Any:
+        """One call; the decoded JSON of a 200 (an object, or a scalar for ship and cancel)."""
         try:
-            response = await self._http.get(self._root + path, params=params, headers=self._headers)
+            response = await self._http.request(
+                method, self._root + path, params=params, json=body, headers=self._headers
+            )
         except httpx.RequestError as exc:
-            raise TransientError(f"GET {path}: {type(exc).__name__}: {exc}"[:500], system=SYSTEM) from exc
+            raise TransientError(
+                f"{method} {path}: {type(exc).__name__}: {exc}"[:500], system=SYSTEM
+            ) from exc
         status = response.status_code
         if status == 200:
             try:
-                body = response.json()
+                return response.json()
             except ValueError:
                 raise TransientError(
-                    f"GET {path}: HTTP 200 with a body that is not JSON", system=SYSTEM
+                    f"{method} {path}: HTTP 200 with a body that is not JSON", system=SYSTEM
                 ) from None
-            if not isinstance(body, dict):
-                raise TransientError(f"GET {path}: expected an object", system=SYSTEM)
-            return cast(Json, body)
-        message = f"GET {path}: HTTP {status} {_message(response)}".strip()
+        message = f"{method} {path}: HTTP {status} {_message(response)}".strip()
         if status == 429:
             raise RateLimitedError(message, retry_after=_retry_after(response), system=SYSTEM)
         if status >= 500 or status == 408:
@@ -144,19 +155,26 @@ class AdobeCommerceClient:
             message, reason=reasons.get(status, f"adobe_commerce_http_{status}"), system=SYSTEM
         )
 
+    async def _get(self, path: str, params: dict[str, str]) -> Json:
+        body = await self._request("GET", path, params=params)
+        if not isinstance(body, dict):
+            raise TransientError(f"GET {path}: expected an object", system=SYSTEM)
+        return cast(Json, body)
+
     async def orders_updated(
         self, since: datetime, until: datetime, cursor: Cursor | None, page_size: int
     ) -> SearchPage:
         """One page of the orders updated in [since, until], oldest update first."""
         size = min(max(page_size, 1), MAX_PAGE)
         start = cursor.updated_at if cursor else magento_time(since)
+        page = cursor.page if cursor else 1
         params = _filters([("updated_at", start, "gteq"), ("updated_at", magento_time(until), "lteq")]) | {
             "searchCriteria[sortOrders][0][field]": "updated_at",
             "searchCriteria[sortOrders][0][direction]": "ASC",
             "searchCriteria[sortOrders][1][field]": "entity_id",
             "searchCriteria[sortOrders][1][direction]": "ASC",
             "searchCriteria[pageSize]": str(size),
-            "searchCriteria[currentPage]": str(cursor.page if cursor else 1),
+            "searchCriteria[currentPage]": str(page),
         }
         body = await self._get("/orders", params)
         items = body.get("items") or []
@@ -169,15 +187,20 @@ class AdobeCommerceClient:
         after = (cursor.updated_at, cursor.entity_id) if cursor else ("", -1)
         fresh = [o for o in items if key(o) > after]
         if not fresh:
+            total = body.get("total_count")
+            if cursor is not None and len(items) == size and isinstance(total, int) and page * size < total:
+                # A full page of orders seen already, all updated in the cursor's second: the
+                # cursor moved into a second shared by more than a page of orders (a bulk update,
+                # shipments written back at once). The rest of that second is on the next page;
+                # ending here would skip them.
+                return SearchPage([], Cursor(start, cursor.entity_id, page + 1))
             return SearchPage([], None)  # past the end (Magento repeats its last page) or done
         if len(items) < size:
             return SearchPage(fresh, None)
         last = key(fresh[-1])
         if last[0] == start:  # a full page inside one second: step on by page number
-            nxt = Cursor(start, last[1], (cursor.page if cursor else 1) + 1)
-        else:
-            nxt = Cursor(last[0], last[1])
-        return SearchPage(fresh, nxt)
+            return SearchPage(fresh, Cursor(start, last[1], page + 1))
+        return SearchPage(fresh, Cursor(last[0], last[1]))
 
     async def order_by_number(self, increment_id: str) -> Json | None:
         """The order with this ``increment_id`` (the contract's search example), or None."""
@@ -186,3 +209,29 @@ class AdobeCommerceClient:
         return (
             cast(Json, items[0]) if isinstance(items, list) and items and isinstance(items[0], dict) else None
         )
+
+    # -- writes (and the reads they look before) ----------------------------------------------
+
+    async def shipments(self, entity_id: int) -> list[Json]:
+        """The order's shipments with their items, tracks and comments (``GET /V1/shipments``)."""
+        params = _filters([("order_id", str(entity_id), "eq")]) | {"searchCriteria[pageSize]": str(MAX_PAGE)}
+        items = (await self._get("/shipments", params)).get("items") or []
+        if not isinstance(items, list):
+            raise TransientError("GET /shipments: items is not a list", system=SYSTEM)
+        return [i for i in items if isinstance(i, dict)]
+
+    async def ship(self, entity_id: int, body: Json) -> str:
+        """``POST /V1/order/{id}/ship``: the new shipment's entity id (Magento answers it as a
+        JSON string or number)."""
+        answer = await self._request("POST", f"/order/{entity_id}/ship", body=body)
+        if isinstance(answer, bool) or not isinstance(answer, str | int) or not str(answer).strip():
+            raise TransientError(f"POST /order/{entity_id}/ship: no shipment id in {answer!r}", system=SYSTEM)
+        return str(answer).strip()
+
+    async def cancel(self, entity_id: int) -> bool:
+        """``POST /V1/orders/{id}/cancel``: Magento answers ``true``, or ``false`` when the order
+        cannot be cancelled (already cancelled, invoiced, complete, closed, on hold)."""
+        answer = await self._request("POST", f"/orders/{entity_id}/cancel")
+        if not isinstance(answer, bool):
+            raise TransientError(f"POST /orders/{entity_id}/cancel: expected true or false", system=SYSTEM)
+        return answer

@@ -9,7 +9,20 @@
   %resources.``; unknown orders 404 with Magento's message; amounts are JSON numbers;
 * no rate limit by default (as Magento); ``rate_limit`` models Fastly in front of Adobe Commerce
   Cloud (429 with ``Retry-After``); ``fail_next`` forces statuses;
-* ``updated_at`` moves on every change (``update_order``); ``on_page`` runs after each search page.
+* ``updated_at`` moves on every change (``update_order``); ``on_page`` runs after each search page;
+* ``POST /rest/{store}/V1/order/{entity_id}/ship`` (the contract's body: ``items`` with
+  ``order_item_id``/``qty``, ``tracks`` with ``track_number``/``title``/``carrier_code``,
+  ``notify``, plus Magento's ``comment``): refused with Magento's "Shipment Document Validation
+  Error(s)" 400 for an order that does not allow a shipment (``canceled``, ``closed``,
+  ``complete``, ``holded``), an unknown item, or more than is left to ship; no ``items`` ships
+  everything left; answers the new shipment's ``entity_id`` as a JSON string; items'
+  ``qty_shipped`` follow, and the order becomes ``complete`` once everything is shipped and
+  invoiced (``qty_invoiced``), else stays ``processing`` (as Magento does);
+* ``GET /rest/{store}/V1/shipments`` with ``searchCriteria`` (e.g. ``order_id``), each shipment
+  with its ``items``, ``tracks`` and ``comments``;
+* ``POST /rest/{store}/V1/orders/{entity_id}/cancel``: ``true``, or ``false`` when Magento's
+  ``canCancel`` says no (state ``canceled``, ``complete``, ``closed``, ``holded``,
+  ``payment_review``, or every item invoiced); cancels what is not shipped.
 """
 
 from __future__ import annotations
@@ -92,6 +105,8 @@ class AdobeCommerceSandbox:
         self._at = time.monotonic()
         self.pages_served = 0
         self.requests: list[dict[str, str]] = []
+        self.shipments: dict[int, Json] = {}
+        self.ship_requests: list[tuple[int, Json]] = []
 
     def add_order(self, order: Json) -> Json:
         with self._lock:
@@ -167,6 +182,154 @@ class AdobeCommerceSandbox:
                 return JSONResponse(_NOT_FOUND, status_code=404)
             return JSONResponse(json.loads(json.dumps(order)))
 
+    # -- writes ---------------------------------------------------------------------------------
+    def order_shipments(self, entity_id: int) -> list[Json]:
+        with self._lock:
+            return [
+                json.loads(json.dumps(sh)) for sh in self.shipments.values() if sh["order_id"] == entity_id
+            ]
+
+    def search_shipments(self, q: dict[str, str], authorization: str | None) -> JSONResponse:
+        with self._lock:
+            if (denied := self._gate(authorization)) is not None:
+                return denied
+            filters, order, size, page = _criteria(q)
+            found = [
+                sh
+                for sh in self.shipments.values()
+                if all(any(_matches(sh.get(f), c, v) for f, v, c in group) for group in filters)
+            ]
+            for fld, direction in reversed(order):
+                found.sort(key=_sort_key(fld), reverse=direction == "DESC")
+            total = len(found)
+            if size > 0 and found:
+                page = min(max(page, 1), max((total - 1) // size + 1, 1))
+                found = found[(page - 1) * size : page * size]
+            return JSONResponse(
+                {
+                    "items": json.loads(json.dumps(found)),
+                    "search_criteria": {"filter_groups": [], "page_size": size or None, "current_page": page},
+                    "total_count": total,
+                }
+            )
+
+    def ship(self, entity_id: str, body: Any, authorization: str | None) -> JSONResponse:
+        with self._lock:
+            if (denied := self._gate(authorization)) is not None:
+                return denied
+            order = self.orders.get(int(entity_id)) if entity_id.isdigit() else None
+            if order is None:
+                return JSONResponse(_NOT_FOUND, status_code=404)
+            if not isinstance(body, dict):
+                return JSONResponse({"message": "Decoding error: the request body is not an object."}, 400)
+            problem = self._ship_problem(order, body)
+            if problem is not None:
+                return JSONResponse({"message": f"Shipment Document Validation Error(s):\n{problem}"}, 400)
+            self.ship_requests.append((order["entity_id"], json.loads(json.dumps(body))))
+            by_id = {it["item_id"]: it for it in order["items"]}
+            wanted = {int(r["order_item_id"]): int(r["qty"]) for r in body.get("items") or []} or {
+                it["item_id"]: _left(it) for it in order["items"] if _left(it) > 0
+            }
+            sid = 900000 + len(self.shipments) + 1
+            shipment: Json = {
+                "entity_id": sid,
+                "increment_id": f"{sid:09d}",
+                "order_id": order["entity_id"],
+                "store_id": order.get("store_id", 1),
+                "created_at": magento_time(self.clock()),
+                "total_qty": sum(wanted.values()),
+                "items": [
+                    {
+                        "entity_id": sid * 100 + n,
+                        "parent_id": sid,
+                        "order_item_id": item,
+                        "sku": by_id[item]["sku"],
+                        "name": by_id[item]["name"],
+                        "qty": qty,
+                    }
+                    for n, (item, qty) in enumerate(wanted.items())
+                ],
+                "tracks": [
+                    {
+                        "entity_id": sid * 100 + n,
+                        "parent_id": sid,
+                        "order_id": order["entity_id"],
+                        "track_number": t.get("track_number"),
+                        "title": t.get("title"),
+                        "carrier_code": t.get("carrier_code"),
+                    }
+                    for n, t in enumerate(body.get("tracks") or [])
+                ],
+                "comments": (
+                    [
+                        {
+                            "entity_id": sid,
+                            "parent_id": sid,
+                            "comment": body["comment"].get("comment"),
+                            "is_visible_on_front": body["comment"].get("is_visible_on_front", 0),
+                        }
+                    ]
+                    if isinstance(body.get("comment"), dict)
+                    else []
+                ),
+            }
+            self.shipments[sid] = shipment
+            for item, qty in wanted.items():
+                by_id[item]["qty_shipped"] = by_id[item].get("qty_shipped", 0) + qty
+            done = all(_left(it) == 0 for it in order["items"])
+            invoiced = all(it.get("qty_invoiced", 0) >= it["qty_ordered"] for it in order["items"])
+            state = "complete" if done and invoiced else "processing"
+            self.update_order(order["entity_id"], state=state, status=state)
+            return JSONResponse(str(sid))
+
+    @staticmethod
+    def _ship_problem(order: Json, body: Json) -> str | None:
+        if order.get("state") in ("canceled", "closed", "complete", "holded"):
+            return "The order does not allow a shipment to be created."
+        by_id = {it["item_id"]: it for it in order["items"]}
+        rows = body.get("items") or []
+        if not isinstance(rows, list):
+            return "items must be a list."
+        seen: set[int] = set()
+        for row in rows:
+            item = row.get("order_item_id") if isinstance(row, dict) else None
+            qty = row.get("qty") if isinstance(row, dict) else None
+            if not isinstance(item, int) or item not in by_id or item in seen:
+                return f"The order item {item!r} is not an item of this order."
+            seen.add(item)
+            if isinstance(qty, bool) or not isinstance(qty, int | float) or qty <= 0:
+                return "You can't create a shipment without products."
+            if qty > _left(by_id[item]):
+                return f"The quantity to ship for {by_id[item]['sku']} is more than is left to ship."
+        if not rows and not any(_left(it) > 0 for it in order["items"]):
+            return "The order does not allow a shipment to be created."
+        for t in body.get("tracks") or []:
+            if not isinstance(t, dict) or not t.get("track_number") or not t.get("carrier_code"):
+                return "A track needs a track_number and a carrier_code."
+        return None
+
+    def cancel(self, entity_id: str, authorization: str | None) -> JSONResponse:
+        with self._lock:
+            if (denied := self._gate(authorization)) is not None:
+                return denied
+            order = self.orders.get(int(entity_id)) if entity_id.isdigit() else None
+            if order is None:
+                return JSONResponse(_NOT_FOUND, status_code=404)
+            blocked = ("canceled", "complete", "closed", "holded", "payment_review")
+            all_invoiced = all(it.get("qty_invoiced", 0) >= it["qty_ordered"] for it in order["items"])
+            if order.get("state") in blocked or all_invoiced:
+                return JSONResponse(False)
+            for it in order["items"]:
+                it["qty_canceled"] = _left(it)
+            shipped = any(it.get("qty_shipped", 0) > 0 for it in order["items"])
+            state = "complete" if shipped else "canceled"  # what shipped stays shipped
+            self.update_order(order["entity_id"], state=state, status=state)
+            return JSONResponse(True)
+
+
+def _left(item: Json) -> int:
+    return int(item["qty_ordered"] - item.get("qty_shipped", 0) - item.get("qty_canceled", 0))
+
 
 def create_adobe_commerce_app(sandbox: AdobeCommerceSandbox) -> FastAPI:
     app = FastAPI(title="Adobe Commerce sandbox (Retail Connect)", docs_url=None, redoc_url=None)
@@ -174,6 +337,22 @@ def create_adobe_commerce_app(sandbox: AdobeCommerceSandbox) -> FastAPI:
     @app.get("/rest/{store}/V1/orders")
     async def search(store: str, request: Request) -> Response:
         return sandbox.search(dict(request.query_params), request.headers.get("authorization"))
+
+    @app.get("/rest/{store}/V1/shipments")
+    async def shipments(store: str, request: Request) -> Response:
+        return sandbox.search_shipments(dict(request.query_params), request.headers.get("authorization"))
+
+    @app.post("/rest/{store}/V1/order/{entity_id}/ship")
+    async def ship(store: str, entity_id: str, request: Request) -> Response:
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            body = None
+        return sandbox.ship(entity_id, body, request.headers.get("authorization"))
+
+    @app.post("/rest/{store}/V1/orders/{entity_id}/cancel")
+    async def cancel(store: str, entity_id: str, request: Request) -> Response:
+        return sandbox.cancel(entity_id, request.headers.get("authorization"))
 
     @app.get("/rest/{store}/V1/orders/{entity_id}")
     async def get(store: str, entity_id: str, request: Request) -> Response:

@@ -1,5 +1,5 @@
-"""Amazon SP-API over HTTP: Login with Amazon tokens, Orders v0 ``getOrders``, ``getOrder`` and
-``getOrderItems``.
+"""Amazon SP-API over HTTP: Login with Amazon tokens, Orders v0 ``getOrders``, ``getOrder``,
+``getOrderItems`` and ``confirmShipment``, Listings Items ``patchListingsItem`` and ``getListingsItem``.
 
 Follows ``shared/contracts/amazon_sp_api.md``:
 
@@ -11,7 +11,9 @@ Follows ``shared/contracts/amazon_sp_api.md``:
 * **Errors** (§3.5, §6): ``{"errors": [{"code", "message", "details"}]}``. 429 ``QuotaExceeded``
   carries no ``Retry-After``: the delay is ``1 / x-amzn-RateLimit-Limit`` last seen for the
   operation, else the default plan's rate (§6). 5xx and timeouts are transient; 400, 403 and
-  other 4xx permanent, with Amazon's message and never a token.
+  other 4xx permanent, with Amazon's message and never a token (reasons ``amazon_invalid_input``,
+  ``amazon_unauthorized``, ``amazon_not_found``; for the writes ``amazon_shipment_rejected``,
+  ``amazon_order_not_found``, ``amazon_listing_rejected``).
 * **Dates** go out in UTC with a ``Z`` (other offsets are rejected).
 
 Nothing here retries or sleeps: Temporal retries the activity.
@@ -24,6 +26,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
+from urllib.parse import quote
 
 import httpx
 import structlog
@@ -37,7 +40,20 @@ RDT_PATH = "/tokens/2021-03-01/restrictedDataToken"
 USER_AGENT = "RetailConnect/1.0 (Language=Python/3.11; Platform=Linux)"
 MAX_PAGE = 100
 # The default usage plans (requests per second), for a 429's delay when no header said better.
-DEFAULT_RATES = {"getOrders": 0.0167, "getOrder": 0.5, "getOrderItems": 0.5}
+DEFAULT_RATES = {
+    "getOrders": 0.0167,
+    "getOrder": 0.5,
+    "getOrderItems": 0.5,
+    "confirmShipment": 2.0,
+    "patchListingsItem": 5.0,
+    "getListingsItem": 5.0,
+}
+_REASONS = {
+    400: "amazon_invalid_input",
+    401: "amazon_unauthorized",
+    403: "amazon_unauthorized",
+    404: "amazon_not_found",
+}
 _TOKEN_MARGIN_S = 60.0
 
 Json = dict[str, Any]
@@ -93,6 +109,7 @@ class AmazonClient:
             raise ValueError("between 1 and 50 marketplace ids")
         self._root = endpoint.rstrip("/")
         self._marketplaces = ",".join(marketplace_ids)
+        self.marketplace_ids = tuple(marketplace_ids)
         self._auth = {"client_id": client_id, "client_secret": client_secret, "refresh_token": refresh_token}
         self._lwa_url = lwa_url
         self._http = http
@@ -168,13 +185,25 @@ class AmazonClient:
         self._rdt = (token, self._clock() + max(float(ttl) - _TOKEN_MARGIN_S, 0.0))
         return token
 
-    async def _get(
-        self, operation: str, path: str, params: dict[str, str], *, restricted: bool = False
-    ) -> Json:
+    async def _request(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Json | None = None,
+        restricted: bool = False,
+        reasons: dict[int, str] | None = None,
+    ) -> httpx.Response:
+        """One SP-API call; a 2xx answer is returned, anything else raised as the taxonomy.
+        ``reasons`` overrides the permanent reason per status for this operation."""
         token = (await self._restricted_token() if restricted else None) or await self._access_token()
         headers = {"x-amz-access-token": token, "user-agent": USER_AGENT}
         try:
-            response = await self._http.get(self._root + path, params=params, headers=headers)
+            response = await self._http.request(
+                method, self._root + path, params=params, json=body, headers=headers
+            )
         except httpx.RequestError as exc:
             raise TransientError(f"{operation}: {type(exc).__name__}: {exc}"[:500], system=SYSTEM) from exc
         limit = response.headers.get("x-amzn-RateLimit-Limit")
@@ -182,34 +211,42 @@ class AmazonClient:
             with contextlib.suppress(ValueError):
                 self._rates[operation] = float(limit)
         status = response.status_code
-        if status == 200:
-            try:
-                body = response.json()
-            except ValueError:
-                raise TransientError(
-                    f"{operation}: HTTP 200 with a body that is not JSON", system=SYSTEM
-                ) from None
-            payload = body.get("payload") if isinstance(body, dict) else None
-            if not isinstance(payload, dict):
-                raise TransientError(f"{operation}: no payload in the answer", system=SYSTEM)
-            return cast(Json, payload)
+        if 200 <= status < 300:
+            return response
         code, text = _errors(response)
         message = f"{operation}: HTTP {status} {code} {text}".strip()
         if status == 429:
-            rate = self._rates.get(operation) or DEFAULT_RATES.get(operation, 1.0)
-            raise RateLimitedError(message, retry_after=min(1.0 / rate, 120.0), system=SYSTEM)
+            raise RateLimitedError(message, retry_after=self.retry_after(operation), system=SYSTEM)
         if status >= 500 or status == 408:
             raise TransientError(message, system=SYSTEM)
         if status == 403 and "expired" in text:
             self._token = self._rdt = None
             raise TransientError(message, system=SYSTEM)
-        reasons = {
-            400: "amazon_invalid_input",
-            401: "amazon_unauthorized",
-            403: "amazon_unauthorized",
-            404: "amazon_not_found",
-        }
-        raise PermanentError(message, reason=reasons.get(status, f"amazon_http_{status}"), system=SYSTEM)
+        reason = (reasons or {}).get(status) or _REASONS.get(status, f"amazon_http_{status}")
+        raise PermanentError(message, reason=reason, system=SYSTEM)
+
+    def retry_after(self, operation: str) -> float:
+        """Seconds until the operation's bucket holds a token again: ``1 / rate``, the rate from
+        the last ``x-amzn-RateLimit-Limit`` seen for it, else the default plan (no Retry-After)."""
+        rate = self._rates.get(operation) or DEFAULT_RATES.get(operation, 1.0)
+        return min(1.0 / rate, 120.0) if rate > 0 else 120.0
+
+    async def _get(
+        self, operation: str, path: str, params: dict[str, str], *, restricted: bool = False
+    ) -> Json:
+        response = await self._request(operation, "GET", path, params=params, restricted=restricted)
+        if response.status_code != 200:
+            raise TransientError(f"{operation}: HTTP {response.status_code} without a payload", system=SYSTEM)
+        try:
+            body = response.json()
+        except ValueError:
+            raise TransientError(
+                f"{operation}: HTTP 200 with a body that is not JSON", system=SYSTEM
+            ) from None
+        payload = body.get("payload") if isinstance(body, dict) else None
+        if not isinstance(payload, dict):
+            raise TransientError(f"{operation}: no payload in the answer", system=SYSTEM)
+        return cast(Json, payload)
 
     async def orders_updated(
         self, after: datetime, before: datetime, next_token: str | None = None, page_size: int = MAX_PAGE
@@ -267,6 +304,65 @@ class AmazonClient:
         raise PermanentError(
             f"getOrderItems {order_id}: paging does not end", reason="amazon_invalid_response", system=SYSTEM
         )
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def confirm_shipment(self, order_id: str, body: Json) -> None:
+        """``confirmShipment`` (§4): 204 on success. A 400 is Amazon refusing this package (an
+        order it confirmed itself, a quantity above what is unshipped, a missing field)."""
+        await self._request(
+            "confirmShipment",
+            "POST",
+            f"/orders/v0/orders/{_order_id(order_id)}/shipmentConfirmation",
+            body=body,
+            reasons={400: "amazon_shipment_rejected", 404: "amazon_order_not_found"},
+        )
+
+    async def patch_listing(self, seller_id: str, sku: str, marketplace_id: str, body: Json) -> Json:
+        """``patchListingsItem`` (§5.1): the answer ``{sku, status, submissionId, issues}``;
+        ``ACCEPTED`` means queued, not applied."""
+        response = await self._request(
+            "patchListingsItem",
+            "PATCH",
+            f"/listings/2021-08-01/items/{quote(seller_id, safe='')}/{quote(sku, safe='')}",
+            params={"marketplaceIds": marketplace_id},
+            body=body,
+            reasons={400: "amazon_listing_rejected", 404: "amazon_listing_not_found"},
+        )
+        try:
+            answer = response.json()
+        except ValueError:
+            raise TransientError("patchListingsItem: the answer is not JSON", system=SYSTEM) from None
+        if not isinstance(answer, dict):
+            raise TransientError("patchListingsItem: expected an object", system=SYSTEM)
+        return cast(Json, answer)
+
+    async def listing_quantities(
+        self, seller_id: str, sku: str, marketplace_id: str
+    ) -> dict[str, int] | None:
+        """``getListingsItem`` with ``fulfillmentAvailability``: quantity per fulfillment channel
+        code (camelCase on the way back); None for a SKU without a listing (404)."""
+        try:
+            response = await self._request(
+                "getListingsItem",
+                "GET",
+                f"/listings/2021-08-01/items/{quote(seller_id, safe='')}/{quote(sku, safe='')}",
+                params={"marketplaceIds": marketplace_id, "includedData": "fulfillmentAvailability"},
+            )
+        except PermanentError as err:
+            if err.reason == "amazon_not_found":
+                return None
+            raise
+        try:
+            answer = response.json()
+        except ValueError:
+            raise TransientError("getListingsItem: the answer is not JSON", system=SYSTEM) from None
+        rows = answer.get("fulfillmentAvailability") if isinstance(answer, dict) else None
+        out: dict[str, int] = {}
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, dict) and isinstance(row.get("quantity"), int):
+                out[str(row.get("fulfillmentChannelCode"))] = int(row["quantity"])
+        return out
 
 
 def _order_id(order_id: str) -> str:

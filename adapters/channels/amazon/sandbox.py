@@ -15,10 +15,23 @@ contract's fake checklist (``shared/contracts/amazon_sp_api.md`` §9):
 * ``NextToken`` fixes the listing at the first request (the orders that matched then); later
   pages show those orders as they are now, leaving out the ones updated past the window since;
 * ``Pending`` orders have no ``OrderTotal``, no item prices and no ``ShippingAddress``;
-  ``getOrderItems`` pages with ``NextToken`` (``item_page_size``); unknown orders are 404.
+  ``getOrderItems`` pages with ``NextToken`` (``item_page_size``); unknown orders are 404;
+* ``confirmShipment`` (§4): validates the required fields (``carrierName`` with ``Other``,
+  ``packageReferenceId`` a positive numeric string, known ``orderItemId``s, positive
+  quantities), accepts only MFN orders that are neither ``Pending`` nor ``Canceled`` and only up
+  to the unshipped quantity, answers 204 with no body; the same ``packageReferenceId`` replaces
+  that package, a new one adds one; ``QuantityShipped``, ``NumberOfItems*``, ``OrderStatus``
+  (``PartiallyShipped``/``Shipped``) and ``LastUpdateDate`` follow; ``auto_confirmed`` orders
+  (label bought through Amazon) answer 400;
+* ``patchListingsItem`` / ``getListingsItem`` (§5.1): ``marketplaceIds``, ``productType`` and
+  patches required; ``add``/``replace``/``merge``/``delete`` on
+  ``/attributes/fulfillment_availability`` (``replace`` wipes the handling time and restock
+  date, ``merge`` keeps them); ``ACCEPTED`` with a new ``submissionId``, ``INVALID`` with issues
+  for a negative quantity or a missing ``fulfillment_channel_code``, ``VALID`` and nothing kept
+  under ``VALIDATION_PREVIEW``; the quantity applies ``listing_delay_s`` later; read back in
+  camelCase; the static sandbox's ``BadSKU`` answers 400.
 
-Not modelled: regions, RDTs and PII gating (no restricted fields are returned), confirmShipment,
-listings and feeds.
+Not modelled: regions, feeds, v2026-01-01.
 """
 
 from __future__ import annotations
@@ -49,7 +62,13 @@ DEFAULT_PLANS = {
     "getOrder": (0.5, 30),
     "getOrderItems": (0.5, 30),
     "createRestrictedDataToken": (1.0, 10),
+    "confirmShipment": (2.0, 10),
+    "patchListingsItem": (5.0, 5),
+    "getListingsItem": (5.0, 10),
 }
+SELLER_ID = "A1SANDBOXSELLER"
+LISTING_OPS = frozenset({"add", "replace", "merge", "delete"})
+AVAILABILITY = "/attributes/fulfillment_availability"
 _INVALID = "The input you have submitted is not valid. Please check your input and try again."
 
 
@@ -106,6 +125,11 @@ class AmazonSandbox:
     """Called after each ``getOrders`` page is served, with its number (1 for the first)."""
     restricted_role: bool = True
     """The app holds the Direct-to-Consumer Delivery role: it may get Restricted Data Tokens."""
+    seller_id: str = SELLER_ID
+    listing_delay_s: float = 0.0
+    """How long after ``patchListingsItem`` accepted a quantity it shows (processing is async)."""
+    auto_confirmed: set[str] = field(default_factory=set)
+    """Orders whose label was bought through Amazon: confirmed by Amazon, confirmShipment is 400."""
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -121,6 +145,11 @@ class AmazonSandbox:
         self.throttled: dict[str, int] = {}
         self.served_ids: list[list[str]] = []
         self.pages_served = 0
+        self.packages: dict[str, dict[str, Json]] = {}  # order -> packageReferenceId -> detail
+        self.confirmations: list[tuple[str, Json]] = []  # every accepted confirmShipment body
+        self.listings: dict[str, list[Json]] = {}  # SKU -> fulfillment_availability (snake_case)
+        self.listing_patches: list[tuple[str, Json]] = []  # every accepted patch body, per SKU
+        self._queued: list[tuple[datetime, str, list[Json]]] = []
 
     # -- the seller's side (tests and the demo) ------------------------------------------------
     def add_order(self, order: Json, items: list[Json]) -> None:
@@ -144,6 +173,24 @@ class AmazonSandbox:
     def expire_tokens(self) -> None:
         with self._lock:
             self._tokens = {t: self.clock() - timedelta(seconds=1) for t in self._tokens}
+
+    def set_listing(self, sku: str, availability: list[Json]) -> None:
+        """A listing as the seller set it in Seller Central (snake_case attribute rows)."""
+        with self._lock:
+            self.listings[sku] = json.loads(json.dumps(availability))
+
+    def listing_quantity(self, sku: str, channel_code: str = "DEFAULT") -> int | None:
+        """The quantity Amazon shows for the SKU now (accepted patches applied once due)."""
+        with self._lock:
+            self._apply_due()
+            for row in self.listings.get(sku, []):
+                if row.get("fulfillment_channel_code") == channel_code:
+                    return int(row["quantity"]) if isinstance(row.get("quantity"), int) else None
+            return None
+
+    def tracking_numbers(self, order_id: str) -> list[str]:
+        with self._lock:
+            return [p["trackingNumber"] for p in self.packages.get(order_id, {}).values()]
 
     # -- answers ---------------------------------------------------------------------------------
     def _visible(self, order: Json, after: datetime, before: datetime, now: datetime) -> bool:
@@ -339,6 +386,227 @@ class AmazonSandbox:
                 payload["NextToken"] = str(start + self.item_page_size)
             return _ok({"payload": payload}, "getOrderItems", self.plans)
 
+    # -- confirmShipment ------------------------------------------------------------------------
+    def confirm_shipment(self, order_id: str, body: Any, token: str | None) -> Response:
+        with self._lock:
+            if (denied := self._gate("confirmShipment", token)) is not None:
+                return denied
+            order = self.orders.get(order_id)
+            if order is None:
+                return _error(404, "NotFound", "The requested order was not found.", order_id)
+            checked = self._check_confirmation(order_id, order, body)
+            if isinstance(checked, str):
+                return _error(400, "InvalidInput", "Invalid Input", checked)
+            ref, detail = checked
+            self.packages.setdefault(order_id, {})[ref] = detail  # the same id edits that package
+            self.confirmations.append((order_id, json.loads(json.dumps(body))))
+            shipped: dict[str, int] = {}
+            for package in self.packages[order_id].values():
+                for row in package["orderItems"]:
+                    shipped[row["orderItemId"]] = shipped.get(row["orderItemId"], 0) + row["quantity"]
+            ordered = 0
+            for item in self.items[order_id]:
+                item["QuantityShipped"] = shipped.get(item["OrderItemId"], 0)
+                ordered += int(item["QuantityOrdered"])
+            total_shipped = sum(shipped.values())
+            self.update_order(
+                order_id,
+                NumberOfItemsShipped=total_shipped,
+                NumberOfItemsUnshipped=ordered - total_shipped,
+                OrderStatus="Shipped" if total_shipped >= ordered else "PartiallyShipped",
+            )
+            headers = _headers()
+            if "confirmShipment" in self.plans:
+                headers["x-amzn-RateLimit-Limit"] = str(self.plans["confirmShipment"][0])
+            return Response(status_code=204, headers=headers)
+
+    def _check_confirmation(self, order_id: str, order: Json, body: Any) -> tuple[str, Json] | str:
+        """(packageReferenceId, the package) or what is wrong with the request."""
+        if not isinstance(body, dict):
+            return "the body must be a JSON object"
+        if body.get("marketplaceId") != order.get("MarketplaceId"):
+            return f"marketplaceId {body.get('marketplaceId')!r} is not the order's marketplace"
+        detail = body.get("packageDetail")
+        if not isinstance(detail, dict):
+            return "packageDetail is required"
+        for required in ("packageReferenceId", "carrierCode", "trackingNumber", "shipDate", "orderItems"):
+            if detail.get(required) in (None, "", []):
+                return f"packageDetail.{required} is required"
+        ref = detail["packageReferenceId"]
+        if not isinstance(ref, str) or not ref.isdigit() or int(ref) <= 0:
+            return "packageDetail.packageReferenceId must be a positive number written as a string"
+        if detail["carrierCode"] == "Other" and not detail.get("carrierName"):
+            return "packageDetail.carrierName is required when carrierCode is Other"
+        try:
+            datetime.fromisoformat(str(detail["shipDate"]).replace("Z", "+00:00"))
+        except ValueError:
+            return "packageDetail.shipDate must be ISO 8601"
+        if order.get("FulfillmentChannel") != "MFN":
+            return "only seller-fulfilled (MFN) orders can be confirmed"
+        if order.get("OrderStatus") in ("Pending", "PendingAvailability", "Canceled"):
+            return f"an order in status {order.get('OrderStatus')} cannot be confirmed"
+        if order_id in self.auto_confirmed:
+            return "this order was confirmed by Amazon with the label bought through Amazon"
+        ordered = {i["OrderItemId"]: int(i["QuantityOrdered"]) for i in self.items[order_id]}
+        rows = detail["orderItems"]
+        if not isinstance(rows, list):
+            return "packageDetail.orderItems must be a list"
+        wanted: dict[str, int] = {}
+        for n, row in enumerate(rows):
+            item, qty = (
+                (row.get("orderItemId"), row.get("quantity")) if isinstance(row, dict) else (None, None)
+            )
+            if not isinstance(item, str) or item not in ordered:
+                return f"packageDetail.orderItems[{n}].orderItemId {item!r} is not an item of the order"
+            if isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0:
+                return f"packageDetail.orderItems[{n}].quantity must be a positive integer"
+            wanted[item] = wanted.get(item, 0) + qty
+        others: dict[str, int] = {}
+        for other_ref, package in self.packages.get(order_id, {}).items():
+            if other_ref != ref:
+                for row in package["orderItems"]:
+                    others[row["orderItemId"]] = others.get(row["orderItemId"], 0) + row["quantity"]
+        for item, qty in wanted.items():
+            unshipped = ordered[item] - others.get(item, 0)
+            if qty > unshipped:
+                return f"orderItemId {item}: {qty} is more than the {unshipped} unshipped"
+        package = json.loads(json.dumps(detail))
+        package["orderItems"] = [{"orderItemId": i, "quantity": q} for i, q in wanted.items()]
+        return ref, package
+
+    # -- Listings Items ---------------------------------------------------------------------------
+    def patch_listing(
+        self, seller: str, sku: str, q: dict[str, str], body: Any, token: str | None
+    ) -> Response:
+        with self._lock:
+            if (denied := self._gate("patchListingsItem", token)) is not None:
+                return denied
+            if seller != self.seller_id:
+                return _error(403, "Unauthorized", "Access to requested resource is denied.", "")
+            if self.marketplace_id not in (q.get("marketplaceIds") or "").split(","):
+                return _error(400, "InvalidInput", _INVALID, "marketplaceIds")
+            if sku == "BadSKU":  # the static sandbox's 400 case
+                return _error(400, "BAD_REQUEST", "Invalid input", "Invalid input")
+            patches = body.get("patches") if isinstance(body, dict) else None
+            if not isinstance(body, dict) or not body.get("productType"):
+                return _error(400, "InvalidInput", "Invalid input", "productType is required")
+            if not isinstance(patches, list) or not patches:
+                return _error(400, "InvalidInput", "Invalid input", "at least one patch is required")
+            issues: list[Json] = []
+            for n, patch in enumerate(patches):
+                if not isinstance(patch, dict) or patch.get("op") not in LISTING_OPS:
+                    return _error(400, "InvalidInput", "Invalid input", f"patches[{n}].op")
+                path = str(patch.get("path") or "")
+                if path.count("/") != 2 or not path.startswith("/attributes/"):
+                    return _error(400, "InvalidInput", "Invalid input", f"patches[{n}].path: top-level only")
+                if patch["op"] != "delete" and not isinstance(patch.get("value"), list):
+                    return _error(
+                        400, "InvalidInput", "Invalid input", f"patches[{n}].value must be an array"
+                    )
+                if path == AVAILABILITY:
+                    issues += _availability_issues(patch)
+            submission = uuid.uuid4().hex
+            if issues:
+                return _ok(
+                    {"sku": sku, "status": "INVALID", "submissionId": submission, "issues": issues},
+                    "patchListingsItem",
+                    self.plans,
+                )
+            if q.get("mode") == "VALIDATION_PREVIEW":
+                return _ok(
+                    {"sku": sku, "status": "VALID", "submissionId": submission, "issues": []},
+                    "patchListingsItem",
+                    self.plans,
+                )
+            due = self.clock() + timedelta(seconds=self.listing_delay_s)
+            wanted = [p for p in patches if p.get("path") == AVAILABILITY]
+            self._queued.append((due, sku, json.loads(json.dumps(wanted))))
+            self.listing_patches.append((sku, json.loads(json.dumps(body))))
+            self._apply_due()
+            return _ok(
+                {"sku": sku, "status": "ACCEPTED", "submissionId": submission, "issues": []},
+                "patchListingsItem",
+                self.plans,
+            )
+
+    def _apply_due(self) -> None:
+        now = self.clock()
+        due = [q for q in self._queued if q[0] <= now]
+        self._queued = [q for q in self._queued if q[0] > now]
+        for _, sku, patches in due:
+            rows = self.listings.setdefault(sku, [])
+            for patch in patches:
+                value = [r for r in patch.get("value") or [] if isinstance(r, dict)]
+                codes = {r.get("fulfillment_channel_code") for r in value}
+                if patch["op"] in ("add", "replace"):
+                    rows[:] = json.loads(json.dumps(value))  # the whole attribute: other members go
+                elif patch["op"] == "delete":
+                    rows[:] = [r for r in rows if value and r.get("fulfillment_channel_code") not in codes]
+                else:  # merge: the members sent change, the others (handling time, restock date) stay
+                    for new in value:
+                        old = next(
+                            (
+                                r
+                                for r in rows
+                                if r.get("fulfillment_channel_code") == new["fulfillment_channel_code"]
+                            ),
+                            None,
+                        )
+                        if old is None:
+                            rows.append(dict(new))
+                        else:
+                            old.update(new)
+
+    def get_listing(self, seller: str, sku: str, q: dict[str, str], token: str | None) -> Response:
+        with self._lock:
+            if (denied := self._gate("getListingsItem", token)) is not None:
+                return denied
+            if seller != self.seller_id:
+                return _error(403, "Unauthorized", "Access to requested resource is denied.", "")
+            if self.marketplace_id not in (q.get("marketplaceIds") or "").split(","):
+                return _error(400, "InvalidInput", _INVALID, "marketplaceIds")
+            self._apply_due()
+            if sku not in self.listings:
+                return _error(
+                    404, "NotFound", f"SKU '{sku}' not found in marketplace {self.marketplace_id}", ""
+                )
+            out: Json = {"sku": sku}
+            if "fulfillmentAvailability" in (q.get("includedData") or "").split(","):
+                out["fulfillmentAvailability"] = [
+                    {_camel(k): v for k, v in row.items()} for row in self.listings[sku]
+                ]
+            return _ok(out, "getListingsItem", self.plans)
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def _availability_issues(patch: Json) -> list[Json]:
+    """The issues Amazon reports for a bad ``fulfillment_availability`` value (status INVALID)."""
+    issues: list[Json] = []
+
+    def issue(message: str) -> None:
+        issues.append(
+            {
+                "code": "4000001",
+                "message": message,
+                "severity": "ERROR",
+                "attributeNames": ["fulfillment_availability"],
+                "categories": ["INVALID_ATTRIBUTE"],
+            }
+        )
+
+    for row in patch.get("value") or []:
+        if not isinstance(row, dict) or not row.get("fulfillment_channel_code"):
+            issue("'fulfillment_channel_code' is required but not supplied.")
+            continue
+        qty = row.get("quantity")
+        if qty is not None and (isinstance(qty, bool) or not isinstance(qty, int) or qty < 0):
+            issue(f"The value '{qty}' for 'quantity' must be a whole number of 0 or more.")
+    return issues
+
 
 def _headers() -> dict[str, str]:
     return {"x-amzn-RequestId": str(uuid.uuid4())}
@@ -360,6 +628,13 @@ def _error(status: int, code: str, message: str, details: str | None = None) -> 
 
 def _throttled() -> JSONResponse:
     return _error(429, "QuotaExceeded", "You exceeded your quota for the requested resource.", "")
+
+
+def _json_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        return None
 
 
 def create_amazon_app(sandbox: AmazonSandbox) -> FastAPI:
@@ -386,6 +661,28 @@ def create_amazon_app(sandbox: AmazonSandbox) -> FastAPI:
     @app.get("/orders/v0/orders/{order_id}")
     async def get_order(order_id: str, request: Request) -> Response:
         return sandbox.get_order(order_id, request.headers.get("x-amz-access-token"))
+
+    @app.post("/orders/v0/orders/{order_id}/shipmentConfirmation")
+    async def confirm_shipment(order_id: str, request: Request) -> Response:
+        return sandbox.confirm_shipment(
+            order_id, _json_body(await request.body()), request.headers.get("x-amz-access-token")
+        )
+
+    @app.patch("/listings/2021-08-01/items/{seller_id}/{sku}")
+    async def patch_listing(seller_id: str, sku: str, request: Request) -> Response:
+        return sandbox.patch_listing(
+            seller_id,
+            sku,
+            dict(request.query_params),
+            _json_body(await request.body()),
+            request.headers.get("x-amz-access-token"),
+        )
+
+    @app.get("/listings/2021-08-01/items/{seller_id}/{sku}")
+    async def get_listing(seller_id: str, sku: str, request: Request) -> Response:
+        return sandbox.get_listing(
+            seller_id, sku, dict(request.query_params), request.headers.get("x-amz-access-token")
+        )
 
     @app.get("/orders/v0/orders/{order_id}/orderItems")
     async def get_items(order_id: str, request: Request) -> Response:
