@@ -88,7 +88,9 @@ def channel_adapter(settings: Settings, store: Store, name: str) -> ChannelPort:
 def build_adapters(settings: Settings, store: Store) -> Adapters:
     f = settings.faults
     return Adapters(
-        erp=BuiltinErp(store, FaultInjector("erp", f.erp)),
+        erp=BuiltinErp(
+            store, FaultInjector("erp", f.erp), never_allocate_from=settings.shopify_store_locations.values()
+        ),
         address=BuiltinAddressCheck(),
         tax=BuiltinTax(store, FaultInjector("tax", f.tax)),
         payment=BuiltinPayment(store, FaultInjector("payment", f.payment)),

@@ -572,3 +572,17 @@ def test_ledger_migration_matches_the_models(store: Store) -> None:
         diffs = compare_metadata(ctx, Base.metadata)
     ours = [d for d in diffs if any(p in repr(d) for p in LEDGER_PREFIXES)]
     assert ours == []
+
+
+async def test_web_orders_are_never_allocated_from_a_store_the_pos_counts(store: Store) -> None:
+    # STORE-1 has the most, but its stock is the POS's (RETAIL_SHOPIFY_STORE_LOCATIONS).
+    seed(store, {("TEE", "WH-EAST"): 1, ("TEE", "STORE-1"): 10})
+    erp = BuiltinErp(store, never_allocate_from=["STORE-1"])
+    cid = await new_customer(erp)
+    ack = await erp.create_sales_order(make_order("1201", [line("L1", "TEE", 3, "25.00")]), cid, "key-store")
+    assert [(a.location, a.quantity) for a in ack.allocations] == [("WH-EAST", 1)]
+    assert [(b.line_id, b.quantity) for b in ack.backordered] == [("L1", 2)]
+    import_stock(store, [{"sku": "TEE", "location": "WH-EAST", "on_hand": 5}])
+    later = await erp.allocate_backorders(ack.erp_order_id)
+    assert sorted((a.location, a.quantity) for a in later.allocations) == [("WH-EAST", 1), ("WH-EAST", 2)]
+    assert levels(store, "TEE")["STORE-1"] == (10, 0)  # the store's shelf is untouched

@@ -13,7 +13,7 @@ from the ERP document (``erp:<SO>:create``, ``erp:<SO>:allocate:<n>``, ``erp:<SO
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Literal, TypeVar, cast
 
@@ -297,14 +297,17 @@ def _allocate(
     lines: Sequence[ErpSalesOrderLine],
     quantities: Mapping[str, int],
     stock: Mapping[tuple[str, str], ErpStock],
+    never_from: Collection[str] = (),
 ) -> list[tuple[ErpAllocation, str]]:
     """Allocate ``quantities`` (by line id) of stocked ``lines`` from the locked ``stock``
-    rows; what cannot be allocated stays backordered. Returns the new allocations with their
-    SKU: the caller reserves them (:func:`_reserve`) once the order has its id."""
+    rows, never from the ``never_from`` locations; what cannot be allocated stays backordered.
+    Returns the new allocations with their SKU: the caller reserves them (:func:`_reserve`)
+    once the order has its id."""
     demand = [
         (ln.line_id, _sku(ln), quantities[ln.line_id]) for ln in lines if quantities.get(ln.line_id, 0) > 0
     ]
-    allocations, _ = plan_allocation(demand, {k: r.available for k, r in stock.items()})
+    available = {k: r.available for k, r in stock.items() if k[1] not in never_from}
+    allocations, _ = plan_allocation(demand, available)
     by_id = {ln.line_id: ln for ln in lines}
     made: list[tuple[ErpAllocation, str]] = []
     for a in allocations:
@@ -343,9 +346,14 @@ class BuiltinErp:
 
     name = "builtin"
 
-    def __init__(self, store: Store, faults: FaultInjector | None = None) -> None:
+    def __init__(
+        self, store: Store, faults: FaultInjector | None = None, never_allocate_from: Collection[str] = ()
+    ) -> None:
         self.store = store
         self.faults = faults or FaultInjector(SYSTEM)
+        # Stores whose stock a channel's POS sells (RETAIL_SHOPIFY_STORE_LOCATIONS): a web order
+        # allocated there would be counted twice, once by the POS count and once by the order.
+        self.never_allocate_from = frozenset(never_allocate_from)
 
     # -- the port ------------------------------------------------------------------------
 
@@ -563,7 +571,9 @@ class BuiltinErp:
                 )
             )
         stocked_rows = [ln for ln in so.lines if ln.stocked]
-        made = _allocate(stocked_rows, {ln.line_id: ln.quantity for ln in stocked_rows}, stock)
+        made = _allocate(
+            stocked_rows, {ln.line_id: ln.quantity for ln in stocked_rows}, stock, self.never_allocate_from
+        )
         so.status = _status(so)
         s.add(so)
         s.flush()
@@ -648,7 +658,8 @@ class BuiltinErp:
                 waiting = [ln for ln in so.lines if ln.stocked and ln.backordered > 0]
                 if waiting:
                     stock = _lock_stock(s, (_sku(ln) for ln in waiting))
-                    made = _allocate(waiting, {ln.line_id: ln.backordered for ln in waiting}, stock)
+                    wanted = {ln.line_id: ln.backordered for ln in waiting}
+                    made = _allocate(waiting, wanted, stock, self.never_allocate_from)
                     so.status = _status(so)
                     s.flush()
                     if made:  # one event per run, named by its first allocation
