@@ -155,6 +155,12 @@ class Settings(BaseSettings):
     webhook_relay_lease_s: float = Field(
         60.0, gt=0, description="a claimed inbox row is left to its relay for this long"
     )
+    webhook_relay_early_event_s: float = Field(
+        900.0,
+        ge=0,
+        description="a channel's edit or fulfillment for an order not started yet is retried this long"
+        " (the order's own webhook may come later) before it is rejected",
+    )
     webhook_relay_batch: int = Field(100, gt=0)
     webhook_relay_concurrency: int = Field(10, gt=0, description="workflows relayed to at once")
 

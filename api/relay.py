@@ -39,7 +39,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import httpx
@@ -90,6 +90,8 @@ SIGNAL_ARGUMENTS: dict[str, type[BaseModel]] = {
     "order_updated": OrderEdit,
     "channel_fulfilled": ChannelFulfillment,
 }
+# Channel events that may overtake the order they belong to (answered 200 either way).
+EARLY_SIGNALS = frozenset({"order_updated", "channel_fulfilled"})
 RETURN_PREFIX = "return-"
 INVENTORY_PREFIX = adjustment_workflow_id("")
 
@@ -465,6 +467,11 @@ class InboxRelay:
         if outcome == "missing":
             if await asyncio.to_thread(inbox.pending_start_for, self.store, entry.workflow_id):
                 return RelayResult("failed", f"waiting for {entry.workflow_id} to be started")
+            grace = timedelta(seconds=self.settings.webhook_relay_early_event_s)
+            if signal in EARLY_SIGNALS and datetime.now(UTC) - entry.received_at < grace:
+                # Channels do not deliver in order: the order's own webhook may still come.
+                why = f"no workflow {entry.workflow_id} yet: retried for a while in case its order comes"
+                return RelayResult("failed", why)
             return RelayResult(
                 "rejected", f"no workflow {entry.workflow_id} to signal", "unknown_order", status_code=404
             )
