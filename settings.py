@@ -243,6 +243,9 @@ class Settings(BaseSettings):
     shopify_admin_url: str | None = Field(None, description="https://{shop}.myshopify.com or the sandbox")
     shopify_access_token: SecretStr = Field(SecretStr(""), description="X-Shopify-Access-Token")
     shopify_api_version: str = "2025-07"
+    shopify_fetch_timeout_s: float = Field(
+        20.0, gt=0, description="the relay's calls to the Admin API (a doorbell's order, a store item's SKU)"
+    )
     shopify_refetch_orders: bool = Field(
         False,
         description="webhook as doorbell: the relay fetches each new order from the Admin API before "

@@ -37,10 +37,10 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 import httpx
 import structlog
@@ -80,6 +80,7 @@ from workflows.inventory_models import adjustment_workflow_id
 from workflows.models import CancelRequest
 
 log = structlog.get_logger("relay")
+T = TypeVar("T")
 
 # What each signal carries: the stored argument is validated back into it before sending.
 SIGNAL_ARGUMENTS: dict[str, type[BaseModel]] = {
@@ -268,28 +269,23 @@ class InboxRelay:
             return await self._store_count(entry)
         return None
 
-    async def _fetch_shopify(self, entry: InboxEntry) -> Order | RelayResult:
-        """A Shopify webhook taken as a doorbell (RETAIL_SHOPIFY_REFETCH_ORDERS): the order as the
-        Admin API has it now, mapped. Never raises: every outcome is a result or the order."""
-        try:
-            fetch = ChannelFetch.model_validate(entry.argument)
-        except ValidationError as exc:
-            return RelayResult(
-                "rejected", f"the stored event is not valid: {exc}", "invalid_payload", status_code=422
-            )
+    async def _shopify(self, call: Callable[[ShopifyAdminChannel], Awaitable[T]]) -> T | RelayResult:
+        """One Admin API call for the relay: not configured, slow, rate limited or down is a
+        failure to retry (nothing is lost while access is being set up); a refusal rejects."""
         s = self.settings
         token = s.shopify_access_token.get_secret_value()
         if not s.shopify_admin_url or not token:
-            # Kept and retried: nothing is lost while the Admin API access is being configured.
             return RelayResult(
                 "failed", "Shopify Admin API not configured (RETAIL_SHOPIFY_ADMIN_URL, _ACCESS_TOKEN)"
             )
-        api = ShopifyAdminChannel(s.shopify_admin_url, token, s.shopify_api_version)
+        api = ShopifyAdminChannel(
+            s.shopify_admin_url, token, s.shopify_api_version, item_skus=self._item_skus
+        )
         try:
-            async with asyncio.timeout(s.bigcommerce_fetch_timeout_s):
-                payload = await api.get_order(fetch.order_id)
+            async with asyncio.timeout(s.shopify_fetch_timeout_s):
+                return await call(api)
         except TimeoutError:
-            return RelayResult("failed", f"Shopify did not answer within {s.bigcommerce_fetch_timeout_s:g}s")
+            return RelayResult("failed", f"Shopify did not answer within {s.shopify_fetch_timeout_s:g}s")
         except RateLimitedError as exc:
             return RelayResult("failed", f"Shopify rate limit: {exc.message}", retry_after=exc.retry_after)
         except TransientError as exc:
@@ -299,6 +295,19 @@ class InboxRelay:
             return RelayResult("rejected", f"Shopify: {exc.message}", exc.reason, status_code=code)
         finally:
             await api.aclose()
+
+    async def _fetch_shopify(self, entry: InboxEntry) -> Order | RelayResult:
+        """A Shopify webhook taken as a doorbell (RETAIL_SHOPIFY_REFETCH_ORDERS): the order as the
+        Admin API has it now, mapped. Never raises: every outcome is a result or the order."""
+        try:
+            fetch = ChannelFetch.model_validate(entry.argument)
+        except ValidationError as exc:
+            return RelayResult(
+                "rejected", f"the stored event is not valid: {exc}", "invalid_payload", status_code=422
+            )
+        payload = await self._shopify(lambda api: api.get_order(fetch.order_id))
+        if isinstance(payload, RelayResult):
+            return payload
         try:
             return order_from_shopify(payload)
         except MappingError as exc:
@@ -317,30 +326,15 @@ class InboxRelay:
             return RelayResult(
                 "rejected", f"the stored stock level is not valid: {exc}", "invalid_payload", status_code=422
             )
-        s = self.settings
-        token = s.shopify_access_token.get_secret_value()
-        if not s.shopify_admin_url or not token:
-            # Kept and retried: nothing is lost while the Admin API access is being configured.
-            return RelayResult(
-                "failed", "Shopify Admin API not configured (RETAIL_SHOPIFY_ADMIN_URL, _ACCESS_TOKEN)"
-            )
         item = level.inventory_item_id
-        api = ShopifyAdminChannel(
-            s.shopify_admin_url, token, s.shopify_api_version, item_skus=self._item_skus
-        )
-        try:
-            async with asyncio.timeout(s.bigcommerce_fetch_timeout_s), self._item_skus_lock:
-                sku = await api.sku_of(item, max_age_s=ITEM_SKUS_MAX_AGE_S)
-        except TimeoutError:
-            return RelayResult("failed", f"Shopify did not answer within {s.bigcommerce_fetch_timeout_s:g}s")
-        except RateLimitedError as exc:
-            return RelayResult("failed", f"Shopify rate limit: {exc.message}", retry_after=exc.retry_after)
-        except TransientError as exc:
-            return RelayResult("failed", f"Shopify: {exc.message}")
-        except PermanentError as exc:
-            return RelayResult("rejected", f"Shopify: {exc.message}", exc.reason, status_code=502)
-        finally:
-            await api.aclose()
+
+        async def lookup(api: ShopifyAdminChannel) -> str | None:
+            async with self._item_skus_lock:  # one listing at a time refreshes the shared cache
+                return await api.sku_of(item, max_age_s=ITEM_SKUS_MAX_AGE_S)
+
+        sku = await self._shopify(lookup)
+        if isinstance(sku, RelayResult):
+            return sku
         if sku is None:
             return RelayResult(
                 "rejected",
