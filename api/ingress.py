@@ -45,7 +45,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import structlog
 from fastapi import HTTPException, Request
@@ -86,6 +86,7 @@ from workflows.inventory_models import adjustment_workflow_id
 from workflows.models import CancelRequest
 
 log = structlog.get_logger("api")
+M = TypeVar("M")
 
 INBOX_ID_HEADER = "X-Retail-Inbox-Id"
 OUT_OF_RANGE = "an amount or quantity is too large to compute exactly"
@@ -275,6 +276,17 @@ class Ingress:
             detail = exc.detail.get("detail", "") if isinstance(exc.detail, dict) else str(exc.detail)
             raise await self.reject(d, 400, "malformed_json", str(detail)) from None
 
+    async def _mapped(self, d: Delivery, mapper: Callable[[Any], M], payload: Any) -> M:
+        """Step 4: the payload mapped, or a recorded 422 with the path of the offending field."""
+        try:
+            return mapper(payload)
+        except (MappingError, ValidationError, ValueError) as exc:
+            raise await self.reject(
+                d, 422, "mapping_error", str(exc), path=getattr(exc, "path", None)
+            ) from exc
+        except ArithmeticError as exc:  # decimal.InvalidOperation: beyond exact arithmetic
+            raise await self.reject(d, 422, "mapping_error", OUT_OF_RANGE) from exc
+
     async def _refuse_with_200(
         self, d: Delivery, status: int, reason: str, detail: str, **extra: Any
     ) -> JSONResponse:
@@ -451,14 +463,7 @@ class Ingress:
             )
             return await self._accept(d, cmd, inline=False)
         if topic == "orders/create":
-            try:
-                order = order_from_shopify(payload)
-            except (MappingError, ValidationError, ValueError) as exc:
-                raise await self.reject(
-                    d, 422, "mapping_error", str(exc), path=getattr(exc, "path", None)
-                ) from exc
-            except ArithmeticError as exc:  # decimal.InvalidOperation: beyond exact arithmetic
-                raise await self.reject(d, 422, "mapping_error", OUT_OF_RANGE) from exc
+            order = await self._mapped(d, order_from_shopify, payload)
             ids = {"order_key": order.key, "workflow_id": order.workflow_id}
             cmd = Command(
                 topic=topic,
@@ -517,14 +522,7 @@ class Ingress:
                 business_key=None,
                 note="a cancelled order's update: orders/cancelled cancels it",
             )
-        try:
-            edit = order_edit_from_shopify(payload)
-        except (MappingError, ValidationError, ValueError) as exc:
-            raise await self.reject(
-                d, 422, "mapping_error", str(exc), path=getattr(exc, "path", None)
-            ) from exc
-        except ArithmeticError as exc:
-            raise await self.reject(d, 422, "mapping_error", OUT_OF_RANGE) from exc
+        edit = await self._mapped(d, order_edit_from_shopify, payload)
         ids = {"workflow_id": edit.workflow_id}
         cmd = Command(
             topic="orders/updated",
@@ -547,12 +545,7 @@ class Ingress:
         answered 200 even for an order the platform never had (a POS sale, an order from
         before the platform): a subscription that keeps failing is removed."""
         assert d.topic is not None
-        try:
-            f = fulfillment_from_shopify(payload)
-        except (MappingError, ValidationError, ValueError) as exc:
-            raise await self.reject(
-                d, 422, "mapping_error", str(exc), path=getattr(exc, "path", None)
-            ) from exc
+        f = await self._mapped(d, fulfillment_from_shopify, payload)
         workflow_id = f"order-{f.order_key}"
         ids = {"workflow_id": workflow_id, "fulfillment_id": f.fulfillment_id}
         cmd = Command(
@@ -589,14 +582,7 @@ class Ingress:
         the ERP's credit memo, tax reversal and stock follow; the money is not refunded again."""
         if not isinstance(payload, dict):
             raise await self.reject(d, 422, "mapping_error", "the payload is not an object", path="")
-        try:
-            req = return_from_shopify_refund(payload)
-        except (MappingError, ValidationError, ValueError) as exc:
-            raise await self.reject(
-                d, 422, "mapping_error", str(exc), path=getattr(exc, "path", None)
-            ) from exc
-        except ArithmeticError as exc:
-            raise await self.reject(d, 422, "mapping_error", OUT_OF_RANGE) from exc
+        req = await self._mapped(d, return_from_shopify_refund, payload)
         if req is None:
             order_id = payload.get("order_id")
             return await self._acknowledge(
