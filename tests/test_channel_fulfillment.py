@@ -332,6 +332,12 @@ async def test_the_echo_of_the_platforms_own_fulfillment_is_ignored_and_any_othe
         assert row.status == "pending" and "in case its order comes" in (row.last_error or ""), row
 
 
+def _channel_platform(client: Client, tmp: Path, database_url: str, **settings: Any) -> Any:
+    """The platform with Shopify shipping its own orders (no sandbox: payloads sent by hand)."""
+    settings.setdefault("fulfilled_by_channel", ["shopify"])
+    return platform(client, tmp, database_url, seed=seed_catalog, **settings)
+
+
 def _reported(order: dict[str, Any], fid: int, at: str, **fields: Any) -> dict[str, Any]:
     """A fulfillment of all of ``order``'s lines, as Shopify reports it at ``at``."""
     lines = [{"id": li["id"], "sku": li["sku"], "quantity": li["quantity"]} for li in order["line_items"]]
@@ -343,9 +349,7 @@ def _reported(order: dict[str, Any], fid: int, at: str, **fields: Any) -> dict[s
 async def test_channel_reports_out_of_order_retracked_and_cancelled(
     client: Client, tmp_path: Path, database_url: str
 ) -> None:
-    async with platform(
-        client, tmp_path, database_url, seed=seed_catalog, fulfilled_by_channel=["shopify"]
-    ) as p:
+    async with _channel_platform(client, tmp_path, database_url) as p:
         late, pending, cancelled = (shopify_order(_order_id(), [("MUG-01", 2, "12.50")]) for _ in range(3))
         for order in (late, pending, cancelled):
             assert (await p.send_shopify(order)).status_code == 200
@@ -421,14 +425,7 @@ async def test_channel_reports_out_of_order_retracked_and_cancelled(
 async def test_an_order_the_channel_fulfilled_while_held_cannot_be_cancelled_unbilled(
     client: Client, tmp_path: Path, database_url: str
 ) -> None:
-    async with platform(
-        client,
-        tmp_path,
-        database_url,
-        seed=seed_catalog,
-        fulfilled_by_channel=["shopify"],
-        hold_above={"USD": "100"},
-    ) as p:
+    async with _channel_platform(client, tmp_path, database_url, hold_above={"USD": "100"}) as p:
         order = shopify_order(_order_id(), [("MUG-01", 9, "12.50")])
         key = f"shopify-{order['id']}"
         await p.send_shopify(order)
@@ -450,14 +447,8 @@ async def test_an_order_the_channel_fulfilled_while_held_cannot_be_cancelled_unb
 async def test_a_fulfillment_that_overtakes_its_order_is_billed_once_the_order_comes(
     client: Client, tmp_path: Path, database_url: str
 ) -> None:
-    async with platform(
-        client,
-        tmp_path,
-        database_url,
-        seed=seed_catalog,
-        fulfilled_by_channel=["shopify"],
-        webhook_relay_retry_initial_s=0.2,
-        webhook_relay_retry_max_s=0.2,
+    async with _channel_platform(
+        client, tmp_path, database_url, webhook_relay_retry_initial_s=0.2, webhook_relay_retry_max_s=0.2
     ) as p:
         order = shopify_order(_order_id(), [("MUG-01", 1, "12.50")])
         key = f"shopify-{order['id']}"

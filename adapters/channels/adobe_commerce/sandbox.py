@@ -173,13 +173,18 @@ class AdobeCommerceSandbox:
             self.on_page(served)
         return JSONResponse(body)
 
+    def _order(self, entity_id: str, authorization: str | None) -> dict[str, Any] | JSONResponse:
+        """The order, or the answer when the token is refused or there is no such order."""
+        if (denied := self._gate(authorization)) is not None:
+            return denied
+        order = self.orders.get(int(entity_id)) if entity_id.isdigit() else None
+        return order if order is not None else JSONResponse(_NOT_FOUND, status_code=404)
+
     def get(self, entity_id: str, authorization: str | None) -> JSONResponse:
         with self._lock:
-            if (denied := self._gate(authorization)) is not None:
-                return denied
-            order = self.orders.get(int(entity_id)) if entity_id.isdigit() else None
-            if order is None:
-                return JSONResponse(_NOT_FOUND, status_code=404)
+            order = self._order(entity_id, authorization)
+            if isinstance(order, JSONResponse):
+                return order
             return JSONResponse(json.loads(json.dumps(order)))
 
     # -- writes ---------------------------------------------------------------------------------
@@ -215,11 +220,9 @@ class AdobeCommerceSandbox:
 
     def ship(self, entity_id: str, body: Any, authorization: str | None) -> JSONResponse:
         with self._lock:
-            if (denied := self._gate(authorization)) is not None:
-                return denied
-            order = self.orders.get(int(entity_id)) if entity_id.isdigit() else None
-            if order is None:
-                return JSONResponse(_NOT_FOUND, status_code=404)
+            order = self._order(entity_id, authorization)
+            if isinstance(order, JSONResponse):
+                return order
             if not isinstance(body, dict):
                 return JSONResponse({"message": "Decoding error: the request body is not an object."}, 400)
             problem = self._ship_problem(order, body)
@@ -310,11 +313,9 @@ class AdobeCommerceSandbox:
 
     def cancel(self, entity_id: str, authorization: str | None) -> JSONResponse:
         with self._lock:
-            if (denied := self._gate(authorization)) is not None:
-                return denied
-            order = self.orders.get(int(entity_id)) if entity_id.isdigit() else None
-            if order is None:
-                return JSONResponse(_NOT_FOUND, status_code=404)
+            order = self._order(entity_id, authorization)
+            if isinstance(order, JSONResponse):
+                return order
             blocked = ("canceled", "complete", "closed", "holded", "payment_review")
             all_invoiced = all(it.get("qty_invoiced", 0) >= it["qty_ordered"] for it in order["items"])
             if order.get("state") in blocked or all_invoiced:
