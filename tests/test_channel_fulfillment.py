@@ -464,3 +464,34 @@ async def test_a_fulfillment_that_overtakes_its_order_is_billed_once_the_order_c
             await asyncio.sleep(0.1)
         st = await p.wait_for(key, lambda s: len(s.invoices) == 1, 60)
         assert st.captured == st.total
+
+
+async def test_an_edit_before_the_channel_fulfils_reduces_the_erp_order_and_what_is_billed(
+    client: Client, tmp_path: Path, database_url: str
+) -> None:
+    async with _channel_platform(client, tmp_path, database_url) as p:
+        order = shopify_order(_order_id(), [("MUG-01", 3, "12.50"), ("TEE-BLK-M", 1, "25.00")])
+        key = f"shopify-{order['id']}"
+        await p.send_shopify(order)
+        await p.wait_for(key, lambda s: s.waiting_for == "fulfillment at shopify", 60)
+        # The customer drops two mugs before the merchant ships (Shopify's order editing).
+        edited = json.loads(json.dumps(order)) | {"updated_at": "2026-11-20T11:00:00-05:00"}
+        edited["line_items"][0]["current_quantity"] = 1
+        await p.send_shopify(edited, "orders/updated")
+        st = await p.wait_for(key, lambda s: any(x.step == "order_edit" for x in s.steps), 30)
+        [edit] = [x for x in st.steps if x.step == "order_edit"]
+        assert edit.status == "done", st.steps
+        assert st.attention is None and st.total < Money.of("62.50", "USD")
+        so = find_sales_order(p.store, "shopify", str(order["id"]))
+        assert so is not None and [ln.quantity for ln in so.lines] == [1, 1]
+
+        mug, tee = order["line_items"]
+        lines = [
+            {"id": mug["id"], "sku": "MUG-01", "quantity": 1},
+            {"id": tee["id"], "sku": "TEE-BLK-M", "quantity": 1},
+        ]
+        body = _fulfillment(id=506, order_id=order["id"], line_items=lines, tracking_numbers=[])
+        body["tracking_number"] = None
+        await p.send_shopify(body, "fulfillments/create")
+        st = await p.wait_status(key, "Completed", timeout=60)
+        assert st.captured == st.invoiced == st.total

@@ -858,7 +858,8 @@ class OrderToCash(Operated):
                 f"the channel changed the order after shipment ({what}): settle it with the customer "
                 "and skip with a reference"
             )
-        if self._fulfillments or self._allocations:
+        # A channel that ships its own orders has had nothing released: the ERP order still follows.
+        if self._fulfillments or (self._allocations and not self._policy.channel_fulfils):
             where = ", ".join(
                 sorted({a.location for a in self._allocations} | set(self._fulfillments.values()))
             )
@@ -928,6 +929,13 @@ class OrderToCash(Operated):
             if ack is not None:
                 self._backordered = {b.line_id: b.quantity for b in ack.backordered}
                 self._backordered_skus = {b.line_id: b.sku for b in ack.backordered}
+                if self._policy.channel_fulfils and self._allocations:
+                    # Nothing went to a warehouse: what the channel is to fulfil is what the
+                    # ERP still promises (it answers with all of the order's allocations).
+                    self._allocations = list(ack.allocations)
+                    self._expected = {}
+                    for a in ack.allocations:
+                        self._expected[a.line_id] = self._expected.get(a.line_id, 0) + a.quantity
         doc = self._tax_document
         if doc:
             await self._step(
