@@ -80,6 +80,15 @@ async def request_return(
     )
 
 
+async def _notices(p: Platform, order_id: str, timeout: float = 15) -> list[Any]:
+    """What the channel was told about the order's returns, once it was told something: the
+    workflow's status can read final a moment before its last step (telling the channel) ends."""
+    deadline = time.monotonic() + timeout
+    while not (notices := list_return_notices(p.store, order_id)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return notices
+
+
 def _available(p: Platform, sku: str, location: str = "WH-EAST") -> tuple[int, int]:
     for lvl in stock_levels(p.store, sku):
         if lvl.location == location:
@@ -139,7 +148,7 @@ async def test_full_return_restocks_credits_refunds_and_every_channel_hears(
                 break
             await asyncio.sleep(0.2)
         assert pushed == [10], f"{channel} was not told TEE-BLK-M=10: {pushed}"
-        notices = list_return_notices(p.store, "3001")
+        notices = await _notices(p, "3001")
         assert [(n.status, n.amount) for n in notices] == [("refunded", st.credited)]
         assert st.cycle_time_s is not None and st.cycle_time_s >= 0
 
@@ -217,7 +226,7 @@ async def test_an_rma_never_received_expires_closes_and_frees_the_units(
         rma = get_rma(p.store, st.rma_id)
         assert rma is not None and rma.status == "closed"
         assert st.refunded is not None and st.refunded.is_zero and st.credit_memo_id is None
-        assert [n.status for n in list_return_notices(p.store, "3004")] == ["expired"]
+        assert [n.status for n in await _notices(p, "3004")] == ["expired"]
         # The unit is returnable again.
         again = await request_return(p, 3004, {"TEE-BLK-M": 1}, "rma-3004-b")
         assert again.status_code == 202, again.text
@@ -387,7 +396,7 @@ async def test_an_operator_cancels_a_return_before_receipt(
         assert st.rma_id is not None
         rma = get_rma(p.store, st.rma_id)
         assert rma is not None and rma.status == "closed"
-        assert [n.status for n in list_return_notices(p.store, "3009")] == ["cancelled"]
+        assert [n.status for n in await _notices(p, "3009")] == ["cancelled"]
         assert st.refunded is not None and st.refunded.is_zero
 
 
