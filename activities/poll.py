@@ -83,7 +83,9 @@ class PollActivities:
                 return "cancelled"
             return "cancelled_before_import"
         if o.hold is not None:
-            return "held"
+            # One the platform has already is known, not held: once shipped and invoiced through
+            # the platform, Adobe Commerce marks it complete, which reads as "finished at the store".
+            return "known" if await workflow_exists(self.client, workflow_id) else "held"
         if o.order is None:
             found.append(
                 fs.NewFinding(

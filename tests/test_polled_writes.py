@@ -485,6 +485,9 @@ async def test_an_adobe_commerce_order_is_shipped_at_the_store_and_a_cancelled_o
         kinds = sorted(n.kind for n in list_notifications(p.store, channel="adobe_commerce"))
         assert kinds == ["refund"]
 
+        # Invoiced at the store too, Magento marks the shipped one complete: still known, not held.
+        with adobe._lock:
+            adobe.orders[shipped]["state"] = adobe.orders[shipped]["status"] = "complete"
         await asyncio.sleep(p.settings.poll_settle_s + 0.5)
         again = await _poll(p, "adobe_commerce")
-        assert (again["imported"], again["known"], again["cancelled"]) == (0, 1, 1)
+        assert (again["imported"], again["known"], again["cancelled"], again["held"]) == (0, 1, 1, 0)
