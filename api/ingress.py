@@ -39,6 +39,7 @@ at once, so every authenticated delivery can be found with ``retail webhooks inb
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import uuid
@@ -582,7 +583,10 @@ class Ingress:
         the ERP's credit memo, tax reversal and stock follow; the money is not refunded again."""
         if not isinstance(payload, dict):
             raise await self.reject(d, 422, "mapping_error", "the payload is not an object", path="")
-        req = await self._mapped(d, return_from_shopify_refund, payload)
+        mapper = functools.partial(
+            return_from_shopify_refund, store_locations=self.settings.shopify_store_locations
+        )
+        req = await self._mapped(d, mapper, payload)
         if req is None:
             order_id = payload.get("order_id")
             return await self._acknowledge(

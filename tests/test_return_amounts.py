@@ -186,3 +186,20 @@ def test_shopify_refund_of_unfulfilled_items_only_is_no_return_and_bad_fields_na
             )
         )
     assert err.value.path == "transactions[0].amount"
+
+
+def test_units_restocked_at_a_store_go_back_on_that_stores_shelf() -> None:
+    # location_id 7 is a store whose on hand Shopify POS keeps (RETAIL_SHOPIFY_STORE_LOCATIONS).
+    at_store = return_from_shopify_refund(_refund_payload(), store_locations={"7": "STORE-1"})
+    assert at_store is not None and at_store.location == "STORE-1"
+    # Not a store: back where the line shipped from (the workflow's default).
+    elsewhere = return_from_shopify_refund(_refund_payload(), store_locations={"8": "STORE-2"})
+    assert elsewhere is not None and elsewhere.location is None
+    # Restocked at two places: each line goes back where it shipped from.
+    lines = _refund_payload()["refund_line_items"]
+    assert isinstance(lines, list)
+    two = [lines[0], {**lines[0], "id": 4, "line_item_id": 10013, "location_id": 8}]
+    mixed = return_from_shopify_refund(
+        _refund_payload(refund_line_items=two), store_locations={"7": "STORE-1", "8": "STORE-2"}
+    )
+    assert mixed is not None and mixed.location is None
