@@ -188,18 +188,14 @@ def test_shopify_refund_of_unfulfilled_items_only_is_no_return_and_bad_fields_na
     assert err.value.path == "transactions[0].amount"
 
 
-def test_units_restocked_at_a_store_go_back_on_that_stores_shelf() -> None:
-    # location_id 7 is a store whose on hand Shopify POS keeps (RETAIL_SHOPIFY_STORE_LOCATIONS).
+def test_units_restocked_at_a_store_move_nothing_its_count_carries_them() -> None:
+    # location_id 7 is a store whose on hand Shopify POS keeps (RETAIL_SHOPIFY_STORE_LOCATIONS):
+    # its inventory_levels/update already counts the unit, so the return must not add it again.
     at_store = return_from_shopify_refund(_refund_payload(), store_locations={"7": "STORE-1"})
-    assert at_store is not None and at_store.location == "STORE-1"
-    # Not a store: back where the line shipped from (the workflow's default).
+    assert at_store is not None
+    assert [(ln.line_id, ln.restock) for ln in at_store.lines] == [("10010", False), ("10011", False)]
+    assert at_store.location is None
+    # Not a store: restocked where the line shipped from (the workflow's default).
     elsewhere = return_from_shopify_refund(_refund_payload(), store_locations={"8": "STORE-2"})
-    assert elsewhere is not None and elsewhere.location is None
-    # Restocked at two places: each line goes back where it shipped from.
-    lines = _refund_payload()["refund_line_items"]
-    assert isinstance(lines, list)
-    two = [lines[0], {**lines[0], "id": 4, "line_item_id": 10013, "location_id": 8}]
-    mixed = return_from_shopify_refund(
-        _refund_payload(refund_line_items=two), store_locations={"7": "STORE-1", "8": "STORE-2"}
-    )
-    assert mixed is not None and mixed.location is None
+    assert elsewhere is not None and [ln.restock for ln in elsewhere.lines] == [True, False]
+    assert elsewhere.receipt == "at_channel"

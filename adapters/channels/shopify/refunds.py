@@ -110,15 +110,15 @@ def return_from_shopify_refund(
     a Shopify refund, which fires this webhook), or no fulfilled item returned (only ``cancel``
     lines, or no lines at all).
 
-    Units restocked at one of the channel's stores (``store_locations``: Shopify location id ->
-    ledger location, RETAIL_SHOPIFY_STORE_LOCATIONS) go back on that store's shelf in the
-    ledger, where its POS counts them; elsewhere, to the location the line shipped from."""
+    Units restocked at one of the channel's stores (``store_locations``: Shopify location ids,
+    RETAIL_SHOPIFY_STORE_LOCATIONS) move nothing in the ledger: the store's own count
+    (``inventory_levels/update``) already carries them, whichever arrives first. Elsewhere
+    they go back to the location the line shipped from."""
     if is_platform_refund(payload):
         return None
     refund_id = _ident(payload, "id", "")
     order_id = _ident(payload, "order_id", "")
     parts: dict[str, list[tuple[int, bool, str | None, Money | None, Money | None]]] = {}
-    restocked_at: set[str | None] = set()
     for i, item in enumerate(_list(payload, "refund_line_items", "")):
         path = _at("refund_line_items", i)
         restock_type = _text(item, "restock_type", path) or "no_restock"
@@ -126,14 +126,13 @@ def return_from_shopify_refund(
             raise MappingError(_at(path, "restock_type"), f"unknown restock_type {restock_type!r}")
         if restock_type == "cancel":
             continue
-        if restock_type in RESTOCKED:
-            restocked_at.add((store_locations or {}).get(str(item.get("location_id"))))
+        at_store = str(item.get("location_id")) in (store_locations or {})
         line_item = item.get("line_item")
         sku = _text(line_item, "sku", _at(path, "line_item")) if isinstance(line_item, dict) else None
         parts.setdefault(_ident(item, "line_item_id", path), []).append(
             (
                 _quantity(item, path),
-                restock_type in RESTOCKED,
+                restock_type in RESTOCKED and not at_store,
                 sku,
                 _shop_money(item, "subtotal", path),
                 _shop_money(item, "total_tax", path),
@@ -160,8 +159,6 @@ def return_from_shopify_refund(
         reason=(_text(payload, "note", "") or f"refunded at {channel}")[:500],
         requested_at=requested,
         receipt="at_channel" if restocked else "none",
-        # One store for every restocked unit: its shelf; else each line's shipped-from location.
-        location=restocked_at.pop() if len(restocked_at) == 1 else None,
         channel_refunds=money,
         # The merchant chose in Shopify whether shipping went back; the books follow that choice.
         refund_shipping=_refunds_shipping(payload),
