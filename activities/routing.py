@@ -97,7 +97,7 @@ def build_adapters(settings: Settings, store: Store) -> Adapters:
         wms=BuiltinWms(store, FaultInjector("wms", f.wms)),
         carrier=BuiltinCarrier(store, FaultInjector("carrier", f.carrier)),
         channel_factory=lambda name: channel_adapter(settings, store, name),
-        ledger=InventoryLedger(store),
+        ledger=InventoryLedger(store, store_shelves=settings.shopify_store_locations.values()),
         store=store,
         inventory_channels=list(settings.inventory_channels),
     )

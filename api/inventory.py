@@ -78,7 +78,7 @@ def inventory_router(settings: Settings, store: Store, gateway: TemporalGateway,
     router = APIRouter(tags=["inventory"])
     may_read = [Depends(auth.require("availability:read"))]
     may_write = [Depends(auth.require("inventory:write"))]
-    ledger = InventoryLedger(store)
+    ledger = InventoryLedger(store, store_shelves=settings.shopify_store_locations.values())
 
     async def read_async(channel: str | None, skus: list[str]) -> Availability:
         try:

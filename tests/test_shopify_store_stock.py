@@ -310,6 +310,8 @@ async def test_a_pos_sale_at_a_store_reaches_the_ledger_and_the_channels_through
             await ensure_inventory_syncs(client, p.settings)
             try:
                 await until(lambda: {t.sku: t.quantity for t in told(p.store, channel)}.get(sku), 5)
+                [offered] = p.adapters.ledger.channel_availability(channel, [sku])
+                assert (offered.available, offered.locations) == (5, ["WH-EAST"])
                 shop.set_available(sku, STORE, 4)  # the store's stock, as Shopify POS keeps it
                 shop.set_available(sku, "WH-EAST", 50)  # where the platform publishes: not a count
                 await webhooks.drain()
@@ -322,8 +324,10 @@ async def test_a_pos_sale_at_a_store_reaches_the_ledger_and_the_channels_through
                 await relay_all(p)
                 await until(lambda: on_hand(p, sku), shop.available(sku, STORE))
                 assert on_hand(p, sku) == 3 and on_hand(p, sku, "WH-EAST") == 5
-                # The channels hear it as with a warehouse's count: 5 at WH-EAST + 3 at the store.
-                await until(lambda: {t.sku: t.quantity for t in told(p.store, channel)}.get(sku), 8)
+                # The store's shelf is the POS's: the web channel is offered WH-EAST's 5 only.
+                await until(lambda: {t.sku: t.quantity for t in told(p.store, channel)}.get(sku), 5)
+                [offered] = p.adapters.ledger.channel_availability(channel, [sku])
+                assert (offered.available, offered.locations) == (5, ["WH-EAST"])
                 assert [(m.quantity, m.on_hand_delta) for m in counts(p, sku)] == [(4, 4), (3, -1)]
                 ignored = [e for e in inbox.list_inbox(p.store) if e.status == "ignored" and e.topic == TOPIC]
                 assert len(ignored) == 1  # the WH-EAST level

@@ -30,7 +30,7 @@ find the highest id below which nothing can still appear.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -323,8 +323,11 @@ class InventoryLedger:
     (``asyncio.to_thread`` or ``adapters.store_calls.in_thread``). Store failures surface as
     ``TransientError``/``PermanentError`` like every adapter's."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, store_shelves: Collection[str] = ()) -> None:
         self.store = store
+        # Locations whose stock a channel's POS sells (RETAIL_SHOPIFY_STORE_LOCATIONS): offered
+        # to a channel only when its policy names them (the ERP never allocates web orders there).
+        self.store_shelves = frozenset(store_shelves)
 
     # -- movements ---------------------------------------------------------------------------
 
@@ -456,7 +459,8 @@ class InventoryLedger:
 
     def channel_availability(self, channel: str, skus: Iterable[str]) -> list[ChannelAvailability]:
         """Per SKU (in the order given, once each): available summed over the channel's
-        locations, minus its safety buffer, never below zero. A SKU without stock (or unknown
+        locations (by default every one but the stores' shelves), minus its safety buffer,
+        never below zero. A SKU without stock (or unknown
         to the ERP) is 0: a channel is never told it may sell what the ledger cannot back."""
         wanted = list(dict.fromkeys(skus))
         with store_errors(SYSTEM), self.store.reading() as s:
@@ -467,6 +471,8 @@ class InventoryLedger:
                 q = select(ErpStock).where(ErpStock.sku.in_(wanted[n : n + _CHUNK]))
                 if policy.locations is not None:
                     q = q.where(ErpStock.location.in_(policy.locations))
+                elif self.store_shelves:
+                    q = q.where(ErpStock.location.not_in(self.store_shelves))
                 for r in s.scalars(q):
                     total[r.sku] += r.available
                     where[r.sku].add(r.location)
