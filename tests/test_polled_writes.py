@@ -491,3 +491,41 @@ async def test_an_adobe_commerce_order_is_shipped_at_the_store_and_a_cancelled_o
         await asyncio.sleep(p.settings.poll_settle_s + 0.5)
         again = await _poll(p, "adobe_commerce")
         assert (again["imported"], again["known"], again["cancelled"], again["held"]) == (0, 1, 1, 0)
+
+
+class _Listings:
+    """An AmazonClient's listing write as Amazon answers it per SKU: ``NOPE`` is not listed
+    (404), ``BAD/1`` is refused (403, as for SKUs with a slash), the rest are accepted."""
+
+    marketplace_ids = [MARKETPLACE_US]
+
+    def __init__(self) -> None:
+        self.patched: list[str] = []
+
+    async def patch_listing(self, seller_id: str, sku: str, marketplace_id: str, body: Any) -> dict[str, Any]:
+        self.patched.append(sku)
+        if sku == "NOPE":
+            raise PermanentError("not found", reason="amazon_listing_not_found", system="amazon")
+        if sku == "BAD/1":
+            raise PermanentError("access denied", reason="amazon_unauthorized", system="amazon")
+        return {"sku": sku, "status": "ACCEPTED", "submissionId": "s1", "issues": []}
+
+
+async def test_one_sku_amazon_refuses_does_not_stop_the_others() -> None:
+    listings = _Listings()
+    writer = AmazonWriter(listings, seller_id="A1SELLER")  # type: ignore[arg-type]
+    levels = [
+        ChannelAvailability(channel="amazon", sku=sku, available=n, locations=["WH-EAST"], safety_buffer=0)
+        for sku, n in (("BAD/1", 1), ("NOPE", 2), ("MUG-01", 3))
+    ]
+    with pytest.raises(PermanentError) as refused:
+        await writer.push_inventory(levels, "push-1")
+    assert listings.patched == ["BAD/1", "NOPE", "MUG-01"]  # every SKU was sent
+    assert "BAD/1" in refused.value.message and "NOPE" not in refused.value.message
+    # Retried under the same key: only the refused SKU is sent again.
+    with pytest.raises(PermanentError):
+        await writer.push_inventory(levels, "push-1")
+    assert listings.patched[3:] == ["BAD/1"]
+    # Without it, the batch goes through; an unlisted SKU is simply not sold on Amazon.
+    ack = await writer.push_inventory(levels[1:], "push-2")
+    assert ack.channel == "amazon" and listings.patched[4:] == ["NOPE", "MUG-01"]

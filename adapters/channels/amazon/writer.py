@@ -191,7 +191,10 @@ class AmazonWriter:
         return ChannelAck(channel=self.name, reference="package:" + ",".join(refs))
 
     async def push_inventory(self, levels: list[ChannelAvailability], idempotency_key: str) -> ChannelAck:
-        """Set each SKU's MFN quantity (absolute), one ``patchListingsItem`` per SKU."""
+        """Set each SKU's MFN quantity (absolute), one ``patchListingsItem`` per SKU.
+
+        A SKU Amazon does not list is not sold there: skipped. A SKU Amazon refuses does not stop
+        the others; the refusals are raised together once every other SKU was sent."""
         if not self.seller_id:
             raise PermanentError(
                 "Amazon stock needs the seller id (RETAIL_AMAZON_SELLER_ID)",
@@ -217,7 +220,15 @@ class AmazonWriter:
                     }
                 ],
             }
-            answer = await self.client.patch_listing(self.seller_id, level.sku, marketplace, body)
+            try:
+                answer = await self.client.patch_listing(self.seller_id, level.sku, marketplace, body)
+            except PermanentError as err:
+                if err.reason == "amazon_listing_not_found":
+                    done[level.sku] = level.available  # no listing here: nothing to sell or to set
+                    log.info("amazon_stock_not_listed", sku=level.sku)
+                    continue
+                invalid.append(f"{level.sku} ({err.reason}: {err.message})")
+                continue
             status = answer.get("status")
             if status == "INVALID":
                 issues = answer.get("issues")
