@@ -207,6 +207,7 @@ class AmazonWriter:
         while len(self._pushed) > _MEMO_SIZE:
             self._pushed.popitem(last=False)
         invalid: list[str] = []
+        reasons: set[str] = set()
         for level in levels:
             if done.get(level.sku) == level.available:
                 continue  # accepted under this key before a 429 stopped the last attempt
@@ -228,6 +229,7 @@ class AmazonWriter:
                     log.info("amazon_stock_not_listed", sku=level.sku)
                     continue
                 invalid.append(f"{level.sku} ({err.reason}: {err.message})")
+                reasons.add(err.reason)
                 continue
             status = answer.get("status")
             if status == "INVALID":
@@ -235,6 +237,7 @@ class AmazonWriter:
                 listed = issues if isinstance(issues, list) else []
                 first = next((i for i in listed if isinstance(i, dict)), {})
                 invalid.append(f"{level.sku} ({first.get('code', '?')}: {first.get('message', '')})".strip())
+                reasons.add("amazon_listing_invalid")
                 continue
             if status != "ACCEPTED":
                 raise TransientError(
@@ -244,7 +247,8 @@ class AmazonWriter:
         if invalid:
             raise PermanentError(
                 f"Amazon refused the quantity of {len(invalid)} SKU(s): {'; '.join(invalid)[:400]}",
-                reason="amazon_listing_invalid",
+                # One kind of refusal keeps its own reason (e.g. amazon_listing_rejected for a 400).
+                reason=reasons.pop() if len(reasons) == 1 else "amazon_listing_invalid",
                 system=SYSTEM,
             )
         return ChannelAck(channel=self.name, reference=f"listings:{idempotency_key}")
