@@ -529,3 +529,17 @@ async def test_one_sku_amazon_refuses_does_not_stop_the_others() -> None:
     # Without it, the batch goes through; an unlisted SKU is simply not sold on Amazon.
     ack = await writer.push_inventory(levels[1:], "push-2")
     assert ack.channel == "amazon" and listings.patched[4:] == ["NOPE", "MUG-01"]
+
+
+async def test_adobe_commerce_two_shipments_sharing_a_master_tracking_number_are_both_created() -> None:
+    async with _adobe() as (writer, adobe):
+        eid = _entity_id()
+        order = adobe.add_order(
+            adobe_order(eid, [("MUG-01", 2, "12.50"), ("HAT-RED", 1, "18.00")], updated=_ago(60))
+        )
+        number = order["increment_id"]
+        mug, hat = ((str(i["item_id"]), i["sku"], i["qty_ordered"]) for i in order["items"])
+        # Freight: one master tracking number on two shipments of different items.
+        first = await writer.notify_fulfillment(number, _shipment("k", [mug], ["MASTER-1"]), "k1")
+        second = await writer.notify_fulfillment(number, _shipment("k", [hat], ["MASTER-1"]), "k2")
+        assert first != second and len(adobe.order_shipments(eid)) == 2

@@ -52,12 +52,20 @@ def magento_carrier(carrier: str | None) -> tuple[str, str]:
     return (code if code in MAGENTO_CARRIERS else CUSTOM), name or "Carrier"
 
 
-def _ours(existing: Json, shipment_marker: str, tracking: set[str]) -> bool:
-    tracks = {str(t.get("track_number")) for t in existing.get("tracks") or [] if isinstance(t, dict)}
-    if tracking & tracks:
-        return True
+def _ours(existing: Json, shipment_marker: str, tracking: set[str], items: dict[int, int]) -> bool:
+    """Whether ``existing`` is this shipment, written before: our marker in its comments, or
+    (comments not listed) one of our tracking numbers on the same items. A tracking number alone
+    is not enough: two shipments of one order may share a master tracking number."""
     comments = [str(c.get("comment")) for c in existing.get("comments") or [] if isinstance(c, dict)]
-    return any(shipment_marker in c for c in comments)
+    if any(shipment_marker in c for c in comments):
+        return True
+    tracks = {str(t.get("track_number")) for t in existing.get("tracks") or [] if isinstance(t, dict)}
+    shipped: dict[int, int] = {}
+    for it in existing.get("items") or []:
+        if isinstance(it, dict) and isinstance(it.get("order_item_id"), int):
+            qty = it.get("qty")
+            shipped[it["order_item_id"]] = shipped.get(it["order_item_id"], 0) + int(qty or 0)
+    return bool(tracking & tracks) and shipped == items
 
 
 class AdobeCommerceWriter:
@@ -98,7 +106,7 @@ class AdobeCommerceWriter:
         tracking = [t.strip() for t in shipment.tracking_numbers if t and t.strip()]
         mark = marker(shipment.shipment_id)
         for existing in await self.client.shipments(entity_id):
-            if _ours(existing, mark, set(tracking)):
+            if _ours(existing, mark, set(tracking), items):
                 return ChannelAck(channel=self.name, reference=f"shipment:{existing.get('entity_id')}")
         code, title = magento_carrier(shipment.carrier)
         body: Json = {
