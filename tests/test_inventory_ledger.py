@@ -18,6 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
+from adapters.erp import inventory as inventory_module
 from adapters.erp.builtin import BuiltinErp
 from adapters.erp.catalog import import_products, import_stock
 from adapters.erp.inventory import InventoryLedger, apply_in
@@ -43,6 +44,26 @@ from tests.dbutil import fresh_database_url, postgres_url
 # A day ahead of the wall clock: the seed's import counts every position at the time it runs, and
 # a count older than a position's newest count changes nothing (the stale-count guard).
 NOW = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+
+
+@pytest.fixture(autouse=True)
+def _counts_may_be_dated_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOW is a day ahead: let counts be dated up to three days ahead in these tests (the guard
+    against future counts has its own test)."""
+    monkeypatch.setattr(inventory_module, "COUNT_CLOCK_SKEW", timedelta(days=3))
+
+
+def test_a_count_dated_in_the_future_is_refused(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inventory_module, "COUNT_CLOCK_SKEW", timedelta(minutes=5))
+    seed(store, {("TEE", "WH-EAST"): 5})
+    ledger = InventoryLedger(store)
+    ahead = datetime.now(UTC) + timedelta(hours=5)  # local time labelled UTC, say
+    with pytest.raises(PermanentError) as exc:
+        ledger.apply(ev("future", "cycle_count", 1, occurred_at=ahead))
+    assert exc.value.reason == "count_in_future" and pos(ledger) == {"WH-EAST": (5, 0)}
+    # A clock a minute fast is fine, and later counts are not taken for stale.
+    ledger.apply(ev("fast", "cycle_count", 4, occurred_at=datetime.now(UTC) + timedelta(minutes=1)))
+    assert pos(ledger) == {"WH-EAST": (4, 0)}
 
 
 # -- builders ---------------------------------------------------------------------------------

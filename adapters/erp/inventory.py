@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import func, select, text
@@ -243,6 +243,10 @@ def _legs(event: InventoryEvent, rows: dict[str, ErpStock]) -> list[tuple[ErpSto
 _WIDTHS = {"sku": 100, "location": 100, "to_location": 100, "source": 100, "reference": 200}
 
 
+# How far ahead of our clock a count's time may be (senders' clocks drift).
+COUNT_CLOCK_SKEW = timedelta(minutes=5)
+
+
 def _check(event: InventoryEvent) -> None:
     if event.event_id.startswith(RESERVED_PREFIXES):
         raise _permanent(f"event id {event.event_id!r} uses a reserved prefix", "reserved_event_id")
@@ -252,6 +256,13 @@ def _check(event: InventoryEvent) -> None:
             raise _permanent(
                 f"event {event.event_id}: {name} longer than {width} characters", "invalid_event"
             )
+    if event.kind == "cycle_count" and aware(event.occurred_at) > datetime.now(UTC) + COUNT_CLOCK_SKEW:
+        # Taken as the newest count, it would make every real count until then look stale.
+        raise _permanent(
+            f"count {event.event_id} is dated {event.occurred_at.isoformat()}, in the future:"
+            " check the sender's clock",
+            "count_in_future",
+        )
 
 
 def apply_in(s: Session, event: InventoryEvent) -> list[StockPosition]:
