@@ -7,7 +7,7 @@ import getpass
 from typing import Any
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -24,9 +24,9 @@ def operator_request(reason: str, operator: str | None, reference: str | None) -
         raise fail(f"refused: {why}") from exc
 
 
-def act(workflow_id: str, update: Any, req: OperatorRequest, *, what: str, action: str) -> None:
-    """Run ``update`` (a workflow's update method) with ``req`` and print its answer; ``what``
-    names the order or return in errors."""
+def act(workflow_id: str, update: Any, req: BaseModel, *, what: str, action: str) -> None:
+    """Run ``update`` (a workflow's update method) with ``req`` (an OperatorRequest, an
+    AddressEdit) and print its answer; ``what`` names the order or return in errors."""
 
     async def go() -> str:
         client = await temporal_client()

@@ -411,15 +411,4 @@ def edit_address(
     except ValidationError as exc:
         raise fail(f"refused: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
 
-    async def go() -> str:
-        client = await temporal_client()
-        handle = client.get_workflow_handle_for(OrderToCash.run, workflow_id(order))
-        result: str = await handle.execute_update(OrderToCash.edit_address, edit)
-        return result
-
-    try:
-        typer.echo(run(go()))
-    except WorkflowUpdateFailedError as exc:
-        raise fail(f"refused: {getattr(exc.cause, 'message', None) or exc}") from exc
-    except RPCError as exc:
-        raise fail(f"cannot edit {order}: {exc.message}") from exc
+    act(workflow_id(order), OrderToCash.edit_address, edit, what=f"order {order}", action="edit")
