@@ -337,7 +337,10 @@ async def test_a_number_that_keeps_moving_is_given_up_as_a_finding(client: Clien
         shop.set_inventory_quantities = meddling  # type: ignore[method-assign]
         await r.event("receipt", "TEE-BLK-M", "WH-EAST", 2)
         await r.until(lambda: bool(fs.list_findings(r.store, kind=fs.INVENTORY_COMPARE_CONFLICT)), True)
-        state = await r.state()
+        # The finding is written by an activity; the sync's own state follows when it returns.
+        deadline = time.monotonic() + 15
+        while (state := await r.state()).compare_conflicts < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
         assert state.compare_conflicts >= 1 and "compare_conflict" in (state.last_error or "")
         assert not [m for m in r.ledger.movements("TEE-BLK-M") if m.kind == "channel_sale"]
         shop.set_inventory_quantities = original  # type: ignore[method-assign]
