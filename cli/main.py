@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import sys
+import traceback
+from typing import NoReturn
 from pathlib import Path
 from typing import Annotated
 
@@ -127,5 +132,45 @@ def simulators() -> None:
         asyncio.run(go())
 
 
+def main() -> NoReturn:
+    """The `retail` entry point: run the command, flush what it printed, and leave without
+    interpreter teardown.
+
+    The Temporal client's Rust threads can outlive Python's finalization and abort the process
+    (SIGABRT, exit 134, "PyGILState_Release ... finalizing": temporalio/sdk-python#300) after a
+    command has already answered. Once the command is done nothing is left to tear down that
+    matters, so the exit status is the command's own.
+    """
+    code = 0
+    try:
+        app()
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
+    except BaseException:  # typer already printed a usage error; anything else is a bug report
+        traceback.print_exc()
+        code = 1
+    _exit(code)
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)  # sys.exit("message") prints its message and exits 1
+    return 1
+
+
+def _exit(code: int) -> NoReturn:
+    import tracing
+
+    tracing.reset()  # exports the spans still batched: os._exit runs no atexit hook
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    app()
+    main()

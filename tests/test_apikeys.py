@@ -25,6 +25,7 @@ from settings import Settings, get_settings
 from store import apikeys
 from store.db import Store
 from store.models import Base
+from tests.cli_runner import plain
 from tests.platform import platform
 
 runner = CliRunner()
@@ -220,7 +221,7 @@ def test_cli_creates_lists_and_revokes_keys(cli_env: None, database_url: str) ->
     assert secret not in runner.invoke(cli_app, ["apikeys", "list"]).stdout
 
     bad = runner.invoke(cli_app, ["apikeys", "create", "x", "--scope", "admin"])
-    assert bad.exit_code == 2 and "unknown scope 'admin'" in bad.output
+    assert bad.exit_code == 2 and "unknown scope 'admin'" in plain(bad.output)
 
     gone = runner.invoke(cli_app, ["apikeys", "revoke", key["id"]])
     assert gone.exit_code == 0 and "revoked" in gone.stdout

@@ -4,8 +4,6 @@ Temporal dev server and a real store (see tests/test_cli.py for how the CLI runs
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import sys
 import time
 import uuid
@@ -17,44 +15,19 @@ from typing import Any
 import pytest
 import structlog
 from temporalio.client import Client
-from typer.testing import CliRunner, Result
 
-from cli.main import app
 from cli.orders import _retry_one
 from cli.status import business_status, percentile
 from settings import get_settings
+from tests.cli_runner import cli, cli_json
 from tests.platform import Platform, platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
 from workflows.models import OperatorRequest
 
-runner = CliRunner()
-
 
 def new_order_id() -> int:
     return 10**9 + uuid.uuid4().int % 10**11
-
-
-def _invoke(args: list[str]) -> Result:
-    """One CLI run, with the test process's logging put back afterwards (as in test_cli)."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    saved = structlog.get_config()
-    try:
-        return runner.invoke(app, args)
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        structlog.configure(**saved)
-
-
-async def cli(*args: str) -> Result:
-    return await asyncio.to_thread(_invoke, list(args))
-
-
-def cli_json(result: Result) -> Any:
-    assert result.exit_code == 0, f"exit {result.exit_code}: {result.output}"
-    return json.loads(result.stdout)
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,11 @@ import pytest
 from temporalio.client import Client
 
 from settings import Faults, FaultSettings
+from tests.cli_runner import cli, cli_json
 from tests.platform import platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
-from tests.test_cli import cli, cli_json, new_order_id, use_task_queue
+from tests.test_cli import new_order_id, use_task_queue
 from tests.test_returns import wait_status
 
 pytest_plugins = ["tests.test_cli"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 import socket
 import sys
 import time
@@ -31,7 +30,6 @@ from alembic.migration import MigrationContext
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus
-from typer.testing import CliRunner, Result
 
 from adapters.channels.shopify.signature import sign as shopify_sign
 from adapters.signing import SIGNATURE_HEADER
@@ -40,12 +38,12 @@ from api import signatures
 from api.app import create_app
 from api.relay import InboxRelay
 from api.temporal import signal_once
-from cli.main import app as cli_app
 from settings import Settings, get_settings
 from store import inbox
 from store.bootstrap import open_store
 from store.db import Store
 from store.models import Base
+from tests.cli_runner import cli
 from tests.platform import API, SHOPIFY_SECRET
 from tests.platform import test_settings as platform_settings
 from tests.shopify_payloads import shopify_order
@@ -53,7 +51,6 @@ from workflows.models import CancelRequest
 
 Json = dict[str, Any]
 T = TypeVar("T")
-runner = CliRunner()
 
 
 def new_order_id() -> int:
@@ -639,23 +636,6 @@ def test_concurrent_relays_never_claim_the_same_row(store: Store) -> None:
 
 
 # -- CLI plumbing -----------------------------------------------------------------------------
-
-
-def _invoke(args: list[str]) -> Result:
-    """One CLI run, leaving the test process's logging as it was (see tests/test_cli.py)."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    saved = structlog.get_config()
-    try:
-        return runner.invoke(cli_app, args)
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        structlog.configure(**saved)
-
-
-async def cli(*args: str) -> Result:
-    return await asyncio.to_thread(_invoke, list(args))
 
 
 @pytest.fixture
