@@ -4,7 +4,7 @@ Bump ``SCHEMA_VERSION`` (major) for a breaking change: a removed or renamed fiel
 narrowed type. ``tests/test_schema_compat.py`` holds the committed schema to that rule.
 """
 
-from canonical.billing import InvoiceAmounts, InvoiceLine, invoice_for_shipment
+from canonical.billing import InvoiceAmounts, InvoiceLine, invoice_for_digital, invoice_for_shipment
 from canonical.events import OrderCancelRequested, OrderEvent, OrderPlaced, ShipmentReported, TrackingUpdated
 from canonical.fulfillment import (
     ChannelFulfillment,
@@ -30,7 +30,7 @@ from canonical.order import (
 from canonical.party import Address, Customer, normalise_email, normalise_phone
 from canonical.state import Acceptance, Attention, OperatorAction, OrderState, OrderStatus, StepRecord
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -71,6 +71,7 @@ __all__ = [
     "TrackingStatus",
     "TrackingUpdated",
     "allocate",
+    "invoice_for_digital",
     "invoice_for_shipment",
     "minor_units",
     "normalise_email",

@@ -2,8 +2,12 @@
 
 Each line bills its quantity shipped pro rata, rounded per line; the shipment that ships a
 line's last unit bills that line's remainder, so when everything has shipped the invoices and
-captures add up to the order total to the minor unit. Shipping, and lines that never ship
-(gift cards, digital items), bill with the first shipment.
+captures add up to the order total to the minor unit.
+
+Digital lines (gift cards, e-goods, services) are delivered when the order is accepted and bill
+then, in an invoice of their own (``invoice_for_digital``). Shipping, and custom lines without a
+SKU that need shipping, bill with the first shipment from a warehouse; a digital-only order
+bills its shipping (if any) with its digital lines.
 """
 
 from __future__ import annotations
@@ -59,13 +63,12 @@ def line_share(line: OrderLine, before: int, now: int) -> InvoiceLine:
 def invoice_for_shipment(
     order: Order, shipped_before: dict[str, int], shipped_now: dict[str, int], first: bool
 ) -> InvoiceAmounts:
-    cur = order.currency
     lines: list[InvoiceLine] = []
     for line in order.lines:
         before = shipped_before.get(line.line_id, 0)
         now = shipped_now.get(line.line_id, 0)
         if not line.fulfillable:
-            if first:
+            if first and before == 0:  # not billed already as a digital delivery
                 lines.append(line_share(line, 0, line.quantity))
             continue
         if now <= 0:
@@ -73,9 +76,22 @@ def invoice_for_shipment(
         if before + now > line.quantity:
             raise ValueError(f"line {line.line_id}: shipping {before + now} of {line.quantity}")
         lines.append(line_share(line, before, now))
+    return _amounts(order, lines, with_shipping=first)
+
+
+def invoice_for_digital(order: Order, line_ids: list[str]) -> InvoiceAmounts:
+    """The invoice of an order's digital delivery: each of ``line_ids`` whole, and the shipping
+    too when nothing of the order ships from a warehouse."""
+    wanted = set(line_ids)
+    lines = [line_share(ln, 0, ln.quantity) for ln in order.lines if ln.line_id in wanted]
+    return _amounts(order, lines, with_shipping=not any(ln.fulfillable for ln in order.lines))
+
+
+def _amounts(order: Order, lines: list[InvoiceLine], *, with_shipping: bool) -> InvoiceAmounts:
+    cur = order.currency
     zero = Money.zero(cur)
-    shipping = Money.sum((s.price - s.discount for s in order.shipping_lines), cur) if first else zero
-    shipping_tax = Money.sum((s.tax for s in order.shipping_lines), cur) if first else zero
+    shipping = Money.sum((s.price - s.discount for s in order.shipping_lines), cur) if with_shipping else zero
+    shipping_tax = Money.sum((s.tax for s in order.shipping_lines), cur) if with_shipping else zero
     tax = Money.sum((ln.tax for ln in lines), cur) + shipping_tax
     net = Money.sum((ln.net for ln in lines), cur)
     total = net + shipping + (zero if order.taxes_included else tax)

@@ -45,6 +45,10 @@ class Shipment(Canonical):
     service: str | None = None
     tracking_numbers: list[str] = []
     shipped_at: datetime
+    digital: bool = Field(
+        default=False,
+        description="the order's digital lines, delivered at acceptance: no warehouse, no carrier",
+    )
 
 
 TrackingStatus = Literal["label_created", "in_transit", "out_for_delivery", "delivered", "exception"]

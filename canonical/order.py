@@ -62,6 +62,12 @@ class OrderLine(Canonical):
     def fulfillable(self) -> bool:
         return self.requires_shipping and not self.gift_card and self.sku is not None
 
+    @property
+    def digital(self) -> bool:
+        """Nothing leaves a warehouse for it (gift cards, e-goods, services): it is delivered,
+        and billed, when the order is accepted."""
+        return not self.requires_shipping or self.gift_card
+
 
 class ShippingLine(Canonical):
     code: str

@@ -8,9 +8,8 @@ import logging
 import os
 import sys
 import traceback
-from typing import NoReturn
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 

@@ -49,7 +49,7 @@ async def test_a_temporal_command_exits_0_in_every_one_of_50_runs(client: Client
     assert all(isinstance(json.loads(out), list) for _, out, _ in results)
 
 
-async def test_a_failing_command_keeps_its_own_exit_status_and_message(client: Client, tmp_path: Path) -> None:
+async def test_a_failing_command_keeps_its_exit_status_and_message(client: Client, tmp_path: Path) -> None:
     env = _env(client, tmp_path)
     code, out, err = await _run(env, "orders", "show", "no-such-order")
     assert (code, out) == (1, "") and "no order no-such-order" in err

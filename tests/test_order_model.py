@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from canonical import Money, Order, OrderTotals, invoice_for_shipment
+from canonical import Money, Order, OrderTotals, invoice_for_digital, invoice_for_shipment
 from tests.factories import make_order
 
 
@@ -59,6 +59,28 @@ def test_split_shipments_bill_exactly_the_total() -> None:
     assert first.total + second.total == order.totals.total
     assert first.tax + second.tax == order.totals.tax_total
     assert first.shipping == Money.of("5.00", "USD") and second.shipping.is_zero
+
+
+def test_a_digital_line_bills_alone_and_shipping_waits_for_the_goods() -> None:
+    order = make_order(lines=[("A", 2, "9.99"), ("GIFT", 1, "25.00")], tax_rate="0.08875")
+    gift = order.lines[1].model_copy(update={"gift_card": True})
+    order = order.model_copy(update={"lines": [order.lines[0], gift]})
+    assert [ln.digital for ln in order.lines] == [False, True]
+
+    delivered = invoice_for_digital(order, ["L2"])
+    assert [ln.line_id for ln in delivered.lines] == ["L2"] and delivered.shipping.is_zero
+    goods = invoice_for_shipment(order, {"L2": 1}, {"L1": 2}, first=True)
+    assert [ln.line_id for ln in goods.lines] == ["L1"]  # the gift card is not billed twice
+    assert goods.shipping == Money.of("5.00", "USD")
+    assert delivered.total + goods.total == order.totals.total
+
+
+def test_a_digital_only_order_bills_its_shipping_with_the_delivery() -> None:
+    order = make_order(lines=[("EBOOK", 1, "9.00")])
+    ebook = order.lines[0].model_copy(update={"requires_shipping": False})
+    order = order.model_copy(update={"lines": [ebook]})
+    delivered = invoice_for_digital(order, ["L1"])
+    assert delivered.shipping == Money.of("5.00", "USD") and delivered.total == order.totals.total
 
 
 def test_over_shipping_a_line_is_an_error() -> None:

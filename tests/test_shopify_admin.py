@@ -259,6 +259,33 @@ async def test_the_same_shipment_twice_is_one_fulfillment(
     assert shop.order(order["id"])["fulfillment_status"] == "fulfilled"
 
 
+async def test_a_digital_delivery_fulfils_what_is_open_without_tracking_once(
+    shop: SandboxShop, channel: ShopifyAdminChannel
+) -> None:
+    payload = generate_orders(1, 3, SKUS)[0]
+    payload["line_items"][0]["requires_shipping"] = False  # no fulfillment order line at Shopify
+    order = shop.create_order(payload)
+    ebook, shirt = order["line_items"][0], order["line_items"][1]
+
+    def delivery(line: dict[str, Any]) -> Shipment:
+        return shipment_of(order, "digital-delivery", []).model_copy(
+            update={
+                "lines": [ShipmentLine(line_id=str(line["id"]), sku=line["sku"], quantity=line["quantity"])],
+                "digital": True,
+                "carrier": None,
+            }
+        )
+
+    none_open = await channel.notify_fulfillment(str(order["id"]), delivery(ebook), "k-digital")
+    assert none_open.reference == "nothing open to fulfil" and shop.fulfillments(order["id"]) == []
+
+    made = await channel.notify_fulfillment(str(order["id"]), delivery(shirt), "k-digital-2")
+    again = await channel.notify_fulfillment(str(order["id"]), delivery(shirt), "k-digital-2")
+    [fulfillment] = shop.fulfillments(order["id"])
+    assert made.reference == str(fulfillment["id"]) and again.reference == "nothing open to fulfil"
+    assert fulfillment["tracking_numbers"] == []  # no made-up tracking number for the customer
+
+
 async def test_a_fulfillment_whose_answer_was_lost_is_not_created_again(shop: SandboxShop) -> None:
     order = placed(shop)[0]
     inner = httpx.ASGITransport(app=create_sandbox_app(shop))

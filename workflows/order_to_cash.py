@@ -35,8 +35,10 @@ with workflow.unsafe.imports_passed_through():
         OrderState,
         OrderStatus,
         Shipment,
+        ShipmentLine,
         StepRecord,
         TrackingEvent,
+        invoice_for_digital,
         invoice_for_shipment,
     )
     from canonical.documents import (
@@ -73,6 +75,11 @@ PATCH_ERP_BACKEND = "erp-backend-search-attribute-v1"
 PATCH_ADDRESS_CHECK = "address-check-v1"
 # Decided once at the start of run: signal handlers and wait conditions consult it too.
 PATCH_ORDER_EDITS = "order-edits-v1"
+PATCH_DIGITAL_DELIVERY = "digital-delivery-v1"
+
+# The digital delivery: one per order, billed at acceptance (nothing ships it).
+DIGITAL_SHIPMENT = "digital-delivery"
+DIGITAL_LOCATION = "digital"
 
 # Steps where a rule holds the order for a person: only approve or cancel apply.
 _HELD_STEPS = {"approval": "held for approval", "address_check": "held after a failed address check"}
@@ -268,13 +275,24 @@ class OrderToCash(Operated):
         await self._take_edits()
         o = self._order
 
+        if any(ln.digital for ln in o.lines) and workflow.patched(PATCH_DIGITAL_DELIVERY):
+            await self._deliver_digital()
+            self._checkpoint()
+            o = self._order
+
         while self._backordered:
             await self._handle_backorder()
 
         if not self._expected:
-            # Nothing for a warehouse (gift cards, digital goods only): no shipment will ever
-            # bill it, and completing unbilled would lose the money. An operator bills it by
-            # hand and skips with the invoice reference, or cancels.
+            if all(ln.digital for ln in o.lines) and self._shipped:
+                # Digital only: billed and delivered at acceptance, nothing left to wait for.
+                self._delivered_at = workflow.now()
+                self._set_status("Completed")
+                self._completed()
+                return
+            # Nothing for a warehouse but lines that need shipping (custom lines without a
+            # SKU): no shipment will ever bill them, and completing unbilled would lose the
+            # money. An operator bills it by hand and skips with the invoice reference, or cancels.
             await self._await_operator(
                 "bill_without_shipment",
                 "nothing_to_ship",
@@ -423,6 +441,26 @@ class OrderToCash(Operated):
     # ---------------------------------------------------------------------------------
     # shipping and billing
     # ---------------------------------------------------------------------------------
+    async def _deliver_digital(self) -> None:
+        """Bill the digital lines (gift cards, e-goods, services) at acceptance and tell the
+        channel they are fulfilled: nothing of theirs goes through a warehouse or a carrier."""
+        o = self._order
+        shipment = Shipment(
+            shipment_id=DIGITAL_SHIPMENT,
+            order_key=o.key,
+            location=DIGITAL_LOCATION,
+            lines=[
+                ShipmentLine(line_id=ln.line_id, sku=ln.sku or "", quantity=ln.quantity)
+                for ln in o.lines
+                if ln.digital
+            ],
+            shipped_at=workflow.now(),
+            digital=True,
+        )
+        self._seen_shipments.add(shipment.shipment_id)
+        # A channel that fulfils its own orders reports its digital lines itself.
+        await self._bill_shipment(shipment, keep_status=True, tell_channel=not self._policy.channel_fulfils)
+
     def _all_shipped(self) -> bool:
         return all(self._shipped.get(line, 0) >= qty for line, qty in self._expected.items())
 
@@ -572,7 +610,12 @@ class OrderToCash(Operated):
         for ln in shipment.lines:
             now[ln.line_id] = now.get(ln.line_id, 0) + ln.quantity
         try:
-            amounts = invoice_for_shipment(o, self._shipped, now, first=not self._shipments)
+            if shipment.digital:
+                amounts = invoice_for_digital(o, list(now))
+            else:
+                # Shipping bills with the first shipment from a warehouse, not the digital one.
+                first = not any(not sh.digital for sh in self._shipments)
+                amounts = invoice_for_shipment(o, self._shipped, now, first=first)
         except (ValueError, KeyError) as exc:
             self._record(f"shipment:{shipment.shipment_id}", "failed", f"rejected shipment: {exc}")
             # A corrected report under the same id must not be dropped as a duplicate.

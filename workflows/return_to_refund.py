@@ -58,6 +58,9 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
+# workflow.patched ids (docs/workflow-versioning.md).
+PATCH_DIGITAL_RETURNS = "digital-returns-v1"
+
 # Steps an operator cannot skip: without them there is nothing to return against.
 _NO_SKIP = {"load_order"}
 _CLOSED: set[str] = {"Refunded", "Rejected", "Expired", "Cancelled"}
@@ -83,6 +86,7 @@ class ReturnToRefund(Operated):
         self._receipts_seen: set[str] = set()
         self._first_scan = False
         self._dispositions: list[DispositionLine] = []
+        self._digital: set[str] = set()  # RMA lines nothing physical comes back for
         self._credit_memo: str | None = None
         self._credited: Money | None = None
         self._tax_reversed: Money | None = None
@@ -148,16 +152,28 @@ class ReturnToRefund(Operated):
             return
         self._checkpoint()
 
-        if r.receipt == "warehouse":
+        digital = {ln.line_id for ln in ctx.order.lines if ln.digital}
+        if any(ln.line_id in digital for ln in self._rma_lines()) and workflow.patched(PATCH_DIGITAL_RETURNS):
+            # Gift cards, e-goods, services: within the window they are credited as returned,
+            # without a label, an inbound notice or a receipt.
+            self._digital = {ln.line_id for ln in self._rma_lines() if ln.line_id in digital}
+
+        if r.receipt == "warehouse" and self._goods_lines():
             await self._send_back(ctx)
             received = await self._await_goods()
             if received is None:
                 return  # expired
+            for ln in self._rma_lines():
+                if ln.line_id in self._digital:
+                    received[ln.line_id] = ln.quantity
+                    self._dispositions.append(self._not_returned(ln))
         else:
             restock = {ln.line_id: ln.restock is not False for ln in r.lines}
             received = {ln.line_id: ln.quantity for ln in self._rma_lines()}
 
             def kind(line_id: str) -> Disposition:
+                if line_id in self._digital:
+                    return "not_returned"
                 return "restock" if r.receipt == "at_channel" and restock.get(line_id) else "not_returned"
 
             self._dispositions = [
@@ -267,6 +283,19 @@ class ReturnToRefund(Operated):
         assert self._rma is not None
         return self._rma.lines
 
+    def _goods_lines(self) -> list[RmaLine]:
+        """The RMA lines whose goods come back (all but the digital ones)."""
+        return [ln for ln in self._rma_lines() if ln.line_id not in self._digital]
+
+    def _not_returned(self, line: RmaLine) -> DispositionLine:
+        return DispositionLine(
+            line_id=line.line_id,
+            sku=line.sku,
+            quantity=line.quantity,
+            disposition="not_returned",
+            location=self._req.location or self._location_of(line.line_id),
+        )
+
     def _location_of(self, line_id: str) -> str:
         ctx = self._ctx
         return (ctx.ship_locations.get(line_id) if ctx else None) or self._policy.default_location
@@ -278,7 +307,7 @@ class ReturnToRefund(Operated):
         r = self._req
         assert self._rma is not None
         rma_id = self._rma.rma_id
-        where = r.location or self._location_of(r.lines[0].line_id)
+        where = r.location or self._location_of(self._goods_lines()[0].line_id)
         if self._policy.return_label:
             label = await self._step(
                 "return_label",
@@ -295,7 +324,7 @@ class ReturnToRefund(Operated):
             "expect_return",
             lambda n: self._call(
                 names.EXPECT_RETURN,
-                [r.key, rma_id, where, self._rma_lines(), self._key("expect_return", n)],
+                [r.key, rma_id, where, self._goods_lines(), self._key("expect_return", n)],
                 ReturnExpected,
                 f"Tell {where} to expect RMA {rma_id}",
             ),
@@ -354,7 +383,7 @@ class ReturnToRefund(Operated):
 
     def _apply_receipt(self, receipt: ReturnReceipt) -> dict[str, int]:
         """Dispositions from what the warehouse found, capped at what the RMA authorized."""
-        authorized = {ln.line_id: ln for ln in self._rma_lines()}
+        authorized = {ln.line_id: ln for ln in self._goods_lines()}
         taken: dict[str, int] = {}
         dispositions: list[DispositionLine] = []
         for got in receipt.lines:

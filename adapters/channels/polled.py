@@ -91,7 +91,9 @@ class PolledChannel:
     async def notify_fulfillment(
         self, external_order_id: str, shipment: Shipment, idempotency_key: str
     ) -> ChannelAck:
-        port = self.fulfillment or self.recorded
+        # Marketplaces deliver digital goods themselves (Magento invoices virtual items without
+        # a shipment; Amazon confirms packages only): a digital delivery is recorded here.
+        port = self.recorded if shipment.digital else (self.fulfillment or self.recorded)
         return await port.notify_fulfillment(external_order_id, shipment, idempotency_key)
 
     async def refund_payment(

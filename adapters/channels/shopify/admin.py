@@ -298,6 +298,8 @@ class ShopifyAdminChannel:
     ) -> ChannelAck:
         """Create the fulfillment(s) for ``shipment`` with tracking, unless they exist."""
         oid = self._order_id(external_order_id)
+        if shipment.digital:
+            return await self._fulfil_digital(oid, shipment, idempotency_key)
         marker = shipment.tracking_numbers[0] if shipment.tracking_numbers else shipment.shipment_id
         existing = (await self._get(f"orders/{oid}/fulfillments.json")).get("fulfillments") or []
         mine = [
@@ -341,10 +343,42 @@ class ShopifyAdminChannel:
                 refs.append(str(created["fulfillment"]["id"]))
         return ChannelAck(channel=self.name, reference=",".join(refs))
 
+    async def _fulfil_digital(self, oid: str, shipment: Shipment, idempotency_key: str) -> ChannelAck:
+        """Fulfil, without tracking, what is still open of the digital lines. What is not open
+        is done already: Shopify fulfils gift cards itself, lines that need no shipping may have
+        no fulfillment order, and a retry finds its own fulfillment made. So a replay is a no-op."""
+        need: Counter[int] = Counter()
+        for line in shipment.lines:
+            if line.line_id.isdigit():
+                need[int(line.line_id)] += line.quantity
+        fulfillment_orders = (await self._get(f"orders/{oid}/fulfillment_orders.json")).get(
+            "fulfillment_orders"
+        ) or []
+        refs: list[str] = []
+        for groups in self._allocate(fulfillment_orders, need, shipment, all_or_nothing=False).values():
+            created = await self._post(
+                "fulfillments.json",
+                {
+                    "fulfillment": {
+                        "line_items_by_fulfillment_order": groups,
+                        "notify_customer": self.notify_customer,
+                        "message": f"digital delivery [{idempotency_key}]",
+                    }
+                },
+            )
+            refs.append(str(created["fulfillment"]["id"]))
+        return ChannelAck(channel=self.name, reference=",".join(refs) or "nothing open to fulfil")
+
     def _allocate(
-        self, fulfillment_orders: list[Json], remaining: Counter[int], shipment: Shipment
+        self,
+        fulfillment_orders: list[Json],
+        remaining: Counter[int],
+        shipment: Shipment,
+        *,
+        all_or_nothing: bool = True,
     ) -> dict[int, list[Json]]:
-        """Fulfillment order lines covering ``remaining``, grouped by location; all or nothing."""
+        """Fulfillment order lines covering ``remaining``, grouped by location; all or nothing
+        unless told otherwise."""
         wanted_location = (self._locations or {}).get(shipment.location)
 
         def preference(fo: Json) -> tuple[int, int]:
@@ -366,7 +400,7 @@ class ShopifyAdminChannel:
                 groups = by_location.setdefault(int(fo["assigned_location_id"]), {})
                 groups.setdefault(int(fo["id"]), []).append({"id": int(li["id"]), "quantity": take})
         short = +left
-        if short:
+        if short and all_or_nothing:
             missing = ", ".join(f"{qty} of line {line}" for line, qty in sorted(short.items()))
             raise PermanentError(
                 f"shipment {shipment.shipment_id}: Shopify has nothing open to fulfil for {missing}",
