@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from workflows import search_attributes as sa
+from orchestration import search_attributes as sa
 
 
 def temporal_cli() -> str:

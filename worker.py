@@ -43,10 +43,10 @@ from activities.orders import Adapters, OrderActivities
 from activities.poll import PollActivities
 from activities.reconcile import ReconcileActivities
 from activities.returns import ReturnActivities
+from orchestration import search_attributes as sa
+from orchestration.metrics import prometheus_config
 from settings import Settings
-from workflows import search_attributes as sa
 from workflows.inventory import ChannelInventorySync, InventoryAdjustment
-from workflows.metrics import prometheus_config
 from workflows.order_to_cash import OrderToCash
 from workflows.poll import PollOrders
 from workflows.reconcile import ReconcileInventory, ReconcileOrders, ReconcileSettlement
@@ -159,7 +159,7 @@ def worker_runtime(settings: Settings) -> Runtime | None:
 
 
 async def connect_worker_client(settings: Settings, runtime: Runtime | None = None) -> Client:
-    """Like ``workflows.client.connect``, on the given runtime (metrics) when there is one."""
+    """Like ``orchestration.client.connect``, on the given runtime (metrics) when there is one."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
@@ -171,8 +171,8 @@ async def connect_worker_client(settings: Settings, runtime: Runtime | None = No
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     from activities.routing import build_adapters
-    from store.bootstrap import open_store
-    from workflows.client import ensure_inventory_syncs
+    from backoffice.bootstrap import open_store
+    from orchestration.client import ensure_inventory_syncs
     from workflows.schedules import apply_schedules
 
     store = open_store(settings.store_url)

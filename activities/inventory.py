@@ -16,11 +16,11 @@ from activities.errors import adapter_errors
 from adapters.channels.port import ChannelPort, ChannelReader, CompareAndSetInventory
 from adapters.errors import CompareMismatchError, PermanentError
 from canonical import ChannelAvailability, InventoryEvent, StockPosition
+from orchestration.inventory_models import MismatchResolution, PendingSync, PushAck
+from orchestration.metrics import sync_lag_histogram
 from store import findings as fs
 from store.channel_stock import record_seen, record_told, told
 from store.db import Store
-from workflows.inventory_models import MismatchResolution, PendingSync, PushAck
-from workflows.metrics import sync_lag_histogram
 
 log = structlog.get_logger(__name__)
 

@@ -38,8 +38,8 @@ from canonical.documents import (
     TaxQuote,
     TaxVoid,
 )
+from orchestration.inventory_models import sync_workflow_id
 from store.db import Store
-from workflows.inventory_models import sync_workflow_id
 
 log = structlog.get_logger("activities")
 

@@ -21,14 +21,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities import names
 from activities.reconcile import order_window, read_pages, reader_of, workflow_exists
 from adapters.channels.port import ChannelOrder, ChannelOrderPage, ChannelPort
+from orchestration.client import start_order
+from orchestration.models import CancelRequest
+from orchestration.poll_models import WATERMARK_KIND, PollChunk
+from orchestration.reconcile_models import ReconcilePolicy, Window
 from settings import Settings
 from store import findings as fs
 from store.db import Store
 from store.reconcile import advance_watermark
-from workflows.client import start_order
-from workflows.models import CancelRequest
-from workflows.poll_models import WATERMARK_KIND, PollChunk
-from workflows.reconcile_models import ReconcilePolicy, Window
 
 log = structlog.get_logger("poll")
 

@@ -29,30 +29,13 @@ from activities.errors import adapter_errors
 from activities.inventory import Ledger
 from adapters.channels.port import ChannelOrder, ChannelOrderPage, ChannelPort, ChannelReader
 from adapters.errors import PermanentError
+from backoffice.erp import ErpItem
+from backoffice.order_comparison import erp_orders_not_listed, missing_on_platform, total_mismatches
+from backoffice.return_settlement import compare_return, return_settlements
+from backoffice.settlement import compare, orders_in_window, settlements
 from canonical import ChannelAvailability
-from settings import Settings
-from store import findings as fs
-from store.channel_stock import record_told, told
-from store.db import Store
-from store.erp import ErpItem
-from store.inventory import InventoryMovement
-from store.reconcile import (
-    StagedOrder,
-    advance_watermark,
-    clear_stage,
-    erp_orders_not_listed,
-    get_watermark,
-    missing_on_platform,
-    purge_stale_stage,
-    record_accuracy,
-    stage_orders,
-    staged_count,
-    total_mismatches,
-)
-from store.return_settlement import compare_return, return_settlements
-from store.settlement import compare, orders_in_window, settlements
-from workflows.client import start_order
-from workflows.reconcile_models import (
+from orchestration.client import start_order
+from orchestration.reconcile_models import (
     InventoryPage,
     InventoryResult,
     OrdersResult,
@@ -60,6 +43,21 @@ from workflows.reconcile_models import (
     SettlementResult,
     StageChunk,
     Window,
+)
+from settings import Settings
+from store import findings as fs
+from store.channel_stock import record_told, told
+from store.db import Store
+from store.inventory import InventoryMovement
+from store.reconcile import (
+    StagedOrder,
+    advance_watermark,
+    clear_stage,
+    get_watermark,
+    purge_stale_stage,
+    record_accuracy,
+    stage_orders,
+    staged_count,
 )
 
 log = structlog.get_logger("reconcile")

@@ -28,10 +28,10 @@ from api.relay import HttpClientFactory, InboxRelay
 from api.returns import returns_router
 from api.temporal import ClientFactory, TemporalGateway
 from api.tracing_middleware import TracingMiddleware
+from orchestration.metrics import register_visibility_collector
 from settings import Settings
 from store.db import Store
 from store.migrate import upgrade
-from workflows.metrics import register_visibility_collector
 
 __all__ = ["TemporalGateway", "create_app"]
 

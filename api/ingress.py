@@ -80,11 +80,11 @@ from api.metrics import WEBHOOK_DELIVERIES, WEBHOOKS_REJECTED, metric_source
 from api.relay import ChannelFetch, ChannelStockLookup, InboxRelay, RelayResult
 from canonical.edits import ChannelOrderUpdate, edit_from_order
 from canonical.returns import ReturnReceipt
+from orchestration.inventory_models import adjustment_workflow_id
+from orchestration.models import CancelRequest
 from settings import Settings
 from store import inbox
 from store.db import Store
-from workflows.inventory_models import adjustment_workflow_id
-from workflows.models import CancelRequest
 
 log = structlog.get_logger("api")
 M = TypeVar("M")

@@ -25,9 +25,9 @@ from api.inventory_rules import refusal
 from api.openapi import json_body_of
 from api.temporal import TemporalGateway
 from canonical import ChannelAvailability, InventoryEvent, StockPosition
+from orchestration.client import submit_inventory_event
 from settings import Settings
 from store.db import Store
-from workflows.client import submit_inventory_event
 
 
 class AvailabilityRequest(BaseModel):

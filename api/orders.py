@@ -30,11 +30,11 @@ from api.openapi import json_body_of
 from api.relay import InboxRelay
 from api.temporal import TemporalGateway, signal_order
 from canonical import Order, OrderState
+from orchestration.client import start_order, start_order_and_wait
+from orchestration.models import CancelRequest
 from settings import Settings
 from store import inbox
 from store.db import Store
-from workflows.client import start_order, start_order_and_wait
-from workflows.models import CancelRequest
 from workflows.order_to_cash import OrderToCash
 
 log = structlog.get_logger("api")

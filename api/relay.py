@@ -70,14 +70,14 @@ from api.temporal import ClientFactory, TemporalGateway, signal_order
 from canonical import ChannelFulfillment, InventoryEvent, Order, Shipment, TrackingEvent
 from canonical.edits import ChannelOrderUpdate, OrderEdit
 from canonical.returns import ReturnReceipt, ReturnRequest
+from orchestration.client import start_order, start_return, submit_inventory_event
+from orchestration.inventory_models import adjustment_workflow_id
+from orchestration.models import CancelRequest
 from settings import Settings
 from store import inbox
+from store.columns import utcnow
 from store.db import Store
 from store.inbox import InboxEntry
-from store.wms import utcnow
-from workflows.client import start_order, start_return, submit_inventory_event
-from workflows.inventory_models import adjustment_workflow_id
-from workflows.models import CancelRequest
 
 log = structlog.get_logger("relay")
 T = TypeVar("T")

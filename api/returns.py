@@ -26,8 +26,8 @@ from canonical.returns import (
     lines_by_sku,
     return_workflow_id,
 )
+from orchestration.client import order_return_context, return_policy_from, start_return
 from settings import Settings
-from workflows.client import order_return_context, return_policy_from, start_return
 from workflows.return_to_refund import ReturnToRefund
 
 

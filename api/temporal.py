@@ -13,8 +13,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import problem
+from orchestration.client import connect
 from settings import Settings
-from workflows.client import connect
 
 ClientFactory = Callable[[], Awaitable[Client]]
 

@@ -19,9 +19,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from adapters.erp.catalog import import_products, import_stock
 from devserver import temporal_cli
+from orchestration import search_attributes as sa
 from store.db import Store
 from tests.dbutil import fresh_database_url
-from workflows import search_attributes as sa
 
 
 def bench_skus(n: int) -> list[str]:

@@ -39,6 +39,8 @@ from sqlalchemy import Engine, create_engine, select
 
 from adapters.erp.inventory import InventoryLedger
 from api.app import create_app
+from backoffice.bootstrap import open_store
+from backoffice.erp import ErpStock
 from bench._common import (
     STATS_HEADERS,
     Stats,
@@ -55,9 +57,7 @@ from bench._common import (
 )
 from settings import Settings
 from store import apikeys
-from store.bootstrap import open_store
 from store.db import Store
-from store.erp import ErpStock
 
 CHANNEL = "shopify"
 SKUS = 200

@@ -39,6 +39,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from activities.inventory import InventoryActivities
 from adapters.channels.port import ChannelPort
 from adapters.erp.inventory import InventoryLedger
+from backoffice.bootstrap import open_store
 from bench._common import (
     STATS_HEADERS,
     Stats,
@@ -54,17 +55,16 @@ from bench._common import (
 )
 from canonical import ChannelAvailability, InventoryEvent, Money, Shipment
 from canonical.documents import ChannelAck
-from store.bootstrap import open_store
-from store.db import Store
-from store.inventory import InventoryMovement
-from workflows.inventory import ChannelInventorySync, InventoryAdjustment
-from workflows.inventory_models import (
+from orchestration.inventory_models import (
     ChannelSyncInput,
     InventoryAdjustmentInput,
     SyncPolicy,
     adjustment_workflow_id,
     sync_workflow_id,
 )
+from store.db import Store
+from store.inventory import InventoryMovement
+from workflows.inventory import ChannelInventorySync, InventoryAdjustment
 
 CHANNELS = ["shopify", "amazon", "ebay"]
 SKUS = 200

@@ -30,11 +30,11 @@ from decimal import Decimal
 
 from sqlalchemy import func, insert, select
 
+from backoffice.bootstrap import open_store
+from backoffice.erp import ErpSalesOrder, ErpSalesOrderLine
 from bench._common import backend, bench_dir, database_url, emit_json, loadavg, table
 from store import findings as fs
-from store.bootstrap import open_store
 from store.db import Store
-from store.erp import ErpSalesOrder, ErpSalesOrderLine
 from store.reconcile import (
     StagedOrder,
     clear_stage,

@@ -5,7 +5,7 @@
 One Temporal dev server, one fresh store, NO worker (ingest is measured, not processing):
 
 - ``bare start``: ``client.start_workflow(OrderToCash.run, ...)`` with exactly the arguments
-  ``workflows.client.start_order`` passes (input, id policies, search attributes, summary), for
+  ``orchestration.client.start_order`` passes (input, id policies, search attributes, summary), for
   orders mapped beforehand;
 - ``api webhook``: ``POST /webhooks/shopify`` through the real FastAPI app in-process
   (``httpx.ASGITransport``): size check, HMAC signature, JSON, Shopify mapping, the inbox row
@@ -37,6 +37,7 @@ from temporalio.common import (
 from adapters.channels.shopify.mapping import order_from_shopify
 from adapters.channels.shopify.signature import sign as shopify_sign
 from api.app import create_app
+from backoffice.bootstrap import open_store
 from bench._common import (
     STATS_HEADERS,
     Stats,
@@ -51,13 +52,12 @@ from bench._common import (
     temporal_env,
 )
 from canonical import Order
+from orchestration import search_attributes as sa
+from orchestration.client import order_summary, policy_from
+from orchestration.models import OrderToCashInput
 from settings import Settings
-from store.bootstrap import open_store
 from tests.platform import SHOPIFY_SECRET, test_settings
 from tests.shopify_payloads import shopify_order
-from workflows import search_attributes as sa
-from workflows.client import order_summary, policy_from
-from workflows.models import OrderToCashInput
 from workflows.order_to_cash import OrderToCash
 
 LINES = [("BENCH-0001", 2, "19.99"), ("BENCH-0002", 1, "5.50")]

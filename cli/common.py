@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 import typer
 from temporalio.client import Client
 
+from orchestration.client import connect
 from settings import Settings, get_settings
-from workflows.client import connect
 
 T = TypeVar("T")
 

@@ -23,14 +23,6 @@ import httpx
 import typer
 from pydantic import SecretStr
 
-from adapters.channels.shopify.demo_orders import demo_catalog, demo_stock, generate_orders
-from adapters.channels.shopify.sandbox import (
-    DEFAULT_ACCESS_TOKEN,
-    FailureModes,
-    SandboxServer,
-    SandboxShop,
-    WebhookDeliverer,
-)
 from adapters.channels.shopify.signature import sign
 from adapters.erp.catalog import import_products, import_stock
 from canonical import OrderState
@@ -38,6 +30,14 @@ from cli.common import settings
 from cli.demo_returns import returns_summary, run_returns
 from cli.logs import configure_logging
 from cli.output import print_table
+from sandboxes.shopify import (
+    DEFAULT_ACCESS_TOKEN,
+    FailureModes,
+    SandboxServer,
+    SandboxShop,
+    WebhookDeliverer,
+)
+from sandboxes.shopify.demo_orders import demo_catalog, demo_stock, generate_orders
 from settings import FaultSettings
 from store.db import Store
 from workflows.order_to_cash import OrderToCash

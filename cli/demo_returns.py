@@ -23,7 +23,7 @@ from adapters.channels.shopify.signature import sign
 from canonical import OrderState
 from canonical.returns import ReturnState, credit_for_return
 from cli.output import print_table
-from workflows.client import order_return_context
+from orchestration.client import order_return_context
 from workflows.return_to_refund import ReturnToRefund
 
 CLOSED = {"Refunded", "Rejected", "Expired", "Cancelled"}

@@ -12,7 +12,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.common import fail, run, temporal_client
-from workflows.models import OperatorRequest
+from orchestration.models import OperatorRequest
 
 
 def operator_request(reason: str, operator: str | None, reference: str | None) -> OperatorRequest:

@@ -20,8 +20,8 @@ from cli.common import fail, run, temporal_client, workflow_id
 from cli.operator import act, operator_request
 from cli.output import print_json, print_table
 from cli.returns import return_states, returns_query
-from workflows import search_attributes as sa
-from workflows.models import OperatorRequest
+from orchestration import search_attributes as sa
+from orchestration.models import OperatorRequest
 from workflows.order_to_cash import OrderToCash
 
 app = typer.Typer(help="Find, inspect and fix orders.", no_args_is_help=True)
@@ -392,7 +392,7 @@ def edit_address(
     """Correct the ship-to address of an order not yet released to a warehouse."""
 
     from canonical import Address
-    from workflows.models import AddressEdit
+    from orchestration.models import AddressEdit
 
     try:
         edit = AddressEdit(

@@ -9,8 +9,8 @@ import typer
 from cli.common import fail, run, settings, temporal_client
 from cli.output import print_json, print_table
 from cli.webhooks import parse_since
+from orchestration.poll_models import PollResult
 from workflows import schedules as sch
-from workflows.poll_models import PollResult
 
 app = typer.Typer(help="Polled channels (Amazon, Adobe Commerce): import orders now.", no_args_is_help=True)
 

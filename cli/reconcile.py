@@ -14,12 +14,12 @@ from temporalio.client import WorkflowHandle
 from cli.common import fail, run, settings, temporal_client
 from cli.output import print_json, print_table
 from cli.webhooks import parse_since
+from orchestration.reconcile_models import KINDS, Kind, ReconcileProgress, ReconcileReport
 from store import findings as fs
 from store.db import Store
 from store.migrate import upgrade
 from store.reconcile import latest_accuracy
 from workflows import schedules as sch
-from workflows.reconcile_models import KINDS, Kind, ReconcileProgress, ReconcileReport
 
 app = typer.Typer(
     help="Reconciliation: compare the systems now, list and settle findings.", no_args_is_help=True

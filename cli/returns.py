@@ -16,7 +16,7 @@ from canonical.returns import ReturnRequest, ReturnState, check_return, lines_by
 from cli.common import fail, run, settings, temporal_client
 from cli.operator import act, operator_request
 from cli.output import print_json, print_table
-from workflows.client import order_return_context, return_policy_from, start_return
+from orchestration.client import order_return_context, return_policy_from, start_return
 from workflows.return_to_refund import ReturnToRefund
 
 app = typer.Typer(help="Request, find, inspect and fix returns.", no_args_is_help=True)

@@ -16,18 +16,18 @@ from temporalio.client import Client
 
 from activities.routing import build_adapters
 from adapters.carrier.builtin import BuiltinCarrier
-from adapters.carrier.simulator import CarrierSimulator
 from adapters.faults import FaultInjector
-from adapters.wms.simulator import WmsSimulator
 from api.app import create_app
 from api.auth import check_auth_setting
+from backoffice.bootstrap import open_store
 from cli.apikeys import mint_dev_key
 from devserver import port_open, start_dev_server
+from orchestration.client import connect, ensure_inventory_syncs
+from sandboxes.carrier import CarrierSimulator
+from sandboxes.wms import WmsSimulator
 from settings import Settings
-from store.bootstrap import open_store
 from store.db import Store
 from worker import build_worker
-from workflows.client import connect, ensure_inventory_syncs
 from workflows.schedules import apply_schedules
 
 log = structlog.get_logger("stack")

@@ -20,7 +20,7 @@ from temporalio.service import RPCError
 
 from cli.common import fail, run, temporal_client
 from cli.output import print_json, print_table
-from workflows.metrics import MAX_LISTED, count, order_query, visibility_gauges
+from orchestration.metrics import MAX_LISTED, count, order_query, visibility_gauges
 
 # Closed abnormally: an order workflow terminated by hand, failed or timed out (never by design).
 _ABNORMAL = ("Terminated", "Failed", "TimedOut", "Canceled")

@@ -159,7 +159,7 @@ def relay(
 ) -> None:
     """Run the inbox relay on its own (the API process runs one too)."""
     from api.relay import InboxRelay
-    from workflows.client import connect
+    from orchestration.client import connect
 
     s = settings()
     store = _store()

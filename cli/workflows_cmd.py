@@ -9,8 +9,8 @@ import typer
 from temporalio.client import WorkflowHistory
 
 from cli.common import fail, run, settings
+from orchestration.client import connect
 from replay import ReplayOutcome, load_histories, replay
-from workflows.client import connect
 
 app = typer.Typer(help="Workflow code safety checks.", no_args_is_help=True)
 

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import JSON, Index, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from store.columns import UtcDateTime, utcnow
 from store.db import Base, Store
-from store.wms import UtcDateTime, utcnow
 
 KEY_PREFIX = "rck_"
 NAME_MAX = 100

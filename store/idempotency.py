@@ -17,8 +17,8 @@ from sqlalchemy import JSON, Index, Integer, String, UniqueConstraint, delete, s
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from store.columns import UtcDateTime, rowcount, utcnow
 from store.db import Base, Store
-from store.wms import UtcDateTime, rowcount, utcnow
 
 KEY_MAX = 255
 

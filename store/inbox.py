@@ -50,8 +50,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from store.columns import UtcDateTime, rowcount, utcnow
 from store.db import Base, Store
-from store.wms import UtcDateTime, rowcount, utcnow
 
 InboxStatus = Literal["pending", "relayed", "duplicate", "ignored", "rejected"]
 INBOX_STATUSES: tuple[str, ...] = get_args(InboxStatus)

@@ -1,11 +1,11 @@
-"""Imports every table module so Base.metadata (and Alembic) sees all tables."""
+"""Imports every table module of the platform's own state so Base.metadata sees its tables."""
 
 from store import apikeys as apikeys
-from store import carrier, channel, channel_stock, erp, inventory, payment, tax, wms
+from store import channel_stock, inventory
 from store import findings as findings
 from store import idempotency as idempotency
 from store import inbox as inbox
 from store import reconcile as reconcile
 from store.db import Base
 
-__all__ = ["Base", "carrier", "channel", "channel_stock", "erp", "inventory", "payment", "tax", "wms"]
+__all__ = ["Base", "channel_stock", "inventory"]

@@ -9,10 +9,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from devserver import temporal_cli
+from orchestration import search_attributes as sa
 from store.db import Store
 from store.migrate import upgrade
 from tests.dbutil import fresh_database_url
-from workflows import search_attributes as sa
 
 
 @pytest.fixture

@@ -21,14 +21,14 @@ from temporalio.worker import Worker
 
 from activities.orders import Adapters
 from activities.routing import build_adapters
-from adapters.channels.shopify.sandbox import ORDER_TOPICS, SandboxShop, WebhookDeliverer
 from adapters.channels.shopify.signature import sign as shopify_sign
 from api.app import create_app
+from backoffice.bootstrap import open_store
 from canonical import OrderState
 from cli.stack import run_simulators
+from sandboxes.shopify import ORDER_TOPICS, SandboxShop, WebhookDeliverer
 from settings import Settings
 from store import apikeys
-from store.bootstrap import open_store
 from store.db import Store
 from worker import build_worker
 from workflows.order_to_cash import OrderToCash

@@ -22,13 +22,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from devserver import temporal_cli
+from orchestration import search_attributes as sa
+from orchestration.client import ensure_inventory_syncs
+from orchestration.models import OperatorRequest
 from tests.dbutil import fresh_database_url
 from tests.platform import Platform, platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
-from workflows import search_attributes as sa
-from workflows.client import ensure_inventory_syncs
-from workflows.models import OperatorRequest
 from workflows.order_to_cash import OrderToCash
 
 OUT = Path(__file__).parent / "histories"
@@ -105,9 +105,9 @@ async def _address_check_and_edit(p: Platform) -> None:
 
 async def record_reconcile(env: WorkflowEnvironment, tmp: Path, url: str) -> None:
     """One run of each reconciliation workflow, with something to find in each."""
-    from adapters.channels.shopify.sandbox import DEFAULT_ACCESS_TOKEN, SandboxServer, SandboxShop
     from adapters.payment.builtin import BuiltinPayment
     from canonical import Money
+    from sandboxes.shopify import DEFAULT_ACCESS_TOKEN, SandboxServer, SandboxShop
     from workflows.schedules import start_reconcile
 
     shop = SandboxShop(bucket_size=400, leak_per_s=200)
@@ -140,8 +140,8 @@ async def record_poll(env: WorkflowEnvironment, tmp: Path, url: str) -> None:
     """One PollOrders run against the Amazon fake: imported, held and unmappable orders."""
     from datetime import UTC, datetime, timedelta
 
-    from adapters.channels.amazon import sandbox as amz
-    from adapters.channels.app_server import AppServer
+    import sandboxes.amazon as amz
+    from sandboxes.app_server import AppServer
     from workflows.schedules import start_poll
 
     fake = amz.AmazonSandbox(lag_s=0.0, min_before_s=0.0, seed=1)

@@ -20,11 +20,11 @@ from temporalio.client import Client
 from typer.testing import CliRunner
 
 from api.auth import check_auth_setting
+from backoffice.models import Base
 from cli.main import app as cli_app
 from settings import Settings, get_settings
 from store import apikeys
 from store.db import Store
-from store.models import Base
 from tests.cli_runner import plain
 from tests.platform import platform
 

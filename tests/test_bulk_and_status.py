@@ -18,12 +18,12 @@ from temporalio.client import Client
 
 from cli.orders import _retry_one
 from cli.status import business_status, percentile
+from orchestration.models import OperatorRequest
 from settings import get_settings
 from tests.cli_runner import cli, cli_json
 from tests.platform import Platform, platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
-from workflows.models import OperatorRequest
 
 
 def new_order_id() -> int:

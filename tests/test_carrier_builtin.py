@@ -11,11 +11,11 @@ from adapters.carrier.builtin import BuiltinCarrier
 from adapters.carrier.port import CarrierPort
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
+from backoffice.carrier import hand_over, list_labels
 from canonical import Address
 from settings import FaultSettings
-from store.carrier import hand_over, list_labels
+from store.columns import utcnow
 from store.db import Store
-from store.wms import utcnow
 
 SHIP_TO = Address(name="Grace Hopper", line1="7 Compiler St", city="Arlington", region="VA", country="US")
 

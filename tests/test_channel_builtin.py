@@ -13,9 +13,9 @@ from adapters.channels.builtin import BuiltinChannel, list_notifications
 from adapters.channels.port import ChannelPort
 from adapters.errors import PermanentError, RateLimitedError, TransientError
 from adapters.faults import FaultInjector
+from backoffice.channel import ChannelNotification
 from canonical import Money, Shipment, ShipmentLine
 from settings import FaultSettings
-from store.channel import ChannelNotification
 from store.db import Store
 
 

@@ -19,22 +19,22 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 
 from adapters.channels.errors import MappingError
 from adapters.channels.shopify.fulfillments import fulfillment_from_shopify
-from adapters.channels.shopify.sandbox import (
+from backoffice.erp import find_sales_order, list_invoices
+from backoffice.wms import FulfillmentOrder
+from canonical import ChannelFulfillment, Money, Shipment, ShipmentLine
+from canonical.documents import Allocation
+from orchestration.models import OperatorRequest
+from sandboxes.shopify import (
     DEFAULT_ACCESS_TOKEN,
     SandboxServer,
     SandboxShop,
     WebhookDeliverer,
 )
-from canonical import ChannelFulfillment, Money, Shipment, ShipmentLine
-from canonical.documents import Allocation
 from store import inbox
-from store.erp import find_sales_order, list_invoices
-from store.wms import FulfillmentOrder
 from tests.platform import API, SHOPIFY_SECRET, Platform, platform
 from tests.seed import PRODUCTS, seed_catalog
 from tests.shopify_payloads import shopify_order
 from workflows.channel_shipments import split_fulfillment
-from workflows.models import OperatorRequest
 from workflows.order_to_cash import OrderToCash
 
 FULFILLMENT_TOPICS = ("orders/create", "fulfillments/create", "fulfillments/update")

@@ -19,15 +19,15 @@ import structlog
 from temporalio.client import Client
 
 from adapters.erp.builtin import stock_levels
+from backoffice.wms import list_fulfillment_orders
 from cli.orders import list_query
+from orchestration import search_attributes as sa
 from settings import Faults, FaultSettings, get_settings
 from store.db import Store
-from store.wms import list_fulfillment_orders
 from tests.cli_runner import cli, cli_json, plain
 from tests.platform import Platform, platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
-from workflows import search_attributes as sa
 
 
 def new_order_id() -> int:

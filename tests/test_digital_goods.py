@@ -10,14 +10,14 @@ from temporalio.client import Client
 
 from adapters.erp.builtin import list_invoices
 from adapters.payment.builtin import list_captures
+from backoffice.channel import list_notifications
+from backoffice.wms import list_fulfillment_orders
 from canonical import Money
-from store.channel import list_notifications
-from store.wms import list_fulfillment_orders
+from orchestration.models import OperatorRequest
 from tests.platform import platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
 from tests.test_returns import _books_agree, request_return, wait_status
-from workflows.models import OperatorRequest
 from workflows.order_to_cash import DIGITAL_SHIPMENT, OrderToCash
 
 

@@ -29,6 +29,7 @@ from adapters.erp.builtin import (
 from adapters.erp.catalog import import_products, import_stock
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
+from backoffice.models import Base
 from canonical import (
     Customer,
     InvoiceAmounts,
@@ -44,7 +45,6 @@ from canonical import (
 )
 from settings import FaultSettings
 from store.db import Store
-from store.models import Base
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 LEDGER_PREFIXES = ("erp_", "tax_", "payment_")

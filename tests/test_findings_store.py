@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from backoffice.settlement import OrderRef, parse_step, split_workflow_id
 from store import findings as fs
 from store.db import Store
-from store.settlement import OrderRef, parse_step, split_workflow_id
 
 
 def _drift(sku: str, healed: bool = False) -> fs.NewFinding:

@@ -15,8 +15,8 @@ import httpx
 from temporalio.client import Client
 
 from api.app import create_app
+from backoffice.bootstrap import open_store
 from store import apikeys, idempotency, inbox
-from store.bootstrap import open_store
 from store.db import Store
 from tests.factories import make_order
 from tests.platform import API, platform

@@ -38,16 +38,16 @@ from api import signatures
 from api.app import create_app
 from api.relay import InboxRelay
 from api.temporal import signal_once
+from backoffice.bootstrap import open_store
+from backoffice.models import Base
+from orchestration.models import CancelRequest
 from settings import Settings, get_settings
 from store import inbox
-from store.bootstrap import open_store
 from store.db import Store
-from store.models import Base
 from tests.cli_runner import cli
 from tests.platform import API, SHOPIFY_SECRET
 from tests.platform import test_settings as platform_settings
 from tests.shopify_payloads import shopify_order
-from workflows.models import CancelRequest
 
 Json = dict[str, Any]
 T = TypeVar("T")

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from orchestration.client import ensure_inventory_syncs
 from store.channel_stock import told
 from tests.platform import Platform, platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
-from workflows.client import ensure_inventory_syncs
 
 
 async def _until_told(p: Platform, channel: str, sku: str, qty: int, timeout: float = 20) -> None:

@@ -21,17 +21,18 @@ from temporalio.worker import Worker
 from activities.inventory import InventoryActivities
 from adapters.channels.port import ChannelPort
 from adapters.channels.shopify.admin import ShopifyAdminChannel
-from adapters.channels.shopify.sandbox import (
+from adapters.erp.inventory import InventoryLedger
+from adapters.errors import CompareMismatchError, RateLimitedError
+from backoffice.bootstrap import open_store
+from canonical import ChannelAvailability, InventoryEvent
+from orchestration.inventory_models import ChannelSyncInput, InventoryAdjustmentInput, SyncPolicy, SyncState
+from sandboxes.shopify import (
     DEFAULT_ACCESS_TOKEN,
     SandboxServer,
     SandboxShop,
     create_sandbox_app,
 )
-from adapters.erp.inventory import InventoryLedger
-from adapters.errors import CompareMismatchError, RateLimitedError
-from canonical import ChannelAvailability, InventoryEvent
 from store import findings as fs
-from store.bootstrap import open_store
 from store.channel_stock import told
 from store.db import Store
 from tests.seed import PRODUCTS, seed_catalog
@@ -42,7 +43,6 @@ from workflows.inventory import (
     adjustment_workflow_id,
     sync_workflow_id,
 )
-from workflows.inventory_models import ChannelSyncInput, InventoryAdjustmentInput, SyncPolicy, SyncState
 
 BASE = "https://sandbox.myshopify.com"
 

@@ -23,6 +23,7 @@ from adapters.erp.builtin import BuiltinErp
 from adapters.erp.catalog import import_products, import_stock
 from adapters.erp.inventory import InventoryLedger, apply_in
 from adapters.errors import PermanentError
+from backoffice.models import Base
 from canonical import (
     Customer,
     InventoryEvent,
@@ -38,7 +39,6 @@ from canonical.inventory import MovementKind, StockPosition
 from store.db import Store
 from store.inventory import Movement
 from store.migrate import upgrade
-from store.models import Base
 from tests.dbutil import fresh_database_url, postgres_url
 
 # A day ahead of the wall clock: the seed's import counts every position at the time it runs, and

@@ -20,9 +20,10 @@ from activities.inventory import InventoryActivities
 from adapters.channels.port import ChannelPort
 from adapters.erp.inventory import InventoryLedger
 from adapters.errors import PermanentError, RateLimitedError
+from backoffice.bootstrap import open_store
 from canonical import ChannelAvailability, InventoryEvent, Money, Shipment
 from canonical.documents import ChannelAck
-from store.bootstrap import open_store
+from orchestration.inventory_models import ChannelSyncInput, InventoryAdjustmentInput, SyncPolicy, SyncState
 from store.channel_stock import told
 from store.db import Store
 from tests.seed import seed_catalog
@@ -32,7 +33,6 @@ from workflows.inventory import (
     adjustment_workflow_id,
     sync_workflow_id,
 )
-from workflows.inventory_models import ChannelSyncInput, InventoryAdjustmentInput, SyncPolicy, SyncState
 
 CHANNELS = ["shopify", "amazon"]
 

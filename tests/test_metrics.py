@@ -34,6 +34,10 @@ import worker
 from api.inventory_metrics import SYNC_LAG_WORST, InventorySyncCollector
 from api.reconcile_metrics import FINDINGS, INVENTORY_ACCURACY, INVENTORY_ACCURACY_AT, ReconcileCollector
 from cli.logs import REDACTED, configure_logging, redact_secrets
+from orchestration import metrics as m
+from orchestration.client import ensure_inventory_syncs
+from orchestration.metrics import VisibilityGauges, register_visibility_collector, visibility_gauges
+from orchestration.models import OperatorRequest
 from replay import load_histories
 from settings import Settings
 from store.channel_stock import told
@@ -41,10 +45,6 @@ from tests.platform import platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
 from worker import WORKFLOWS, CorrelationInterceptor, connect_worker_client, worker_runtime
-from workflows import metrics as m
-from workflows.client import ensure_inventory_syncs
-from workflows.metrics import VisibilityGauges, register_visibility_collector, visibility_gauges
-from workflows.models import OperatorRequest
 from workflows.order_to_cash import OrderToCash
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,14 +16,14 @@ from temporalio.client import Client
 
 from adapters.erp.catalog import import_stock
 from adapters.payment.builtin import get_authorization
+from backoffice.erp import ErpSalesOrder
+from backoffice.tax import TaxDocument
+from backoffice.wms import list_fulfillment_orders
 from canonical import Money
-from store.erp import ErpSalesOrder
-from store.tax import TaxDocument
-from store.wms import list_fulfillment_orders
+from orchestration.models import OperatorRequest
 from tests.platform import platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
-from workflows.models import OperatorRequest
 from workflows.order_to_cash import OrderToCash
 
 NEW_YORK = {"address1": "350 5th Ave", "city": "New York", "province_code": "NY", "zip": "10118"}

@@ -13,15 +13,15 @@ from adapters.carrier.builtin import BuiltinCarrier
 from adapters.erp.builtin import get_sales_order, list_invoices, stock_levels
 from adapters.payment.builtin import get_authorization, list_captures
 from adapters.signing import as_poster
-from adapters.wms.simulator import WmsSimulator
+from backoffice.wms import list_fulfillment_orders
 from canonical import Address, Money
+from orchestration.models import AddressEdit, OperatorRequest
+from sandboxes.wms import WmsSimulator
 from settings import Faults, FaultSettings
 from store.db import Store
-from store.wms import list_fulfillment_orders
 from tests.platform import platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
-from workflows.models import AddressEdit, OperatorRequest
 from workflows.order_to_cash import OrderToCash
 
 OPERATOR = OperatorRequest(operator="test", reason="test")

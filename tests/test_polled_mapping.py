@@ -11,12 +11,12 @@ import pytest
 
 from adapters.channels.adobe_commerce import hold_reason as adobe_hold
 from adapters.channels.adobe_commerce import order_from_adobe_commerce
-from adapters.channels.adobe_commerce.sandbox import adobe_order
 from adapters.channels.amazon import hold_reason as amazon_hold
 from adapters.channels.amazon import order_from_amazon
-from adapters.channels.amazon.sandbox import amazon_order
 from adapters.channels.errors import MappingError
 from canonical import Money
+from sandboxes.adobe_commerce import adobe_order
+from sandboxes.amazon import amazon_order
 
 NOW = datetime(2026, 5, 1, 10, 15, tzinfo=UTC)
 AMZ = "111-0000001-0000001"

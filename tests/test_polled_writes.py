@@ -20,15 +20,22 @@ from temporalio.client import Client
 
 from activities.routing import channel_adapter
 from adapters.channels.adobe_commerce import AdobeCommerceClient, AdobeCommerceWriter
-from adapters.channels.adobe_commerce.sandbox import (
+from adapters.channels.adobe_commerce.writer import marker
+from adapters.channels.amazon import AmazonClient, AmazonWriter
+from adapters.channels.amazon.writer import package_reference_id, split_packages
+from adapters.channels.builtin import BuiltinChannel, list_notifications
+from adapters.channels.polled import PolledChannel
+from adapters.errors import PermanentError, RateLimitedError, TransientError
+from canonical import ChannelAvailability, Money, Shipment
+from canonical.fulfillment import ShipmentLine
+from orchestration.models import OperatorRequest
+from sandboxes.adobe_commerce import (
     TOKEN,
     AdobeCommerceSandbox,
     adobe_order,
     create_adobe_commerce_app,
 )
-from adapters.channels.adobe_commerce.writer import marker
-from adapters.channels.amazon import AmazonClient, AmazonWriter
-from adapters.channels.amazon.sandbox import (
+from sandboxes.amazon import (
     CLIENT_ID,
     CLIENT_SECRET,
     MARKETPLACE_US,
@@ -38,18 +45,11 @@ from adapters.channels.amazon.sandbox import (
     amazon_order,
     create_amazon_app,
 )
-from adapters.channels.amazon.writer import package_reference_id, split_packages
-from adapters.channels.app_server import AppServer
-from adapters.channels.builtin import BuiltinChannel, list_notifications
-from adapters.channels.polled import PolledChannel
-from adapters.errors import PermanentError, RateLimitedError, TransientError
-from canonical import ChannelAvailability, Money, Shipment
-from canonical.fulfillment import ShipmentLine
+from sandboxes.app_server import AppServer
 from settings import Settings
 from store.db import Store
 from tests.platform import Platform, platform
 from tests.seed import seed_catalog
-from workflows.models import OperatorRequest
 from workflows.order_to_cash import OrderToCash
 from workflows.schedules import start_poll
 

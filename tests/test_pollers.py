@@ -19,13 +19,14 @@ import httpx
 from temporalio.client import Client
 
 from adapters.channels.adobe_commerce import AdobeCommerceClient
-from adapters.channels.adobe_commerce.sandbox import (
+from orchestration.poll_models import PollResult
+from sandboxes.adobe_commerce import (
     TOKEN,
     AdobeCommerceSandbox,
     adobe_order,
     create_adobe_commerce_app,
 )
-from adapters.channels.amazon.sandbox import (
+from sandboxes.amazon import (
     CLIENT_ID,
     CLIENT_SECRET,
     REFRESH_TOKEN,
@@ -33,12 +34,11 @@ from adapters.channels.amazon.sandbox import (
     amazon_order,
     create_amazon_app,
 )
-from adapters.channels.app_server import AppServer
+from sandboxes.app_server import AppServer
 from store import findings as fs
 from store.reconcile import get_watermark
 from tests.platform import Platform, platform
 from tests.seed import seed_catalog
-from workflows.poll_models import PollResult
 from workflows.schedules import apply_schedules, describe_schedules, poll_schedule_id, start_poll
 
 FAST_PLANS = {"getOrders": (5.0, 50), "getOrder": (5.0, 50), "getOrderItems": (20.0, 100)}

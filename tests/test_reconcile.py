@@ -16,24 +16,24 @@ from typing import Any
 
 from temporalio.client import Client
 
-from adapters.channels.shopify.sandbox import (
+from adapters.payment.builtin import BuiltinPayment
+from backoffice.erp import find_sales_order
+from canonical import Money
+from orchestration.reconcile_models import Kind, ReconcileReport
+from sandboxes.shopify import (
     DEFAULT_ACCESS_TOKEN,
     FailureModes,
     SandboxServer,
     SandboxShop,
     WebhookDeliverer,
 )
-from adapters.payment.builtin import BuiltinPayment
-from canonical import Money
 from store import findings as fs
-from store.erp import find_sales_order
 from store.reconcile import latest_accuracy
 from tests import platform as rig
 from tests.platform import API, SHOPIFY_SECRET, Platform, platform
 from tests.seed import PRODUCTS, seed_catalog
 from tests.shopify_payloads import shopify_order
 from worker import run_worker
-from workflows.reconcile_models import Kind, ReconcileReport
 from workflows.schedules import describe_schedules, pause, schedule_id, start_reconcile
 
 

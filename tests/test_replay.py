@@ -10,8 +10,8 @@ from temporalio import workflow
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from orchestration.models import OrderToCashInput
 from replay import load_histories, replay
-from workflows.models import OrderToCashInput
 
 HISTORIES = Path(__file__).parent / "histories"
 

@@ -19,19 +19,19 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from adapters.channels.shopify.signature import sign as shopify_sign
 from adapters.erp.builtin import stock_levels
 from adapters.payment.builtin import list_captures, list_refunds
+from backoffice.channel import list_return_notices
+from backoffice.erp import get_rma, list_rmas
+from backoffice.tax import reversed_tax
 from canonical import Money, OrderState
 from canonical.returns import ReturnState
+from orchestration.client import ensure_inventory_syncs
+from orchestration.metrics import visibility_gauges
+from orchestration.models import OperatorRequest
 from settings import Faults, FaultSettings
-from store.channel import list_return_notices
 from store.channel_stock import told
-from store.erp import get_rma, list_rmas
-from store.tax import reversed_tax
 from tests.platform import SHOPIFY_SECRET, Platform, platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
-from workflows.client import ensure_inventory_syncs
-from workflows.metrics import visibility_gauges
-from workflows.models import OperatorRequest
 from workflows.return_to_refund import ReturnToRefund
 
 OPS = OperatorRequest(operator="ops", reason="fixed at the provider")

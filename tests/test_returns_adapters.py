@@ -33,13 +33,13 @@ from adapters.tax.builtin import BuiltinTax, reversed_tax, seed_default_rates
 from adapters.tax.port import TaxPort
 from adapters.wms.builtin import BuiltinWms
 from adapters.wms.port import WmsPort
+from backoffice.carrier import list_labels
+from backoffice.wms import list_return_inbounds
 from canonical import Address, InvoiceAmounts, Money, Order, invoice_for_shipment
 from canonical.documents import RmaLine
 from canonical.returns import DispositionLine, ReturnLine, ReturnNotice, credit_for_return
 from settings import FaultSettings
-from store.carrier import list_labels
 from store.db import Store
-from store.wms import list_return_inbounds
 from tests.test_erp_builtin import line, make_order, new_customer, seed, shipment
 
 WH = "WH-EAST"

@@ -16,22 +16,22 @@ from typing import Any
 import httpx
 
 from adapters.carrier.builtin import BuiltinCarrier
-from adapters.carrier.simulator import CarrierSimulator
 from adapters.carrier.webhook import TrackingWebhook, parse_tracking_target
 from adapters.channels.shopify.admin import ShopifyAdminChannel, is_platform_refund
-from adapters.channels.shopify.demo_orders import demo_catalog, demo_stock, generate_orders
-from adapters.channels.shopify.sandbox import DEFAULT_ACCESS_TOKEN, SandboxShop, create_sandbox_app
 from adapters.signing import SIGNATURE_HEADER, sign, verify_signature
 from adapters.wms.builtin import BuiltinWms
-from adapters.wms.simulator import WmsSimulator
 from adapters.wms.webhook import ReturnReceivedWebhook, ReturnReceivedWebhookLine, parse_return_receipt
+from backoffice.bootstrap import open_store
+from backoffice.wms import list_return_inbounds
 from canonical import Address, Money, TrackingEvent
 from canonical.documents import RmaLine
 from canonical.returns import ReturnLine, ReturnNotice, ReturnReceipt, return_workflow_id
+from sandboxes.carrier import CarrierSimulator
+from sandboxes.shopify import DEFAULT_ACCESS_TOKEN, SandboxShop, create_sandbox_app
+from sandboxes.shopify.demo_orders import demo_catalog, demo_stock, generate_orders
+from sandboxes.wms import WmsSimulator
 from settings import Settings
 from store import inbox
-from store.bootstrap import open_store
-from store.wms import list_return_inbounds
 from tests.test_inbox import api, down, entry, inbox_id, settings_for
 from tests.test_simulators import CARRIER_URL, WMS_URL, FakePlatform, quick_settings, until
 

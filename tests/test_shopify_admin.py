@@ -13,11 +13,11 @@ import pytest
 
 from adapters.channels.port import ChannelPort
 from adapters.channels.shopify.admin import ItemSkus, ShopifyAdminChannel
-from adapters.channels.shopify.demo_orders import demo_catalog, demo_stock, generate_orders
 from adapters.channels.shopify.mapping import order_from_shopify
-from adapters.channels.shopify.sandbox import DEFAULT_ACCESS_TOKEN, SandboxShop, create_sandbox_app
 from adapters.errors import PermanentError, RateLimitedError, TransientError
 from canonical import ChannelAvailability, Money, Shipment, ShipmentLine
+from sandboxes.shopify import DEFAULT_ACCESS_TOKEN, SandboxShop, create_sandbox_app
+from sandboxes.shopify.demo_orders import demo_catalog, demo_stock, generate_orders
 
 BASE = "https://sandbox.myshopify.com"
 SKUS = [(row["sku"], Decimal(row["price"])) for row in demo_catalog()]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from adapters.channels.shopify.sandbox import DEFAULT_ACCESS_TOKEN, SandboxServer, SandboxShop
 from canonical import Money
+from sandboxes.shopify import DEFAULT_ACCESS_TOKEN, SandboxServer, SandboxShop
 from store import inbox
 from tests.platform import platform
 from tests.seed import PRODUCTS, seed_catalog

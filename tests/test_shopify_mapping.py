@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from adapters.channels.errors import MappingError
-from adapters.channels.shopify.demo_orders import demo_catalog, demo_stock, generate_orders
 from adapters.channels.shopify.mapping import order_from_shopify
 from canonical import Money, Order, normalise_email, normalise_phone
+from sandboxes.shopify.demo_orders import demo_catalog, demo_stock, generate_orders
 
 FIXTURES = Path(__file__).parent / "fixtures" / "shopify"
 

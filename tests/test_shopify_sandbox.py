@@ -15,9 +15,9 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 
-from adapters.channels.shopify.demo_orders import demo_catalog, demo_stock, generate_orders
 from adapters.channels.shopify.mapping import order_from_shopify
-from adapters.channels.shopify.sandbox import (
+from adapters.channels.shopify.signature import sign, verify
+from sandboxes.shopify import (
     DEFAULT_ACCESS_TOKEN,
     FailureModes,
     SandboxServer,
@@ -28,7 +28,7 @@ from adapters.channels.shopify.sandbox import (
     create_sandbox_app,
     recording_poster,
 )
-from adapters.channels.shopify.signature import sign, verify
+from sandboxes.shopify.demo_orders import demo_catalog, demo_stock, generate_orders
 
 SECRET = "shpss_test_secret"
 API = "/admin/api/2025-07"

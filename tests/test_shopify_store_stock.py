@@ -16,10 +16,11 @@ import pytest
 from pydantic import ValidationError
 from temporalio.client import Client
 
-from adapters.channels.shopify.sandbox import DEFAULT_ACCESS_TOKEN, SandboxServer, SandboxShop
-from adapters.channels.shopify.sandbox.shop import DEFAULT_LOCATIONS
 from adapters.channels.shopify.stock import TOPIC
 from adapters.erp.inventory import InventoryLedger
+from orchestration.client import ensure_inventory_syncs
+from sandboxes.shopify import DEFAULT_ACCESS_TOKEN, SandboxServer, SandboxShop
+from sandboxes.shopify.shop import DEFAULT_LOCATIONS
 from settings import Settings
 from store import inbox
 from store.channel_stock import told
@@ -27,7 +28,6 @@ from store.db import Store
 from store.inventory import Movement
 from tests.platform import Platform, platform
 from tests.seed import seed_catalog
-from workflows.client import ensure_inventory_syncs
 
 STORE = "STORE-1"
 

@@ -14,17 +14,17 @@ import httpx
 import pytest
 
 from adapters.carrier.builtin import BuiltinCarrier
-from adapters.carrier.simulator import CarrierSimulator
 from adapters.carrier.webhook import parse_tracking
 from adapters.signing import SIGNATURE_HEADER, sign, verify_signature
 from adapters.wms.builtin import BuiltinWms
-from adapters.wms.simulator import WmsSimulator
 from adapters.wms.webhook import parse_shipment
+from backoffice.carrier import list_carrier_webhooks, list_labels
+from backoffice.wms import get_fulfillment_order, list_fulfillment_orders, list_wms_webhooks
 from canonical import Address, FulfillmentLine, FulfillmentRequest
+from sandboxes.carrier import CarrierSimulator
+from sandboxes.wms import WmsSimulator
 from settings import Settings
-from store.carrier import list_carrier_webhooks, list_labels
 from store.db import Store
-from store.wms import get_fulfillment_order, list_fulfillment_orders, list_wms_webhooks
 
 API = "http://api.test"
 WMS_URL = f"{API}/webhooks/wms/builtin"

@@ -29,20 +29,20 @@ from temporalio.worker import Worker
 from activities.routing import build_adapters
 from adapters.channels.shopify.signature import sign as shopify_sign
 from api.app import create_app
+from backoffice.bootstrap import open_store
+from backoffice.payment import list_captures
 from canonical import OrderState
 from cli.stack import run_simulators
 from devserver import start_dev_server
+from orchestration.client import connect
 from settings import Settings
 from store import inbox
-from store.bootstrap import open_store
 from store.db import Store
-from store.payment import list_captures
 from tests.platform import API, SHOPIFY_SECRET
 from tests.platform import test_settings as platform_settings
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
 from worker import build_worker
-from workflows.client import connect
 from workflows.order_to_cash import OrderToCash
 
 ORDERS = 10

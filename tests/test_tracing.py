@@ -20,12 +20,12 @@ import tracing
 from api.app import create_app
 from api.relay import InboxRelay
 from api.tracing_middleware import TracingMiddleware
+from orchestration.client import connect
 from settings import Settings
 from tests.platform import platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
 from worker import connect_worker_client
-from workflows.client import connect
 
 CID = tracing.CORRELATION_ATTRIBUTE
 

@@ -39,11 +39,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from devserver import temporal_cli
+from orchestration import search_attributes as sa
 from tests.dbutil import fresh_database_url
 from tests.platform import Platform, platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
-from workflows import search_attributes as sa
 
 CHROMIUM = os.environ.get("RETAIL_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = os.environ.get("RETAIL_UI_SCREENSHOTS")

@@ -14,10 +14,15 @@ from adapters.errors import PermanentError
 from adapters.faults import FaultInjector
 from adapters.wms.builtin import BuiltinWms
 from adapters.wms.port import WmsPort
+from backoffice.wms import (
+    FulfillmentOrder,
+    get_fulfillment_order,
+    list_fulfillment_orders,
+    parse_fulfillment_id,
+)
 from canonical import Address, FulfillmentLine, FulfillmentRequest
 from settings import FaultSettings
 from store.db import Base, Store
-from store.wms import FulfillmentOrder, get_fulfillment_order, list_fulfillment_orders, parse_fulfillment_id
 
 SHIP_TO = Address(name="Ada Lovelace", line1="1 Analytical Way", city="Portland", region="OR", country="US")
 

@@ -17,11 +17,11 @@ from temporalio.client import Client
 
 from adapters.erp.inventory import InventoryLedger
 from adapters.signing import signed_headers
+from orchestration.client import ensure_inventory_syncs
 from store.channel_stock import told
 from store.inventory import Movement
 from tests.platform import Platform, platform
 from tests.seed import seed_catalog
-from workflows.client import ensure_inventory_syncs
 
 URL = "/webhooks/wms/builtin"
 SECRET = "wms_sandbox_secret"  # the default RETAIL_WMS_WEBHOOK_SECRET

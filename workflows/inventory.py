@@ -21,7 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities import names
     from canonical import ChannelAvailability, StockPosition
-    from workflows.inventory_models import (
+    from orchestration.inventory_models import (
         ChannelSyncInput,
         InventoryAdjustmentInput,
         MismatchResolution,
@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         adjustment_workflow_id,
         sync_workflow_id,
     )
-    from workflows.models import OperatorRequest
+    from orchestration.models import OperatorRequest
 
 __all__ = ["ChannelInventorySync", "InventoryAdjustment", "adjustment_workflow_id", "sync_workflow_id"]
 

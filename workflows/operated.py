@@ -10,7 +10,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from canonical import Attention, OperatorAction, StepRecord
     from canonical.state import OperatorActionKind
-    from workflows.models import OperatorRequest
+    from orchestration.models import OperatorRequest
 
 
 class Operated:

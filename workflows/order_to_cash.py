@@ -60,11 +60,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from canonical.edits import EditDiff, OrderEdit, diff_edit, reduce_order
     from canonical.returns import ReturnContext
-    from workflows import search_attributes as sa
+    from orchestration import search_attributes as sa
+    from orchestration.metrics import OrderMetrics, Resolution
+    from orchestration.models import AddressEdit, CancelRequest, OperatorRequest, OrderToCashInput
     from workflows import steps
     from workflows.channel_shipments import CHANNEL_TRACKING, split_fulfillment
-    from workflows.metrics import OrderMetrics, Resolution
-    from workflows.models import AddressEdit, CancelRequest, OperatorRequest, OrderToCashInput
     from workflows.operated import Operated
 
 T = TypeVar("T")

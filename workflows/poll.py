@@ -15,8 +15,8 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import names
-    from workflows.poll_models import PollChunk, PollInput, PollResult
-    from workflows.reconcile_models import Window
+    from orchestration.poll_models import PollChunk, PollInput, PollResult
+    from orchestration.reconcile_models import Window
 
 __all__ = ["PollOrders"]
 

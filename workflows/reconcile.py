@@ -18,7 +18,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import names
-    from workflows.reconcile_models import (
+    from orchestration.reconcile_models import (
         InventoryPage,
         InventoryResult,
         OrdersResult,

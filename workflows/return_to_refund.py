@@ -49,12 +49,12 @@ with workflow.unsafe.imports_passed_through():
         credit_for_return,
         plan_refunds,
     )
-    from workflows import search_attributes as sa
+    from orchestration import search_attributes as sa
+    from orchestration.metrics import ReturnMetrics
+    from orchestration.models import OperatorRequest
+    from orchestration.returns_models import ReturnInput
     from workflows import steps
-    from workflows.metrics import ReturnMetrics
-    from workflows.models import OperatorRequest
     from workflows.operated import Operated
-    from workflows.returns_models import ReturnInput
 
 T = TypeVar("T")
 

@@ -30,11 +30,11 @@ from temporalio.client import (
     WorkflowHandle,
 )
 
+from orchestration.poll_models import PollInput, PollResult
+from orchestration.reconcile_models import KINDS, Kind, ReconcileInput, ReconcilePolicy, ReconcileReport
 from settings import Settings
 from workflows.poll import PollOrders
-from workflows.poll_models import PollInput, PollResult
 from workflows.reconcile import ReconcileInventory, ReconcileOrders, ReconcileSettlement
-from workflows.reconcile_models import KINDS, Kind, ReconcileInput, ReconcilePolicy, ReconcileReport
 
 WORKFLOWS: dict[Kind, Any] = {
     "orders": ReconcileOrders.run,

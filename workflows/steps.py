@@ -12,7 +12,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import ProcessingPolicy
+    from orchestration.models import ProcessingPolicy
 
 T = TypeVar("T")
 

@@ -16,11 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
 from adapters.store_calls import in_thread
+from backoffice.carrier import CarrierLabel, CarrierReturnLabel
 from canonical import Address
 from canonical.documents import Label
-from store.carrier import CarrierLabel, CarrierReturnLabel
+from store.columns import utcnow
 from store.db import Store
-from store.wms import utcnow
 
 SYSTEM = "carrier"
 CARRIER_NAME = "builtin"

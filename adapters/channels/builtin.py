@@ -19,10 +19,7 @@ from adapters.channels.port import ChannelOrder, ChannelOrderPage
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
 from adapters.store_calls import in_thread
-from canonical import ChannelAvailability, Money, Shipment
-from canonical.documents import ChannelAck
-from canonical.returns import ReturnNotice
-from store.channel import (
+from backoffice.channel import (
     ChannelNotification,
     ChannelReturnNotice,
     Notification,
@@ -31,6 +28,9 @@ from store.channel import (
     list_return_notices,
     utcnow,
 )
+from canonical import ChannelAvailability, Money, Shipment
+from canonical.documents import ChannelAck
+from canonical.returns import ReturnNotice
 from store.channel_stock import told
 from store.db import Store
 

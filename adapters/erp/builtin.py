@@ -25,22 +25,7 @@ from adapters import store_calls
 from adapters.erp.inventory import move
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
-from canonical import Address, Customer, InvoiceAmounts, Money, Order, Shipment
-from canonical.documents import (
-    Allocation,
-    BackorderLine,
-    CancelAck,
-    CreditMemoAck,
-    CustomerRef,
-    InvoiceAck,
-    ReturnReceiptAck,
-    RmaAck,
-    RmaLine,
-    SalesOrderAck,
-)
-from canonical.returns import DispositionLine
-from store.db import Store
-from store.erp import (
+from backoffice.erp import (
     ACCOUNTS_RECEIVABLE,
     INVENTORY,
     INVENTORY_WRITE_OFF,
@@ -75,6 +60,21 @@ from store.erp import (
     stock_levels,
     utcnow,
 )
+from canonical import Address, Customer, InvoiceAmounts, Money, Order, Shipment
+from canonical.documents import (
+    Allocation,
+    BackorderLine,
+    CancelAck,
+    CreditMemoAck,
+    CustomerRef,
+    InvoiceAck,
+    ReturnReceiptAck,
+    RmaAck,
+    RmaLine,
+    SalesOrderAck,
+)
+from canonical.returns import DispositionLine
+from store.db import Store
 
 __all__ = [
     "BuiltinErp",

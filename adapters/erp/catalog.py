@@ -24,9 +24,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from adapters.erp.inventory import import_run_id, move
+from backoffice.erp import ErpItem, ErpStock
 from canonical.money import Money
 from store.db import Store
-from store.erp import ErpItem, ErpStock
 
 Row = Mapping[str, object]
 Source = Path | str | Iterable[Row]

@@ -40,9 +40,9 @@ from sqlalchemy.orm import Session
 
 from adapters.errors import PermanentError, TransientError
 from adapters.store_calls import store_errors
+from backoffice.erp import ErpItem, ErpStock
 from canonical.inventory import ChannelAvailability, InventoryEvent, MovementKind, StockPosition
 from store.db import Store
-from store.erp import ErpItem, ErpStock
 from store.inventory import (
     ChannelPolicy,
     InventoryChannelPolicy,

@@ -26,11 +26,7 @@ from sqlalchemy.orm import Session
 from adapters import store_calls
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
-from canonical import Money
-from canonical.documents import Authorization, Capture, PaymentRefund, PaymentVoid
-from canonical.returns import CaptureBalance
-from store.db import Store
-from store.payment import (
+from backoffice.payment import (
     PaymentAuthorization,
     PaymentCapture,
     PaymentIdempotencyKey,
@@ -40,6 +36,10 @@ from store.payment import (
     list_captures,
     list_refunds,
 )
+from canonical import Money
+from canonical.documents import Authorization, Capture, PaymentRefund, PaymentVoid
+from canonical.returns import CaptureBalance
+from store.db import Store
 
 __all__ = ["DECLINE_REFERENCE", "BuiltinPayment", "get_authorization", "list_captures", "list_refunds"]
 

@@ -22,10 +22,7 @@ from sqlalchemy.orm import Session
 from adapters import store_calls
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
-from canonical import Address, InvoiceAmounts, Money, Order
-from canonical.documents import TaxCommit, TaxLineQuote, TaxQuote, TaxReversal, TaxVoid
-from store.db import Store
-from store.tax import (
+from backoffice.tax import (
     TaxCommitRecord,
     TaxDocument,
     TaxRate,
@@ -38,6 +35,9 @@ from store.tax import (
     seed_default_rates,
     utcnow,
 )
+from canonical import Address, InvoiceAmounts, Money, Order
+from canonical.documents import TaxCommit, TaxLineQuote, TaxQuote, TaxReversal, TaxVoid
+from store.db import Store
 
 __all__ = [
     "BuiltinTax",

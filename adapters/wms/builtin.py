@@ -14,10 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from adapters.errors import PermanentError
 from adapters.faults import FaultInjector
 from adapters.store_calls import in_thread
-from canonical import FulfillmentRequest
-from canonical.documents import FulfillmentAck, FulfillmentCancel, ReturnExpected, RmaLine
-from store.db import Store
-from store.wms import (
+from backoffice.wms import (
     CANCELLABLE,
     FulfillmentOrder,
     FulfillmentOrderLine,
@@ -25,9 +22,11 @@ from store.wms import (
     ReturnInbound,
     ReturnInboundLine,
     parse_fulfillment_id,
-    rowcount,
-    utcnow,
 )
+from canonical import FulfillmentRequest
+from canonical.documents import FulfillmentAck, FulfillmentCancel, ReturnExpected, RmaLine
+from store.columns import rowcount, utcnow
+from store.db import Store
 
 SYSTEM = "wms"
 T = TypeVar("T")

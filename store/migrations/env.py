@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from alembic import context
 
-import store.models
+import backoffice.models
 from store.db import make_engine
 
 config = context.config
-target_metadata = store.models.Base.metadata
+# One database, one migration history: the platform's tables and the builtin back office's.
+target_metadata = backoffice.models.Base.metadata
 
 
 def run_migrations_online() -> None:

@@ -5,7 +5,7 @@ Revision ID: 0002_ledgers
 Revises: 0001_baseline
 Create Date: 2026-11-26
 
-Hand-written to mirror store/erp.py, store/tax.py and store/payment.py; a test compares the
+Hand-written to mirror backoffice/erp.py, backoffice/tax.py and backoffice/payment.py; a test compares the
 migrated schema with the models.
 """
 

@@ -7,8 +7,8 @@ Create Date: 2026-11-27
 
 A branch of its own (store.migrate upgrades "heads"): foreign keys only between this branch's
 own tables; sales orders, tax documents and labels are named by their public ids. Hand-written
-to mirror store/erp.py, store/tax.py, store/wms.py, store/carrier.py and store/channel.py; the
-schema tests compare the migrated schema with the models.
+to mirror backoffice/erp.py, backoffice/tax.py, backoffice/wms.py, backoffice/carrier.py and
+backoffice/channel.py; the schema tests compare the migrated schema with the models.
 """
 
 from collections.abc import Sequence

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from canonical.returns import ReturnRequest, ShippingRefund
-from workflows.models import ProcessingPolicy
+from orchestration.models import ProcessingPolicy
 
 
 class ReturnPolicy(BaseModel):

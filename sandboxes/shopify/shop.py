@@ -9,7 +9,7 @@ it hands out are deep copies, never its own records.
 Changes fire events (``orders/create``, ``orders/updated``, ``orders/cancelled``,
 ``fulfillments/create``, ``fulfillments/update``, ``refunds/create``,
 ``inventory_levels/update``) to subscribers such as
-:class:`~adapters.channels.shopify.sandbox.webhooks.WebhookDeliverer`, in the order they
+:class:`~sandboxes.shopify.webhooks.WebhookDeliverer`, in the order they
 happened, each with the resource's JSON frozen at trigger time (Shopify retries deliver the
 original payload).
 
@@ -32,7 +32,8 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from adapters.channels.shopify.sandbox.ratelimit import (
+from canonical.money import minor_units, quantum
+from sandboxes.shopify.ratelimit import (
     DEFAULT_BUCKET_SIZE,
     DEFAULT_COST_MAXIMUM,
     DEFAULT_COST_RESTORE_PER_S,
@@ -40,7 +41,6 @@ from adapters.channels.shopify.sandbox.ratelimit import (
     CostBucket,
     LeakyBucket,
 )
-from canonical.money import minor_units, quantum
 
 Json = dict[str, Any]
 ErrorBody = str | dict[str, list[str]]

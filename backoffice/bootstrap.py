@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from backoffice.tax import list_rates, seed_default_rates
 from store.db import Store
 from store.migrate import upgrade
-from store.tax import list_rates, seed_default_rates
 
 
 def open_store(url: str) -> Store:

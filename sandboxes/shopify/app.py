@@ -30,8 +30,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.channels.shopify.demo_orders import demo_catalog, generate_orders
-from adapters.channels.shopify.sandbox.shop import (
+from sandboxes.shopify.demo_orders import demo_catalog, generate_orders
+from sandboxes.shopify.shop import (
     Json,
     SandboxShop,
     ShopError,

@@ -27,20 +27,18 @@ import tracing
 from canonical import Acceptance, InventoryEvent, Order, OrderState
 from canonical.edits import OrderEdit
 from canonical.returns import ReturnContext, ReturnRequest, ReturnState
-from settings import Settings
-from workflows import search_attributes as sa
-from workflows.inventory import ChannelInventorySync, InventoryAdjustment
-from workflows.inventory_models import (
+from orchestration import names
+from orchestration import search_attributes as sa
+from orchestration.inventory_models import (
     ChannelSyncInput,
     InventoryAdjustmentInput,
     SyncPolicy,
     adjustment_workflow_id,
     sync_workflow_id,
 )
-from workflows.models import OrderToCashInput, ProcessingPolicy
-from workflows.order_to_cash import OrderToCash
-from workflows.return_to_refund import ReturnToRefund
-from workflows.returns_models import ReturnInput, ReturnPolicy
+from orchestration.models import OrderToCashInput, ProcessingPolicy
+from orchestration.returns_models import ReturnInput, ReturnPolicy
+from settings import Settings
 
 
 async def connect(settings: Settings) -> Client:
@@ -106,24 +104,27 @@ async def start_order_and_wait(
 ) -> Acceptance | None:
     """Start the order (update-with-start: one round trip) and wait up to ``timeout_s`` for the
     ERP's acceptance; None when it takes longer (the order carries on regardless)."""
-    op = WithStartWorkflowOperation(
-        OrderToCash.run,
+    op: WithStartWorkflowOperation[Any, OrderState] = WithStartWorkflowOperation(
+        names.ORDER_TO_CASH,
         _order_input(order, settings, correlation_id),
+        result_type=OrderState,
         **_order_start(order, settings, correlation_id),
     )
     try:
         handle = await client.start_update_with_start_workflow(
-            OrderToCash.accepted, start_workflow_operation=op, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+            names.ORDER_ACCEPTED,
+            start_workflow_operation=op,
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            result_type=Acceptance,
         )
     except WorkflowAlreadyStartedError:  # a duplicate of an order that has finished
-        state = await client.get_workflow_handle_for(OrderToCash.run, order.workflow_id).query(
-            OrderToCash.state
-        )
+        state = await order_handle(client, order.workflow_id).query(names.ORDER_STATE, result_type=OrderState)
         return Acceptance(status=state.status, erp_order_id=state.erp_order_id)
     try:
-        return await handle.result(rpc_timeout=timedelta(seconds=timeout_s))
+        accepted: Acceptance = await handle.result(rpc_timeout=timedelta(seconds=timeout_s))
     except WorkflowUpdateRPCTimeoutOrCancelledError:
         return None
+    return accepted
 
 
 async def start_order(
@@ -132,7 +133,7 @@ async def start_order(
     settings: Settings,
     correlation_id: str | None = None,
     edit: OrderEdit | None = None,
-) -> WorkflowHandle[OrderToCash, OrderState]:
+) -> WorkflowHandle[Any, OrderState]:
     """Start OrderToCash for the order, or find the one already running (duplicate delivery).
 
     The workflow ID is deterministic, so concurrent duplicates race for the same ID and exactly
@@ -142,17 +143,23 @@ async def start_order(
     """
     cid = correlation_id or uuid.uuid4().hex
     signal: dict[str, Any] = (
-        {} if edit is None else {"start_signal": "order_updated", "start_signal_args": [edit]}
+        {} if edit is None else {"start_signal": names.ORDER_UPDATED, "start_signal_args": [edit]}
     )
     try:
         return await client.start_workflow(
-            OrderToCash.run,
+            names.ORDER_TO_CASH,
             _order_input(order, settings, cid),
+            result_type=OrderState,
             **_order_start(order, settings, cid),
             **signal,
         )
     except WorkflowAlreadyStartedError:
-        return client.get_workflow_handle_for(OrderToCash.run, order.workflow_id)
+        return order_handle(client, order.workflow_id)
+
+
+def order_handle(client: Client, workflow_id: str) -> WorkflowHandle[Any, OrderState]:
+    """The handle of an order's workflow (``order-<channel>-<external id>``)."""
+    return client.get_workflow_handle(workflow_id, result_type=OrderState)
 
 
 async def ensure_inventory_syncs(client: Client, settings: Settings) -> None:
@@ -165,7 +172,7 @@ async def ensure_inventory_syncs(client: Client, settings: Settings) -> None:
     )
     for channel in settings.inventory_channels:
         await client.start_workflow(
-            ChannelInventorySync.run,
+            names.CHANNEL_INVENTORY_SYNC,
             ChannelSyncInput(
                 channel=channel,
                 policy=policy,
@@ -191,7 +198,7 @@ async def submit_inventory_event(
     )
     try:
         handle = await client.start_workflow(
-            InventoryAdjustment.run,
+            names.INVENTORY_ADJUSTMENT,
             InventoryAdjustmentInput(
                 event=event,
                 channels=list(settings.inventory_channels),
@@ -232,14 +239,15 @@ def return_summary(req: ReturnRequest) -> str:
 
 async def start_return(
     client: Client, req: ReturnRequest, settings: Settings, correlation_id: str | None = None
-) -> WorkflowHandle[ReturnToRefund, ReturnState]:
+) -> WorkflowHandle[Any, ReturnState]:
     """Start ReturnToRefund, or find the one with the same id (a duplicate never starts a second
     return, even after the first has closed)."""
     cid = correlation_id or uuid.uuid4().hex
     try:
         return await client.start_workflow(
-            ReturnToRefund.run,
+            names.RETURN_TO_REFUND,
             ReturnInput(request=req, policy=return_policy_from(settings, req.channel), correlation_id=cid),
+            result_type=ReturnState,
             id=req.workflow_id,
             task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -256,15 +264,18 @@ async def start_return(
             static_details=f"Correlation ID {cid}",
         )
     except WorkflowAlreadyStartedError:
-        return client.get_workflow_handle_for(ReturnToRefund.run, req.workflow_id)
+        return client.get_workflow_handle(req.workflow_id, result_type=ReturnState)
 
 
 async def order_return_context(client: Client, order_key: str) -> ReturnContext | None:
     """What a return of the order would be checked against; None when there is no such order."""
     wf_id = order_key if order_key.startswith("order-") else f"order-{order_key}"
     try:
-        return await client.get_workflow_handle_for(OrderToCash.run, wf_id).query(OrderToCash.return_context)
+        ctx: ReturnContext = await order_handle(client, wf_id).query(
+            names.ORDER_RETURN_CONTEXT, result_type=ReturnContext
+        )
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return None
         raise
+    return ctx

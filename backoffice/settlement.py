@@ -20,9 +20,9 @@ from decimal import Decimal
 
 from sqlalchemy import and_, or_, select, tuple_
 
+from backoffice.erp import ErpInvoice, ErpSalesOrder
+from backoffice.payment import PaymentIdempotencyKey
 from store.db import Store
-from store.erp import ErpInvoice, ErpSalesOrder
-from store.payment import PaymentIdempotencyKey
 
 # Keys of the order workflow's payment steps; ':rN' marks an operator's retry of the step.
 _STEP = re.compile(r"^(?P<wf>order-.+?):(?P<step>capture|refund|authorize)(?::(?P<sid>.+?))?(?::r\d+)?$")

@@ -15,10 +15,10 @@ import asyncio
 import contextlib
 from types import TracebackType
 
-from adapters.channels.app_server import AppServer
-from adapters.channels.shopify.sandbox.app import create_sandbox_app
-from adapters.channels.shopify.sandbox.shop import SandboxShop
-from adapters.channels.shopify.sandbox.webhooks import WebhookDeliverer
+from sandboxes.app_server import AppServer
+from sandboxes.shopify.app import create_sandbox_app
+from sandboxes.shopify.shop import SandboxShop
+from sandboxes.shopify.webhooks import WebhookDeliverer
 
 
 class SandboxServer(AppServer):

@@ -1,33 +1,30 @@
 """The builtin warehouse's tables: fulfillment orders, their lines, and the outbox of signed
 webhooks the warehouse owes the platform.
 
-Also the pieces the carrier tables share (an aware-UTC datetime type and the outbox columns
-and operations), because both builtin systems report by webhook the same way.
+Also the outbox columns and operations the carrier tables share, because both builtin systems
+report by webhook the same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar, cast, get_args
 
 from sqlalchemy import (
     JSON,
     CheckConstraint,
-    CursorResult,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
-    TypeDecorator,
     select,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload
 
+from store.columns import UtcDateTime, rowcount
 from store.db import Base, Store
 
 FulfillmentStatus = Literal["released", "picking", "packed", "shipped", "cancelled"]
@@ -35,34 +32,6 @@ FULFILLMENT_STATUSES: tuple[str, ...] = get_args(FulfillmentStatus)
 CANCELLABLE: tuple[str, ...] = ("released", "picking")
 
 FULFILLMENT_ID_PREFIX = "FO-"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on both databases.
-
-    PostgreSQL keeps ``timestamptz``; SQLite has no time zones, so values are stored as naive
-    UTC (which also keeps its text comparisons in order) and come back aware.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: the store only takes aware (UTC) datetimes")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def format_fulfillment_id(pk: int) -> str:
@@ -256,10 +225,6 @@ def due_webhooks(s: Session, model: type[OutboxT], now: datetime, limit: int = 1
         .limit(limit)
     )
     return list(s.scalars(stmt))
-
-
-def rowcount(result: Any) -> int:
-    return cast(CursorResult[Any], result).rowcount
 
 
 def claim_webhook(

@@ -21,9 +21,9 @@ from decimal import Decimal
 
 from sqlalchemy import or_, select
 
+from backoffice.erp import ErpCreditMemo, ErpRma
+from backoffice.payment import PaymentIdempotencyKey
 from store.db import Store
-from store.erp import ErpCreditMemo, ErpRma
-from store.payment import PaymentIdempotencyKey
 
 RETURN_PREFIX = "return-"
 CHUNK = 200

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows.reconcile_models import ReconcilePolicy
+from orchestration.reconcile_models import ReconcilePolicy
 
 WATERMARK_KIND = "poll"
 """Pollers keep their own watermark per channel, apart from reconciliation's."""

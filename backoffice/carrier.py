@@ -10,8 +10,9 @@ from typing import Any, Literal, cast, get_args
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from backoffice.wms import WebhookOutboxMixin, WebhookRecord
+from store.columns import UtcDateTime, rowcount
 from store.db import Base, Store
-from store.wms import UtcDateTime, WebhookOutboxMixin, WebhookRecord, rowcount
 
 LabelStatus = Literal["label_created", "in_transit", "delivered"]
 LABEL_STATUSES: tuple[str, ...] = get_args(LabelStatus)

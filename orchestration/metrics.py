@@ -31,7 +31,7 @@ from temporalio.runtime import PrometheusConfig
 
 from canonical import OrderStatus
 from canonical.returns import ReturnStatus
-from workflows import search_attributes as sa
+from orchestration import search_attributes as sa
 
 log = structlog.get_logger("metrics")
 

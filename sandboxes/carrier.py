@@ -19,19 +19,18 @@ from sqlalchemy import func, select, update
 
 from adapters.carrier.webhook import EVENT_TRACKING, WEBHOOK_PATH, TrackingWebhook, tracking_event_id
 from adapters.signing import Poster, as_poster, deliver
-from canonical import TrackingStatus
-from settings import Settings
-from store.carrier import CarrierLabel, CarrierWebhookOutbox, return_key_of
-from store.db import Store
-from store.wms import (
+from backoffice.carrier import CarrierLabel, CarrierWebhookOutbox, return_key_of
+from backoffice.wms import (
     claim_webhook,
     due_webhooks,
     retry_delay,
-    rowcount,
-    utcnow,
     webhook_delivered,
     webhook_failed,
 )
+from canonical import TrackingStatus
+from settings import Settings
+from store.columns import rowcount, utcnow
+from store.db import Store
 
 log = structlog.get_logger(__name__)
 

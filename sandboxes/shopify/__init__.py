@@ -11,10 +11,10 @@
 The facts followed are in ``shared/contracts/shopify.md``; see docs/sandbox-storefront.md.
 """
 
-from adapters.channels.shopify.sandbox.app import create_sandbox_app
-from adapters.channels.shopify.sandbox.ratelimit import Admission, LeakyBucket
-from adapters.channels.shopify.sandbox.server import SandboxServer, run_sandbox, serve_sandbox
-from adapters.channels.shopify.sandbox.shop import (
+from sandboxes.shopify.app import create_sandbox_app
+from sandboxes.shopify.ratelimit import Admission, LeakyBucket
+from sandboxes.shopify.server import SandboxServer, run_sandbox, serve_sandbox
+from sandboxes.shopify.shop import (
     DEFAULT_ACCESS_TOKEN,
     DEFAULT_DOMAIN,
     Location,
@@ -22,7 +22,7 @@ from adapters.channels.shopify.sandbox.shop import (
     ShopError,
     ShopEvent,
 )
-from adapters.channels.shopify.sandbox.webhooks import (
+from sandboxes.shopify.webhooks import (
     ORDER_TOPICS,
     SHOPIFY_RETRY_DELAYS_S,
     DeliveryAttempt,

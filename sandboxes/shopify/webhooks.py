@@ -38,15 +38,15 @@ from typing import Literal
 
 import httpx
 
-from adapters.channels.shopify.sandbox.shop import (
+from adapters.channels.shopify.signature import sign
+from adapters.signing import Poster, as_poster
+from sandboxes.shopify.shop import (
     TOPIC_ORDER_CANCELLED,
     TOPIC_ORDER_CREATE,
     TOPIC_ORDER_UPDATED,
     SandboxShop,
     ShopEvent,
 )
-from adapters.channels.shopify.signature import sign
-from adapters.signing import Poster, as_poster
 
 ORDER_TOPICS: tuple[str, ...] = (TOPIC_ORDER_CREATE, TOPIC_ORDER_UPDATED, TOPIC_ORDER_CANCELLED)
 SHOPIFY_RETRY_DELAYS_S: tuple[float, ...] = (60, 120, 240, 480, 960, 1920, 3600, 7200)

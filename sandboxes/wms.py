@@ -34,12 +34,8 @@ from adapters.wms.webhook import (
     ShipmentWebhookLine,
     shipment_id_for,
 )
-from canonical import Address
-from canonical.documents import Label
-from settings import Settings
-from store.carrier import hand_over
-from store.db import Store
-from store.wms import (
+from backoffice.carrier import hand_over
+from backoffice.wms import (
     FulfillmentOrder,
     FulfillmentOrderLine,
     ReturnInbound,
@@ -50,11 +46,14 @@ from store.wms import (
     due_webhooks,
     format_fulfillment_id,
     retry_delay,
-    rowcount,
-    utcnow,
     webhook_delivered,
     webhook_failed,
 )
+from canonical import Address
+from canonical.documents import Label
+from settings import Settings
+from store.columns import rowcount, utcnow
+from store.db import Store
 
 log = structlog.get_logger(__name__)
 
