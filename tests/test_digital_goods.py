@@ -18,7 +18,8 @@ from tests.platform import platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
 from tests.test_returns import _books_agree, request_return, wait_status
-from workflows.order_to_cash import DIGITAL_SHIPMENT, OrderToCash
+from workflows.order_billing import DIGITAL_SHIPMENT
+from workflows.order_to_cash import OrderToCash
 
 
 def digital(payload: dict[str, Any], index: int, *, gift_card: bool = False) -> dict[str, Any]:
