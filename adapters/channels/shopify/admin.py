@@ -312,16 +312,7 @@ class ShopifyAdminChannel:
         for f in mine:
             for li in f.get("line_items") or []:
                 done[int(li["id"])] += int(li.get("quantity") or 0)
-        need: Counter[int] = Counter()
-        for line in shipment.lines:
-            if not line.line_id.isdigit():
-                raise PermanentError(
-                    f"shipment {shipment.shipment_id}: line {line.line_id!r} is not a Shopify line item id",
-                    reason="shopify_invalid",
-                    system=SYSTEM,
-                )
-            need[int(line.line_id)] += line.quantity
-        remaining = +(need - done)
+        remaining = +(self._line_quantities(shipment) - done)
         refs = [str(f["id"]) for f in mine]
         if remaining:
             fulfillment_orders = (await self._get(f"orders/{oid}/fulfillment_orders.json")).get(
@@ -347,10 +338,7 @@ class ShopifyAdminChannel:
         """Fulfil, without tracking, what is still open of the digital lines. What is not open
         is done already: Shopify fulfils gift cards itself, lines that need no shipping may have
         no fulfillment order, and a retry finds its own fulfillment made. So a replay is a no-op."""
-        need: Counter[int] = Counter()
-        for line in shipment.lines:
-            if line.line_id.isdigit():
-                need[int(line.line_id)] += line.quantity
+        need = self._line_quantities(shipment)
         fulfillment_orders = (await self._get(f"orders/{oid}/fulfillment_orders.json")).get(
             "fulfillment_orders"
         ) or []
@@ -368,6 +356,20 @@ class ShopifyAdminChannel:
             )
             refs.append(str(created["fulfillment"]["id"]))
         return ChannelAck(channel=self.name, reference=",".join(refs) or "nothing open to fulfil")
+
+    @staticmethod
+    def _line_quantities(shipment: Shipment) -> Counter[int]:
+        """Units per Shopify line item id; a line id that is not one is refused."""
+        need: Counter[int] = Counter()
+        for line in shipment.lines:
+            if not line.line_id.isdigit():
+                raise PermanentError(
+                    f"shipment {shipment.shipment_id}: line {line.line_id!r} is not a Shopify line item id",
+                    reason="shopify_invalid",
+                    system=SYSTEM,
+                )
+            need[int(line.line_id)] += line.quantity
+        return need
 
     def _allocate(
         self,
