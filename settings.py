@@ -226,6 +226,31 @@ class Settings(BaseSettings):
     )
     returns_label: bool = Field(True, description="buy a prepaid return label for warehouse returns")
 
+    # Which adapter serves each kind of system (adapters/registry.py); an unknown name stops the
+    # worker at start with the known ones.
+    erp: str = Field("builtin", description="the ERP adapter: builtin or tryton")
+    tax: str = Field("builtin", description="the tax engine adapter")
+    payment: str = Field("builtin", description="the payment adapter")
+    wms: str = Field("builtin", description="the warehouse adapter")
+    carrier: str = Field("builtin", description="the carrier adapter")
+    channel_adapters: dict[str, str] = Field(
+        default_factory=dict,
+        description='a channel\'s adapter, e.g. {"shopify": "shopify_admin"}; default by what is configured',
+    )
+
+    # Tryton as the ERP (docs/erp-tryton.md): JSON-RPC at tryton_url. `retail dev` starts trytond
+    # there (on a database of its own under data_dir) unless something already listens.
+    tryton_url: str = Field("http://127.0.0.1:8128", description="Tryton's web address (JSON-RPC)")
+    tryton_database: str = Field("retail", description="the Tryton database the platform books in")
+    tryton_user: str = "admin"
+    tryton_password: SecretStr = Field(SecretStr("admin"), description="the Tryton user's password")
+    tryton_database_url: str | None = Field(
+        None, description="postgresql://user@host:5432/ for the trytond the project starts; default SQLite"
+    )
+    tryton_timeout_s: float = Field(30.0, gt=0, description="one JSON-RPC call's timeout")
+    tryton_max_concurrency: int = Field(4, ge=1, description="JSON-RPC calls in flight at once per worker")
+    tryton_company_currency: str = "USD"
+
     # Inventory sync: one long-running workflow per channel pushes sellable stock.
     inventory_channels: list[str] = Field(
         default_factory=lambda: ["shopify"], description="channels whose stock the platform keeps in sync"

@@ -170,7 +170,7 @@ async def connect_worker_client(settings: Settings, runtime: Runtime | None = No
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    from activities.routing import build_adapters
+    from activities.routing import build_adapters, start_adapters
     from backoffice.bootstrap import open_store
     from orchestration.client import ensure_inventory_syncs
     from workflows.schedules import apply_schedules
@@ -178,7 +178,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     store = open_store(settings.store_url)
     runtime = worker_runtime(settings)
     client = await connect_worker_client(settings, runtime)
-    worker = build_worker(client, settings, build_adapters(settings, store))
+    adapters = build_adapters(settings, store)
+    await start_adapters(adapters)
+    worker = build_worker(client, settings, adapters)
     await ensure_inventory_syncs(client, settings)
     if settings.reconcile_schedules:
         await apply_schedules(client, settings)

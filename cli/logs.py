@@ -105,6 +105,9 @@ def configure_logging(level: str = "INFO", *, quiet_activity_failures: bool = Fa
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(lvl)
+    # One line per HTTP request to a vendor (Tryton's JSON-RPC: dozens per order) drowns what
+    # matters; the adapters log their own outcomes.
+    logging.getLogger("httpx").setLevel(max(lvl, logging.WARNING))
     if quiet_activity_failures:
         logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
         logging.getLogger("temporalio.worker._activity").setLevel(logging.ERROR)

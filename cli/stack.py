@@ -14,7 +14,7 @@ import structlog
 import uvicorn
 from temporalio.client import Client
 
-from activities.routing import build_adapters
+from activities.routing import build_adapters, start_adapters
 from adapters.carrier.builtin import BuiltinCarrier
 from adapters.faults import FaultInjector
 from api.app import create_app
@@ -25,6 +25,7 @@ from devserver import port_open, start_dev_server
 from orchestration.client import connect, ensure_inventory_syncs
 from sandboxes.carrier import CarrierSimulator
 from sandboxes.wms import WmsSimulator
+from services.tryton import TrytonServer, answers, server_for
 from settings import Settings
 from store.db import Store
 from worker import build_worker
@@ -66,6 +67,24 @@ async def run_simulators(
         await asyncio.gather(wms.run(stop), tracking.run(stop))
 
 
+def start_tryton(settings: Settings) -> TrytonServer | None:
+    """With RETAIL_ERP=tryton and nothing answering at RETAIL_TRYTON_URL, start trytond there on
+    a database of its own under the data dir (from the cached template: seconds after the
+    first time). None when Tryton is not the ERP or already runs."""
+    if settings.erp != "tryton" or answers(settings.tryton_url, settings.tryton_database):
+        return None
+    server = server_for(
+        settings.data_dir / "tryton",
+        settings.tryton_url,
+        settings.tryton_database,
+        settings.tryton_password.get_secret_value(),
+        settings.tryton_database_url,
+    )
+    log.info("starting trytond", url=settings.tryton_url, database=settings.tryton_database)
+    server.start()
+    return server
+
+
 @asynccontextmanager
 async def running_stack(
     settings: Settings, *, persist: bool = True, wms_extra_delay: dict[str, float] | None = None
@@ -85,6 +104,7 @@ async def running_stack(
             log=settings.data_dir / "temporal.log",
         )
     check_auth_setting(settings)
+    tryton = start_tryton(settings)
     store = open_store(settings.store_url)
     # One command must be enough on a laptop, without switching authentication off: each start
     # mints a key with every scope (the previous one is revoked) and prints it.
@@ -93,7 +113,9 @@ async def running_stack(
     tasks: list[asyncio.Task[None]] = []
     try:
         client = await connect(settings)
-        worker = build_worker(client, settings, build_adapters(settings, store))
+        adapters = build_adapters(settings, store)
+        await start_adapters(adapters)
+        worker = build_worker(client, settings, adapters)
         api = uvicorn.Server(
             uvicorn.Config(
                 create_app(settings, client),
@@ -123,6 +145,8 @@ async def running_stack(
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         store.dispose()
+        if tryton is not None:
+            tryton.stop()
         if server is not None:
             server.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):

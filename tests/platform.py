@@ -20,7 +20,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from activities.orders import Adapters
-from activities.routing import build_adapters
+from activities.routing import build_adapters, start_adapters
 from adapters.channels.shopify.signature import sign as shopify_sign
 from api.app import create_app
 from backoffice.bootstrap import open_store
@@ -142,6 +142,8 @@ async def platform(
         if maybe is not None:
             await maybe
     adapters = build_adapters(settings, store)
+    if worker:
+        await start_adapters(adapters)
     app = create_app(settings, client)
     stop = asyncio.Event()
     async with httpx.AsyncClient(

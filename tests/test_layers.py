@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "activities": BASE | {"tracing", "orchestration", "adapters", "store", "backoffice"},
     "workflows": BASE | {"orchestration", "activities"},
     "devserver": BASE | {"orchestration"},
+    "services": BASE,
 }
 # Alembic's environment and migrations are the one database's schema history, the builtin
 # back office's tables included.
@@ -107,3 +108,24 @@ def test_the_client_starts_and_reads_workflows_by_their_own_names() -> None:
     assert names.ORDER_ACCEPTED in order.updates
     assert {names.ORDER_STATE, names.ORDER_RETURN_CONTEXT} <= set(order.queries)
     assert names.ORDER_UPDATED in order.signals
+
+
+def _imports_any(path: Path, names: set[str]) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] in names for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in names:
+            return True
+    return False
+
+
+def test_only_the_tryton_bootstrap_imports_trytond() -> None:
+    """The platform talks to Tryton over the network like any cloud ERP: only the script run
+    inside trytond at set-up (services/tryton_bootstrap.py) may import trytond or proteus."""
+    found = [
+        path.relative_to(ROOT).as_posix()
+        for paths in _sources().values()
+        for path in paths
+        if _imports_any(path, {"trytond", "proteus"})
+    ]
+    assert found == ["services/tryton_bootstrap.py"]

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
+from adapters.registry import AdapterContext, register
 from adapters.store_calls import in_thread
 from backoffice.carrier import CarrierLabel, CarrierReturnLabel
 from canonical import Address
@@ -149,3 +150,8 @@ def _label(label: CarrierLabel) -> Label:
         label_url=label.label_url,
         created_at=label.created_at,
     )
+
+
+@register("carrier", "builtin")
+def _builtin(ctx: AdapterContext) -> BuiltinCarrier:
+    return BuiltinCarrier(ctx.store, FaultInjector("carrier", ctx.settings.faults.carrier))

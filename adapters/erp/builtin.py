@@ -25,6 +25,7 @@ from adapters import store_calls
 from adapters.erp.inventory import move
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
+from adapters.registry import AdapterContext, register
 from backoffice.erp import (
     ACCOUNTS_RECEIVABLE,
     INVENTORY,
@@ -1247,3 +1248,12 @@ def _credit_replay(cm: ErpCreditMemo, rma_id: str, amounts: InvoiceAmounts) -> C
             "credit_memo_exists",
         )
     return CreditMemoAck(credit_memo_id=cm.credit_memo_id or "", rma_id=rma_id, total=total)
+
+
+@register("erp", "builtin")
+def _builtin(ctx: AdapterContext) -> BuiltinErp:
+    return BuiltinErp(
+        ctx.store,
+        FaultInjector("erp", ctx.settings.faults.erp),
+        never_allocate_from=ctx.settings.shopify_store_locations.values(),
+    )

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from adapters import store_calls
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
+from adapters.registry import AdapterContext, register
 from backoffice.payment import (
     PaymentAuthorization,
     PaymentCapture,
@@ -333,3 +334,8 @@ def _replay(done: PaymentIdempotencyKey, fingerprint: str, result_type: type[D])
     if done.response is None:  # cannot be seen committed; guard against a half-written row anyway
         raise TransientError(f"idempotency key {done.idempotency_key!r} has no response yet", system=SYSTEM)
     return result_type.model_validate_json(done.response)
+
+
+@register("payment", "builtin")
+def _builtin(ctx: AdapterContext) -> BuiltinPayment:
+    return BuiltinPayment(ctx.store, FaultInjector("payment", ctx.settings.faults.payment))

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from adapters import store_calls
 from adapters.errors import PermanentError, TransientError
 from adapters.faults import FaultInjector
+from adapters.registry import AdapterContext, register
 from backoffice.tax import (
     TaxCommitRecord,
     TaxDocument,
@@ -323,3 +324,8 @@ class BuiltinTax:
         )
         s.flush()
         return TaxReversal(document_code=document_code, credit_code=credit_code, reversed=tax)
+
+
+@register("tax", "builtin")
+def _builtin(ctx: AdapterContext) -> BuiltinTax:
+    return BuiltinTax(ctx.store, FaultInjector("tax", ctx.settings.faults.tax))

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from adapters.errors import PermanentError
 from adapters.faults import FaultInjector
+from adapters.registry import AdapterContext, register
 from adapters.store_calls import in_thread
 from backoffice.wms import (
     CANCELLABLE,
@@ -196,3 +197,8 @@ def _ack(fo: FulfillmentOrder) -> FulfillmentAck:
 
 def _not_found(fulfillment_id: str) -> PermanentError:
     return PermanentError(f"no fulfillment order {fulfillment_id!r}", reason="not_found", system=SYSTEM)
+
+
+@register("wms", "builtin")
+def _builtin(ctx: AdapterContext) -> BuiltinWms:
+    return BuiltinWms(ctx.store, FaultInjector("wms", ctx.settings.faults.wms))

@@ -1,0 +1,1 @@
+"""Tryton as the ERP, over JSON-RPC (docs/erp-tryton.md)."""

@@ -1,0 +1,835 @@
+"""``ErpPort`` on a real Tryton over JSON-RPC (docs/erp-tryton.md).
+
+Documents: a customer is a ``party.party`` (email, phone and the channel's customer id as
+contact mechanisms); an order is one ``sale.sale`` whose reference is the platform's order key
+(Tryton has no idempotency keys: every create looks the reference up first, so a replay after a
+crash finds the sale instead of making another, and carries on from the state it reached);
+stock is reserved by assigning the sale's customer shipment moves; each platform shipment
+becomes one Tryton customer shipment, done, and one posted invoice whose reference is the
+platform's idempotency key.
+
+Amounts are the platform's: a sale carries the lines at their unit prices, the discounts as one
+"Discounts" line, shipping on the ``SHIPPING`` product and the tax engine's tax as a "Sales
+tax" line (a sale has no manual taxes), so its total is the channel's to the cent. An invoice
+carries the shipped units at their unit prices, this shipment's discounts, its shipping, and
+its tax as a manual invoice tax on the tax account, so its total is what the shipment captures.
+
+One sale has one warehouse. When the platform's allocation takes units from several locations,
+the sale's warehouse is the one serving most; what another location serves moves to a customer
+shipment of that location's warehouse, with the same sale lines as origin (Tryton's sale sees
+every move of its lines wherever it ships from).
+
+Stock: Tryton is the authority; every operation ends by mirroring the sale's moves into the
+ledger (``mirror.py``), so channels hear of what Tryton reserved, shipped or released.
+
+Not yet on Tryton (each raises PermanentError ``erp_operation_unsupported`` naming the
+operation, so the order waits for an operator instead of a silent no-op): order edits and
+returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Collection
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from adapters.erp.builtin import plan_allocation
+from adapters.erp.tryton import master
+from adapters.erp.tryton.master import Refs, Warehouse
+from adapters.erp.tryton.mirror import MoveState, mirror
+from adapters.erp.tryton.rpc import TrytonLoginError, TrytonRpc
+from adapters.errors import PermanentError
+from adapters.registry import AdapterContext, register
+from adapters.store_calls import in_thread
+from backoffice.erp import ErpItem, ErpStock
+from canonical import Address, Customer, InvoiceAmounts, Money, Order, Shipment
+from canonical.documents import (
+    Allocation,
+    BackorderLine,
+    CancelAck,
+    CreditMemoAck,
+    CustomerRef,
+    InvoiceAck,
+    ReturnReceiptAck,
+    RmaAck,
+    RmaLine,
+    SalesOrderAck,
+)
+from canonical.returns import DispositionLine
+from store.db import Store
+
+log = structlog.get_logger("tryton.erp")
+SYSTEM = "erp"
+OPEN_MOVE = ("draft", "staging", "waiting", "assigned")
+LINE_NOTE = "line:"
+GUEST = "Guest customer"
+
+__all__ = ["TrytonErp", "TrytonLoginError"]
+
+
+def _permanent(message: str, reason: str) -> PermanentError:
+    return PermanentError(message, system=SYSTEM, reason=reason)
+
+
+def _unsupported(operation: str) -> PermanentError:
+    return _permanent(
+        f"the Tryton adapter cannot {operation} yet: do it in Tryton, then retry or skip the step",
+        "erp_operation_unsupported",
+    )
+
+
+class TrytonErp:
+    """The ERP port on Tryton. ``start()`` logs in and reads (or creates) what the adapter
+    books on; it runs at worker start, so wrong credentials stop the worker there."""
+
+    name = "tryton"
+
+    def __init__(self, rpc: TrytonRpc, store: Store, *, never_allocate_from: Collection[str] = ()) -> None:
+        self.rpc = rpc
+        self.store = store
+        self.never_allocate_from = set(never_allocate_from)
+        self._refs: Refs | None = None
+        self._start_lock = asyncio.Lock()
+        self._customer_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    # -- start ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Log in, read the company's setup, and make sure every platform location has its
+        warehouse and every SKU of the item master its product."""
+        await self.rpc.login()
+        refs = await self.refs()
+        locations, items = await in_thread(SYSTEM, self._platform_master)
+        for location in locations:
+            await master.ensure_warehouse(self.rpc, refs, location)
+        created = await master.ensure_products(self.rpc, refs, items)
+        log.info("tryton ready", url=self.rpc.endpoint, warehouses=len(refs.warehouses), new_products=created)
+
+    async def refs(self) -> Refs:
+        if self._refs is None:
+            async with self._start_lock:
+                if self._refs is None:
+                    self._refs = await master.load_refs(self.rpc)
+        return self._refs
+
+    def _platform_master(self) -> tuple[list[str], list[tuple[str, str, Decimal]]]:
+        from sqlalchemy import select
+
+        with self.store.reading() as s:
+            locations = sorted(set(s.scalars(select(ErpStock.location).distinct())))
+            items = [(i.sku, i.title, i.price) for i in s.scalars(select(ErpItem).where(ErpItem.active))]
+        return [loc for loc in locations if loc not in self.never_allocate_from], items
+
+    async def seed_stock(self) -> int:
+        """Bring Tryton's quantity of each SKU and location to the ledger's on hand (one
+        inventory per warehouse): how the demo and the tests start Tryton from the same stock as
+        the platform. Returns the inventory lines written."""
+        refs = await self.refs()
+        positions = await in_thread(SYSTEM, self._positions)
+        by_location: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for sku, location, on_hand in positions:
+            if location not in self.never_allocate_from:
+                by_location[location].append((sku, on_hand))
+        written = 0
+        for location, rows in sorted(by_location.items()):
+            wh = await master.ensure_warehouse(self.rpc, refs, location)
+            products = await master.product_ids(self.rpc, refs, [sku for sku, _ in rows])
+            lines = [
+                {"product": products[sku], "quantity": float(qty)} for sku, qty in rows if sku in products
+            ]
+            if not lines:
+                continue
+            (inv,) = await self.rpc.model(
+                "stock.inventory",
+                "create",
+                [{"location": wh.storage, "empty_quantity": "keep", "lines": [["create", lines]]}],
+            )
+            await self.rpc.model("stock.inventory", "confirm", [inv])
+            written += len(lines)
+        return written
+
+    def _positions(self) -> list[tuple[str, str, int]]:
+        from sqlalchemy import select
+
+        with self.store.reading() as s:
+            return [(r.sku, r.location, r.on_hand) for r in s.scalars(select(ErpStock))]
+
+    # -- customers --------------------------------------------------------------------------
+
+    async def resolve_customer(self, customer: Customer, address: Address | None) -> CustomerRef:
+        """Normalised email, then phone, then the channel's customer id, each a contact
+        mechanism of the party; the first that matches wins and the others are added to it.
+        Calls for the same person are serialised in this worker (Tryton has no unique key on
+        contact mechanisms)."""
+        keys = _customer_keys(customer)
+        async with self._customer_locks[keys[0][1] if keys else GUEST]:
+            if not keys:
+                return await self._guest()
+            for kind, value in keys:
+                found = await self.rpc.search_read(
+                    "party.contact_mechanism",
+                    [("type", "=", kind), ("value", "=", value)],
+                    ["party"],
+                    limit=1,
+                )
+                if found:
+                    party = found[0]["party"]
+                    await self._learn(party, keys)
+                    return CustomerRef(customer_id=str(party), created=False, matched_on=_MATCHED_ON[kind])
+            values: dict[str, Any] = {
+                "name": _party_name(customer),
+                "contact_mechanisms": [["create", [{"type": k, "value": v} for k, v in keys]]],
+            }
+            if address is not None:
+                values["addresses"] = [["create", [_address(address)]]]
+            (party,) = await self.rpc.model("party.party", "create", [values])
+            return CustomerRef(customer_id=str(party), created=True, matched_on="new")
+
+    async def _learn(self, party: int, keys: list[tuple[str, str]]) -> None:
+        have = await self.rpc.search_read(
+            "party.contact_mechanism", [("party", "=", party)], ["type", "value"]
+        )
+        known = {(m["type"], m["value"]) for m in have}
+        new = [{"party": party, "type": k, "value": v} for k, v in keys if (k, v) not in known]
+        if new:
+            await self.rpc.model("party.contact_mechanism", "create", new)
+
+    async def _guest(self) -> CustomerRef:
+        found = await self.rpc.model("party.party", "search", [("name", "=", GUEST)], 0, 1, None)
+        if found:
+            return CustomerRef(customer_id=str(found[0]), created=False, matched_on="external_id")
+        (party,) = await self.rpc.model("party.party", "create", [{"name": GUEST}])
+        return CustomerRef(customer_id=str(party), created=True, matched_on="new")
+
+    # -- sales orders -----------------------------------------------------------------------
+
+    async def create_sales_order(self, order: Order, customer_id: str, idempotency_key: str) -> SalesOrderAck:
+        refs = await self.refs()
+        sale = await self._sale_by_reference(order.key)
+        if sale is not None and sale["state"] in ("processing", "done"):
+            return await self._ack(sale, created=False)
+        stocked = [ln for ln in order.lines if ln.fulfillable and not ln.digital and ln.sku]
+        products = await master.product_ids(self.rpc, refs, [ln.sku for ln in stocked if ln.sku])
+        unknown = sorted({ln.sku for ln in stocked if ln.sku and ln.sku not in products})
+        if unknown:
+            raise _permanent(f"Tryton sells no product with code {', '.join(unknown)}", "unknown_sku")
+        plan, _ = await in_thread(SYSTEM, lambda: self._plan(order))
+        primary = await self._primary(refs, plan)
+        created = sale is None
+        if sale is None:
+            party = int(customer_id)
+            address = await self._address(party, order.shipping_address or order.billing_address)
+            (sale_id,) = await self.rpc.model(
+                "sale.sale", "create", [self._sale_values(order, refs, products, party, address, primary)]
+            )
+            sale = await self._sale(sale_id)
+        for state, button in (("draft", "quote"), ("quotation", "confirm"), ("confirmed", "process")):
+            if sale["state"] == state:
+                await self.rpc.model("sale.sale", button, [sale["id"]])
+                sale = await self._sale(sale["id"])
+        moves = await self._moves(sale)
+        if not any(m["state"] in ("assigned", "done") for m in moves):
+            await self._split(sale, moves, plan, primary)
+        await self._assign(sale)
+        return await self._ack(await self._sale(sale["id"]), created=created)
+
+    async def update_sales_order(
+        self, erp_order_id: str, order: Order, idempotency_key: str
+    ) -> SalesOrderAck:
+        raise _unsupported("edit an order")
+
+    async def allocate_backorders(self, erp_order_id: str) -> SalesOrderAck:
+        sale = await self._sale_by_number(erp_order_id)
+        await self._assign(sale)
+        return await self._ack(sale, created=False)
+
+    async def invoice_shipment(
+        self, erp_order_id: str, shipment: Shipment, amounts: InvoiceAmounts, idempotency_key: str
+    ) -> InvoiceAck:
+        refs = await self.refs()
+        sale = await self._sale_by_number(erp_order_id)
+        found = await self.rpc.search_read(
+            "account.invoice",
+            [("reference", "=", idempotency_key)],
+            ["state", "number", "total_amount"],
+            limit=1,
+        )
+        if not found:
+            if not shipment.digital:
+                await self._ship(sale, shipment, refs)
+            (invoice_id,) = await self.rpc.model(
+                "account.invoice",
+                "create",
+                [await self._invoice_values(sale, amounts, refs, idempotency_key)],
+            )
+        else:
+            invoice_id = found[0]["id"]
+        (inv,) = await self.rpc.model(
+            "account.invoice", "read", [invoice_id], ["state", "number", "total_amount"]
+        )
+        if inv["state"] == "draft":
+            await self.rpc.model("account.invoice", "post", [invoice_id])
+            (inv,) = await self.rpc.model("account.invoice", "read", [invoice_id], ["number", "total_amount"])
+        return InvoiceAck(
+            invoice_id=inv["number"], total=Money(amount=inv["total_amount"], currency=amounts.total.currency)
+        )
+
+    async def cancel_sales_order(self, erp_order_id: str, reason: str, idempotency_key: str) -> CancelAck:
+        """Tryton cannot cancel a sale once processed: the adapter cancels its open customer
+        shipments and marks their moves ignored (what Tryton's "Handle Shipment Exception"
+        wizard does), so the sale ends done with what shipped, nothing more."""
+        sale = await self._sale_by_number(erp_order_id)
+        moves = await self._moves(sale)
+        open_moves = [m for m in moves if m["state"] in OPEN_MOVE]
+        shipped = any(m["state"] == "done" for m in moves)
+        if not open_moves:
+            if sale["state"] == "cancelled" or any(m["state"] == "cancelled" for m in moves):
+                return CancelAck(erp_order_id=erp_order_id, status="already_cancelled")
+            raise _permanent(f"Tryton's sale {sale['number']} has shipped in full", "already_shipped")
+        refs = await self.refs()
+        released = [
+            Allocation(location=loc, line_id=line, sku=sku, quantity=qty)
+            for loc, line, sku, qty in self._placed(
+                await self._lines(sale), [m for m in open_moves if m["state"] == "assigned"], refs
+            )
+        ]
+        shipments = sorted({m["shipment"] for m in open_moves if m["shipment"]})
+        ids = [int(s.split(",")[1]) for s in shipments]
+        if ids:
+            await self.rpc.model("stock.shipment.out", "cancel", ids)
+        cancelled = [m["id"] for m in open_moves]
+        by_line: dict[int, list[int]] = defaultdict(list)
+        for m in open_moves:
+            by_line[int(m["origin"].split(",")[1])].append(m["id"])
+        for line_id, move_ids in by_line.items():
+            await self.rpc.model("sale.line", "write", [line_id], {"moves_ignored": [["add", move_ids]]})
+        await self.rpc.model("sale.sale", "process", [sale["id"]])
+        await self._mirror(sale)
+        log.info("tryton sale cancelled", sale=sale["number"], moves=len(cancelled), reason=reason)
+        return CancelAck(
+            erp_order_id=erp_order_id,
+            released=released,
+            status="partially_cancelled" if shipped else "cancelled",
+        )
+
+    # -- returns (not yet) -------------------------------------------------------------------
+
+    async def authorize_return(
+        self, erp_order_id: str, return_key: str, lines: list[RmaLine], idempotency_key: str
+    ) -> RmaAck:
+        raise _unsupported("authorize a return")
+
+    async def receive_return(
+        self, rma_id: str, lines: list[DispositionLine], idempotency_key: str
+    ) -> ReturnReceiptAck:
+        raise _unsupported("receive a return")
+
+    async def post_credit_memo(
+        self, rma_id: str, amounts: InvoiceAmounts, idempotency_key: str
+    ) -> CreditMemoAck:
+        raise _unsupported("post a credit memo")
+
+    async def close_return(self, rma_id: str, reason: str, idempotency_key: str) -> RmaAck:
+        raise _unsupported("close a return")
+
+    # -- reading Tryton ---------------------------------------------------------------------
+
+    _SALE_FIELDS = (
+        "number",
+        "state",
+        "reference",
+        "lines",
+        "shipments",
+        "party",
+        "invoice_address",
+        "warehouse",
+    )
+
+    async def _sale(self, sale_id: int) -> dict[str, Any]:
+        (sale,) = await self.rpc.model("sale.sale", "read", [sale_id], list(self._SALE_FIELDS))
+        return dict(sale)
+
+    async def _sale_by_reference(self, reference: str) -> dict[str, Any] | None:
+        found = await self.rpc.search_read(
+            "sale.sale",
+            [("reference", "=", reference), ("state", "!=", "cancelled")],
+            list(self._SALE_FIELDS),
+            order=[("id", "ASC")],
+            limit=1,
+        )
+        return dict(found[0]) if found else None
+
+    async def _sale_by_number(self, number: str) -> dict[str, Any]:
+        found = await self.rpc.search_read(
+            "sale.sale", [("number", "=", number)], list(self._SALE_FIELDS), limit=1
+        )
+        if not found:
+            raise _permanent(f"Tryton has no sale {number}", "unknown_order")
+        return dict(found[0])
+
+    async def _lines(self, sale: dict[str, Any]) -> dict[int, str]:
+        """Sale line id -> the platform's line id (kept in the line's note)."""
+        rows = await self.rpc.model("sale.line", "read", sale["lines"], ["note"])
+        return {
+            r["id"]: r["note"][len(LINE_NOTE) :]
+            for r in rows
+            if r["note"] and r["note"].startswith(LINE_NOTE)
+        }
+
+    async def _moves(self, sale: dict[str, Any]) -> list[dict[str, Any]]:
+        origins = [f"sale.line,{i}" for i in sale["lines"]]
+        return await self.rpc.search_read(
+            "stock.move",
+            [("origin", "in", origins)],
+            [
+                "origin",
+                "product",
+                "quantity",
+                "state",
+                "from_location",
+                "shipment",
+                "unit",
+                "unit_price",
+                "currency",
+            ],
+            order=[("id", "ASC")],
+        )
+
+    @staticmethod
+    def _placed(
+        lines: dict[int, str], moves: list[dict[str, Any]], refs: Refs
+    ) -> list[tuple[str, str, str, int]]:
+        """(location, platform line id, SKU, quantity) of each move."""
+        storage = refs.by_storage()
+        out = []
+        for m in moves:
+            wh = storage.get(m["from_location"])
+            sku = refs.skus.get(m["product"])
+            line = lines.get(int(m["origin"].split(",")[1]))
+            if wh is None or sku is None or line is None:
+                continue
+            out.append((wh.location, line, sku, int(m["quantity"])))
+        return out
+
+    async def _ack(self, sale: dict[str, Any], *, created: bool) -> SalesOrderAck:
+        refs = await self.refs()
+        lines = await self._lines(sale)
+        moves = await self._moves(sale)
+        await self._know_products(moves)
+        allocations = [
+            Allocation(location=loc, line_id=line, sku=sku, quantity=qty)
+            for loc, line, sku, qty in self._placed(
+                lines, [m for m in moves if m["state"] in ("assigned", "done")], refs
+            )
+        ]
+        waiting: dict[tuple[str, str], int] = defaultdict(int)
+        for _, line, sku, qty in self._placed(
+            lines, [m for m in moves if m["state"] in ("draft", "staging", "waiting")], refs
+        ):
+            waiting[(line, sku)] += qty
+        backordered = [BackorderLine(line_id=ln, sku=sku, quantity=q) for (ln, sku), q in waiting.items()]
+        return SalesOrderAck(
+            erp_order_id=sale["number"],
+            allocations=allocations,
+            backordered=backordered,
+            created=created,
+            backend=self.name,
+        )
+
+    # -- writing Tryton ---------------------------------------------------------------------
+
+    def _plan(self, order: Order) -> tuple[list[Allocation], list[BackorderLine]]:
+        """The platform's allocation over the ledger's availability (Tryton's stock mirrored)."""
+        from sqlalchemy import select
+
+        demand = [
+            (ln.line_id, ln.sku, ln.quantity)
+            for ln in order.lines
+            if ln.fulfillable and not ln.digital and ln.sku is not None
+        ]
+        skus = sorted({sku for _, sku, _ in demand})
+        with self.store.reading() as s:
+            rows = list(s.scalars(select(ErpStock).where(ErpStock.sku.in_(skus))))
+        available = {
+            (r.sku, r.location): r.available for r in rows if r.location not in self.never_allocate_from
+        }
+        return plan_allocation(demand, available)
+
+    async def _primary(self, refs: Refs, plan: list[Allocation]) -> Warehouse:
+        served: dict[str, int] = defaultdict(int)
+        for a in plan:
+            served[a.location] += a.quantity
+        if served:
+            location = min(served, key=lambda loc: (-served[loc], loc))
+            return await master.ensure_warehouse(self.rpc, refs, location)
+        if not refs.warehouses:
+            raise _permanent("Tryton has no warehouse for any platform location", "erp_setup")
+        return refs.warehouses[min(refs.warehouses)]
+
+    async def _address(self, party: int, address: Address | None) -> int:
+        have = await self.rpc.search_read(
+            "party.address", [("party", "=", party)], ["street", "postal_code", "city"]
+        )
+        if address is not None:
+            want = _address(address)
+            for a in have:
+                if (a["street"], a["postal_code"], a["city"]) == (
+                    want["street"],
+                    want["postal_code"],
+                    want["city"],
+                ):
+                    return int(a["id"])
+            (new,) = await self.rpc.model("party.address", "create", [{"party": party, **want}])
+            return int(new)
+        if have:
+            return int(have[0]["id"])
+        (new,) = await self.rpc.model("party.address", "create", [{"party": party}])
+        return int(new)
+
+    def _sale_values(
+        self,
+        order: Order,
+        refs: Refs,
+        products: dict[str, int],
+        party: int,
+        address: int,
+        warehouse: Warehouse,
+    ) -> dict[str, Any]:
+        lines: list[dict[str, Any]] = []
+        for ln in order.lines:
+            row: dict[str, Any] = {
+                "type": "line",
+                "quantity": float(ln.quantity),
+                "unit_price": ln.unit_price.amount,
+                "description": ln.title,
+                "note": f"{LINE_NOTE}{ln.line_id}",
+            }
+            if ln.sku and ln.fulfillable and not ln.digital:
+                row |= {"product": products[ln.sku], "unit": refs.unit}
+            lines.append(row)
+        t = order.totals
+        extra = [("Shipping", t.shipping_total.amount, refs.shipping_product)]
+        if not order.taxes_included:
+            extra.append(("Sales tax", t.tax_total.amount, None))
+        extra.append(("Discounts", -t.discount_total.amount, None))
+        goods = sum((ln.unit_price.amount * ln.quantity for ln in order.lines), Decimal(0))
+        rest = t.total.amount - goods - sum((amount for _, amount, _ in extra), Decimal(0))
+        extra.append(("Adjustment", rest, None))
+        for title, amount, product in extra:
+            if amount:
+                row = {"type": "line", "quantity": 1.0, "unit_price": amount, "description": title}
+                if product is not None:
+                    row |= {"product": product, "unit": refs.unit}
+                lines.append(row)
+        return {
+            "party": party,
+            "reference": order.key,
+            "description": order.name or order.key,
+            "warehouse": warehouse.id,
+            "currency": refs.currency,
+            "company": refs.company,
+            "invoice_method": "manual",
+            "shipment_method": "order",
+            "invoice_address": address,
+            "shipment_address": address,
+            "sale_date": order.placed_at.date(),
+            "lines": [["create", lines]],
+        }
+
+    async def _split(
+        self, sale: dict[str, Any], moves: list[dict[str, Any]], plan: list[Allocation], primary: Warehouse
+    ) -> None:
+        """Move what other locations serve out of the primary warehouse's shipment into a
+        shipment of each of them."""
+        others = [a for a in plan if a.location != primary.location]
+        if not others:
+            return
+        refs = await self.refs()
+        line_ids = {v: k for k, v in (await self._lines(sale)).items()}
+        (template,) = await self.rpc.model(
+            "stock.shipment.out",
+            "read",
+            [int(moves[0]["shipment"].split(",")[1])],
+            ["customer", "delivery_address"],
+        )
+        by_line = {int(m["origin"].split(",")[1]): m for m in moves if m["state"] in OPEN_MOVE}
+        taken: dict[int, float] = defaultdict(float)
+        per_location: dict[str, list[tuple[dict[str, Any], int]]] = defaultdict(list)
+        for a in others:
+            m = by_line.get(line_ids.get(a.line_id, -1))
+            if m is None:
+                continue
+            per_location[a.location].append((m, a.quantity))
+            taken[m["id"]] += a.quantity
+        # The new shipments first: deleting or shrinking a move makes Tryton's sale process
+        # again, and it would recreate every unit it finds missing.
+        for location, parts in sorted(per_location.items()):
+            wh = await master.ensure_warehouse(self.rpc, refs, location)
+            await self._new_shipment(template, wh, [(m, qty) for m, qty in parts], refs)
+        await self.rpc.model("stock.shipment.out", "wait", [int(moves[0]["shipment"].split(",")[1])])
+        await self._shrink(
+            [(m, m["quantity"] - taken[m["id"]]) for m in by_line.values() if taken.get(m["id"])]
+        )
+
+    async def _shrink(self, changes: list[tuple[dict[str, Any], float]]) -> None:
+        """Give each move its new quantity (deleting it at zero), once the units it gives up
+        have their own moves."""
+        for m, left in changes:
+            if left > 0:
+                await self.rpc.model("stock.move", "write", [m["id"]], {"quantity": left})
+        gone = [m["id"] for m, left in changes if left <= 0]
+        if gone:
+            await self.rpc.model("stock.move", "delete", gone)
+
+    async def _new_shipment(
+        self, template: dict[str, Any], wh: Warehouse, parts: list[tuple[dict[str, Any], int]], refs: Refs
+    ) -> int:
+        moves = [
+            {
+                "product": m["product"],
+                "quantity": float(qty),
+                "unit": m["unit"],
+                "from_location": wh.output,
+                "to_location": refs.customer_location,
+                "origin": m["origin"],
+                "unit_price": m["unit_price"],
+                "currency": m["currency"],
+                "company": refs.company,
+            }
+            for m, qty in parts
+        ]
+        (shipment,) = await self.rpc.model(
+            "stock.shipment.out",
+            "create",
+            [
+                {
+                    "customer": template["customer"],
+                    "delivery_address": template["delivery_address"],
+                    "warehouse": wh.id,
+                    "warehouse_storage": wh.storage,
+                    "warehouse_output": wh.output,
+                    "company": refs.company,
+                    "outgoing_moves": [["create", moves]],
+                }
+            ],
+        )
+        await self.rpc.model("stock.shipment.out", "wait", [shipment])
+        return int(shipment)
+
+    async def _assign(self, sale: dict[str, Any]) -> None:
+        sale = await self._sale(sale["id"])
+        waiting = await self.rpc.model(
+            "stock.shipment.out",
+            "search",
+            [("id", "in", sale["shipments"]), ("state", "=", "waiting")],
+            0,
+            None,
+            None,
+        )
+        if waiting:
+            await self.rpc.model("stock.shipment.out", "assign_try", waiting)
+        await self._mirror(sale)
+
+    async def _ship(self, sale: dict[str, Any], shipment: Shipment, refs: Refs) -> None:
+        """Take the shipped units out of the sale's open moves at the shipment's warehouse into
+        one new customer shipment, and do it (assigned by force: the goods have left)."""
+        wh = refs.warehouses.get(shipment.location)
+        if wh is None:
+            raise _permanent(f"Tryton has no warehouse {shipment.location}", "erp_setup")
+        line_ids = {v: k for k, v in (await self._lines(sale)).items()}
+        moves = [
+            m for m in await self._moves(sale) if m["state"] in OPEN_MOVE and m["from_location"] == wh.output
+        ]
+        need: dict[int, int] = defaultdict(int)
+        for sl in shipment.lines:
+            sale_line = line_ids.get(sl.line_id)
+            if sale_line is not None:
+                need[sale_line] += sl.quantity
+        parts: list[tuple[dict[str, Any], int]] = []
+        changes: list[tuple[dict[str, Any], float]] = []
+        for m in moves:
+            line = int(m["origin"].split(",")[1])
+            take = min(int(m["quantity"]), need.get(line, 0))
+            if take > 0:
+                need[line] -= take
+                parts.append((m, take))
+                changes.append((m, m["quantity"] - take))
+        short = {line: q for line, q in need.items() if q > 0}
+        if short:
+            raise _permanent(
+                f"shipment {shipment.shipment_id} ships more than Tryton's sale {sale['number']} has open at "
+                f"{shipment.location}",
+                "over_shipment",
+            )
+        if not parts:
+            return
+        touched = sorted({int(m["shipment"].split(",")[1]) for m, _ in changes if m["shipment"]})
+        (template,) = await self.rpc.model(
+            "stock.shipment.out", "read", touched[:1], ["customer", "delivery_address"]
+        )
+        new = await self._new_shipment(template, wh, parts, refs)  # first: see _split
+        await self.rpc.model("stock.shipment.out", "wait", touched)
+        await self._shrink(changes)
+        await self.rpc.model("stock.shipment.out", "assign_force", [new])
+        if not wh.one_step:
+            await self.rpc.model("stock.shipment.out", "pick", [new])
+        await self.rpc.model("stock.shipment.out", "pack", [new])
+        await self.rpc.model("stock.shipment.out", "do", [new])
+        empty = []
+        for sid in touched:
+            (row,) = await self.rpc.model("stock.shipment.out", "read", [sid], ["moves"])
+            if not row["moves"]:
+                empty.append(sid)
+        if empty:
+            await self.rpc.model("stock.shipment.out", "cancel", empty)
+        rest = [sid for sid in touched if sid not in empty]
+        if rest:
+            await self.rpc.model("stock.shipment.out", "assign_try", rest)
+        await self._mirror(sale)
+
+    async def _invoice_values(
+        self, sale: dict[str, Any], amounts: InvoiceAmounts, refs: Refs, reference: str
+    ) -> dict[str, Any]:
+        line_ids = {v: k for k, v in (await self._lines(sale)).items()}
+        sale_lines = {
+            r["id"]: r
+            for r in await self.rpc.model(
+                "sale.line", "read", sale["lines"], ["product", "unit_price", "description"]
+            )
+        }
+        lines: list[dict[str, Any]] = []
+        goods = Decimal(0)
+        for il in amounts.lines:
+            sl = sale_lines.get(line_ids.get(il.line_id, -1))
+            if sl is None:
+                raise _permanent(f"Tryton's sale {sale['number']} has no line {il.line_id}", "unknown_line")
+            row: dict[str, Any] = {
+                "type": "line",
+                "quantity": float(il.quantity),
+                "unit_price": sl["unit_price"],
+                "description": sl["description"],
+                "account": refs.revenue,
+                "origin": f"sale.line,{sl['id']}",
+            }
+            if sl["product"]:
+                row |= {"product": sl["product"], "unit": refs.unit}
+            lines.append(row)
+            goods += sl["unit_price"] * il.quantity
+        tax = Decimal(0) if sale.get("taxes_included") else amounts.tax.amount
+        discount = amounts.total.amount - tax - amounts.shipping.amount - goods
+        for title, amount in (("Shipping", amounts.shipping.amount), ("Discounts", discount)):
+            if amount:
+                lines.append(
+                    {
+                        "type": "line",
+                        "quantity": 1.0,
+                        "unit_price": amount,
+                        "description": title,
+                        "account": refs.revenue,
+                    }
+                )
+        values: dict[str, Any] = {
+            "type": "out",
+            "party": sale["party"],
+            "invoice_address": sale["invoice_address"],
+            "currency": refs.currency,
+            "company": refs.company,
+            "journal": refs.journal,
+            "account": refs.receivable,
+            "reference": reference,
+            "description": f"{sale['reference']} ({sale['number']})",
+            "lines": [["create", lines]],
+        }
+        if tax:
+            values["taxes"] = [
+                [
+                    "create",
+                    [
+                        {
+                            "manual": True,
+                            "description": "Sales tax",
+                            "base": goods + discount + amounts.shipping.amount,
+                            "amount": tax,
+                            "account": refs.tax_account,
+                        }
+                    ],
+                ]
+            ]
+        return values
+
+    async def _know_products(self, moves: list[dict[str, Any]]) -> None:
+        """Learn the SKU of products the moves carry that the cache does not know."""
+        refs = await self.refs()
+        missing = sorted({m["product"] for m in moves if m["product"] not in refs.skus})
+        if missing:
+            for p in await self.rpc.model("product.product", "read", missing, ["code"]):
+                if p["code"]:
+                    refs.skus[p["id"]] = p["code"]
+                    refs.products[p["code"]] = p["id"]
+
+    async def _mirror(self, sale: dict[str, Any]) -> None:
+        refs = await self.refs()
+        moves = await self._moves(sale)
+        await self._know_products(moves)
+        storage = refs.by_storage()
+        states = [
+            MoveState(
+                scope=f"sale:{sale['id']}",
+                move_id=m["id"],
+                sku=refs.skus[m["product"]],
+                location=storage[m["from_location"]].location,
+                quantity=int(m["quantity"]),
+                state=m["state"],
+            )
+            for m in moves
+            if m["product"] in refs.skus and m["from_location"] in storage
+        ]
+        await in_thread(SYSTEM, lambda: mirror(self.store, states, scope=f"sale:{sale['id']}"))
+
+
+_MATCHED_ON: dict[str, Any] = {"email": "email", "phone": "phone", "other": "external_id"}
+
+
+def _customer_keys(customer: Customer) -> list[tuple[str, str]]:
+    """Contact mechanisms in matching order: normalised email, phone, the channel's id."""
+    keys: list[tuple[str, str]] = []
+    if customer.email:
+        keys.append(("email", customer.email.strip().lower()))
+    if customer.phone:
+        keys.append(("phone", customer.phone))
+    if customer.external_id:
+        keys.append(("other", f"channel-customer:{customer.external_id}"))
+    return keys
+
+
+def _party_name(customer: Customer) -> str:
+    name = " ".join(p for p in (customer.first_name, customer.last_name) if p)
+    return name or customer.email or customer.phone or GUEST
+
+
+def _address(address: Address) -> dict[str, Any]:
+    street = "\n".join(p for p in (address.line1, address.line2) if p)
+    return {
+        "party_name": address.name,
+        "street": street,
+        "postal_code": address.postal_code,
+        "city": address.city,
+    }
+
+
+@register("erp", "tryton")
+def _tryton(ctx: AdapterContext) -> TrytonErp:
+    s = ctx.settings
+    rpc = TrytonRpc(
+        s.tryton_url,
+        s.tryton_database,
+        s.tryton_user,
+        s.tryton_password.get_secret_value(),
+        timeout=s.tryton_timeout_s,
+        max_in_flight=s.tryton_max_concurrency,
+    )
+    return TrytonErp(rpc, ctx.store, never_allocate_from=s.shopify_store_locations.values())

@@ -1,0 +1,1 @@
+"""Third-party servers the project starts for you (beside Temporal's dev server): the Tryton ERP."""

@@ -1,0 +1,245 @@
+"""The Tryton ERP adapter against a real trytond (started from the cached template per test):
+customers, split allocation, partial shipments with posted invoices, cancel, the crash between
+create and ack, Tryton's own errors, Tryton down, wrong credentials. Amounts and stock are read
+back from Tryton itself, not from what the adapter answered."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters import registry
+from adapters.erp.inventory import InventoryLedger
+from adapters.erp.tryton.erp import TrytonErp
+from adapters.erp.tryton.rpc import TrytonLoginError, TrytonRpc
+from adapters.errors import PermanentError, TransientError
+from backoffice.bootstrap import open_store
+from canonical import Order, Shipment, billing
+from canonical.fulfillment import ShipmentLine
+from services.tryton import TrytonServer
+from store.db import Store
+from tests.factories import make_order
+from tests.seed import seed_catalog
+from tests.tryton_server import running_tryton
+
+
+@pytest.fixture
+def tryton(tmp_path: Path) -> Any:
+    with running_tryton(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+async def erp(tryton: TrytonServer, tmp_path: Path) -> AsyncIterator[TrytonErp]:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    seed_catalog(store)
+    adapter = TrytonErp(TrytonRpc(tryton.url, tryton.database, "admin", tryton.password), store)
+    await adapter.start()
+    await adapter.seed_stock()
+    try:
+        yield adapter
+    finally:
+        await adapter.rpc.aclose()
+        store.dispose()
+
+
+def _store(erp: TrytonErp) -> Store:
+    return erp.store
+
+
+async def _tryton_stock(erp: TrytonErp, sku: str, location: str) -> int:
+    """On hand per Tryton itself: the product's quantity in the warehouse's storage."""
+    refs = await erp.refs()
+    (pid,) = await erp.rpc.model("product.product", "search", [("code", "=", sku)], 0, 1, None)
+    (row,) = await erp.rpc.model(
+        "product.product", "read", [pid], ["quantity"], ctx={"locations": [refs.warehouses[location].storage]}
+    )
+    return int(row["quantity"])
+
+
+def _shipment(order: Order, sid: str, location: str, lines: dict[str, int]) -> Shipment:
+    skus = {ln.line_id: ln.sku or "" for ln in order.lines}
+    return Shipment(
+        shipment_id=sid,
+        order_key=order.key,
+        location=location,
+        lines=[ShipmentLine(line_id=k, sku=skus[k], quantity=q) for k, q in lines.items()],
+        shipped_at=datetime.now(UTC),
+    )
+
+
+async def test_the_same_person_is_one_party(erp: TrytonErp) -> None:
+    order = make_order("12001", email="Ada@Example.com")
+    first = await erp.resolve_customer(order.customer, order.shipping_address)
+    # Another channel, another customer id, the same email: matched, never a second party.
+    again = order.customer.model_copy(update={"external_id": "amazon-77", "email": "ada@example.com"})
+    second = await erp.resolve_customer(again, None)
+    by_phone = await erp.resolve_customer(
+        order.customer.model_copy(update={"email": None, "external_id": None, "phone": "+15550001"}), None
+    )
+    other = await erp.resolve_customer(
+        order.customer.model_copy(update={"email": "grace@example.com", "external_id": "c2"}), None
+    )
+    assert (first.created, second.created, second.matched_on) == (True, False, "email")
+    assert second.customer_id == first.customer_id
+    assert by_phone.created is True  # a phone nobody has is a new person
+    assert other.customer_id != first.customer_id
+    mechanisms = await erp.rpc.search_read(
+        "party.contact_mechanism", [("party", "=", int(first.customer_id))], ["type", "value"]
+    )
+    assert {(m["type"], m["value"]) for m in mechanisms} >= {
+        ("email", "ada@example.com"),
+        ("other", "channel-customer:amazon-77"),
+    }
+    parties = await erp.rpc.search_read(
+        "party.contact_mechanism", [("value", "=", "ada@example.com")], ["party"]
+    )
+    assert len({p["party"] for p in parties}) == 1
+
+
+async def test_split_allocation_partial_shipment_and_invoice_totals(erp: TrytonErp) -> None:
+    # HAT-RED: 3 at WH-EAST, 3 at WH-WEST; 5 ordered -> 3 from one, 2 from the other.
+    order = make_order("12002", lines=[("HAT-RED", 5, "18.00"), ("MUG-01", 2, "12.50")], discount="3.00")
+    customer = await erp.resolve_customer(order.customer, order.shipping_address)
+    ack = await erp.create_sales_order(order, customer.customer_id, "so-2002")
+    placed = sorted((a.location, a.line_id, a.quantity) for a in ack.allocations)
+    assert placed == [("WH-EAST", "L1", 3), ("WH-EAST", "L2", 2), ("WH-WEST", "L1", 2)]
+    assert ack.backordered == [] and ack.created is True
+    (sale,) = await erp.rpc.search_read(
+        "sale.sale", [("reference", "=", order.key)], ["total_amount", "state"]
+    )
+    assert (sale["total_amount"], sale["state"]) == (order.totals.total.amount, "processing")
+    ledger = InventoryLedger(_store(erp))
+    assert {(p.sku, p.location): p.reserved for p in ledger.positions() if p.reserved} == {
+        ("HAT-RED", "WH-EAST"): 3,
+        ("HAT-RED", "WH-WEST"): 2,
+        ("MUG-01", "WH-EAST"): 2,
+    }
+
+    # Two of the three hats and both mugs leave WH-EAST first.
+    first = _shipment(order, "S1", "WH-EAST", {"L1": 2, "L2": 2})
+    amounts = billing.invoice_for_shipment(order, {}, {"L1": 2, "L2": 2}, True)
+    invoice = await erp.invoice_shipment(ack.erp_order_id, first, amounts, "inv-2002-1")
+    replay = await erp.invoice_shipment(ack.erp_order_id, first, amounts, "inv-2002-1")
+    assert replay == invoice
+    rest = billing.invoice_for_shipment(order, {"L1": 2, "L2": 2}, {"L1": 3}, False)
+    ship_east = _shipment(order, "S2", "WH-EAST", {"L1": 1})
+    ship_west = _shipment(order, "S3", "WH-WEST", {"L1": 2})
+    second_amounts = billing.invoice_for_shipment(order, {"L1": 2, "L2": 2}, {"L1": 1}, False)
+    third_amounts = billing.invoice_for_shipment(order, {"L1": 3, "L2": 2}, {"L1": 2}, False)
+    assert second_amounts.total + third_amounts.total == rest.total
+    await erp.invoice_shipment(ack.erp_order_id, ship_east, second_amounts, "inv-2002-2")
+    await erp.invoice_shipment(ack.erp_order_id, ship_west, third_amounts, "inv-2002-3")
+
+    invoices = await erp.rpc.search_read(
+        "account.invoice", [("reference", "like", "inv-2002-%")], ["state", "total_amount", "number"]
+    )
+    assert {i["state"] for i in invoices} == {"posted"}
+    assert sum((i["total_amount"] for i in invoices), Decimal(0)) == order.totals.total.amount
+    assert invoice.invoice_id in {i["number"] for i in invoices}
+    # Tryton's stock and the ledger agree, and nothing stays reserved.
+    for sku, location, left in (
+        ("HAT-RED", "WH-EAST", 0),
+        ("HAT-RED", "WH-WEST", 1),
+        ("MUG-01", "WH-EAST", 98),
+    ):
+        assert await _tryton_stock(erp, sku, location) == left
+        (pos,) = ledger.positions(sku=sku, location=location)
+        assert (pos.on_hand, pos.reserved) == (left, 0)
+    # No shipment exception: every unit of the sale shipped exactly once.
+    moves = await erp.rpc.search_read(
+        "stock.move", [("origin", "like", "sale.line,%")], ["quantity", "state"]
+    )
+    assert sum(m["quantity"] for m in moves if m["state"] == "done") == 7
+
+
+async def test_backorder_then_allocation_and_cancel(erp: TrytonErp) -> None:
+    order = make_order("12003", lines=[("TEE-BLK-M", 12, "25.00")])
+    customer = await erp.resolve_customer(order.customer, order.shipping_address)
+    ack = await erp.create_sales_order(order, customer.customer_id, "so-2003")
+    assert sum(a.quantity for a in ack.allocations) == 10
+    assert [(b.line_id, b.quantity) for b in ack.backordered] == [("L1", 2)]
+    again = await erp.allocate_backorders(ack.erp_order_id)
+    assert [(b.line_id, b.quantity) for b in again.backordered] == [("L1", 2)]
+
+    cancel = await erp.cancel_sales_order(ack.erp_order_id, "customer asked", "cancel-2003")
+    assert cancel.status == "cancelled"
+    assert sum(a.quantity for a in cancel.released) == 10
+    assert (await erp.cancel_sales_order(ack.erp_order_id, "customer asked", "cancel-2003")).status == (
+        "already_cancelled"
+    )
+    (pos,) = InventoryLedger(_store(erp)).positions(sku="TEE-BLK-M", location="WH-EAST")
+    assert (pos.on_hand, pos.reserved) == (10, 0)
+    shipments = await erp.rpc.search_read("stock.shipment.out", [], ["state"])
+    assert {s["state"] for s in shipments} == {"cancelled"}
+
+
+async def test_a_crash_between_create_and_ack_makes_no_second_sale(erp: TrytonErp) -> None:
+    """The first attempt created the sale in Tryton and died before answering (its quote and
+    confirm never ran); the retry finds it by reference and carries it on."""
+    order = make_order("12004", lines=[("MUG-01", 3, "12.50")])
+    customer = await erp.resolve_customer(order.customer, order.shipping_address)
+    refs = await erp.refs()
+    products = {"MUG-01": refs.products["MUG-01"]}
+    address = await erp._address(int(customer.customer_id), order.shipping_address)
+    values = erp._sale_values(
+        order, refs, products, int(customer.customer_id), address, refs.warehouses["WH-EAST"]
+    )
+    await erp.rpc.model("sale.sale", "create", [values])  # the attempt that crashed
+    ack = await erp.create_sales_order(order, customer.customer_id, "so-2004")
+    replay = await erp.create_sales_order(order, customer.customer_id, "so-2004")
+    sales = await erp.rpc.search_read("sale.sale", [("reference", "=", order.key)], ["state"])
+    assert [s["state"] for s in sales] == ["processing"]
+    assert replay.erp_order_id == ack.erp_order_id and replay.created is False
+    assert [(a.location, a.quantity) for a in replay.allocations] == [("WH-EAST", 3)]
+    (pos,) = InventoryLedger(_store(erp)).positions(sku="MUG-01", location="WH-EAST")
+    assert pos.reserved == 3  # mirrored once, however often it was asked
+
+
+async def test_tryton_errors_are_permanent_with_trytons_message(erp: TrytonErp) -> None:
+    order = make_order("12005", lines=[("NOT-IN-TRYTON", 1, "5.00")])
+    customer = await erp.resolve_customer(order.customer, order.shipping_address)
+    with pytest.raises(PermanentError) as unknown:
+        await erp.create_sales_order(order, customer.customer_id, "so-2005")
+    assert unknown.value.reason == "unknown_sku" and "NOT-IN-TRYTON" in str(unknown.value)
+    # A document Tryton itself refuses (a required field missing): its own message, permanent.
+    with pytest.raises(PermanentError) as refused:
+        await erp.rpc.model("sale.sale", "create", [{"reference": "no-party"}])
+    assert refused.value.reason == "erp_rejected"
+    assert "Party" in str(refused.value) and str(refused.value).startswith("Tryton: ")
+    with pytest.raises(PermanentError) as unsupported:
+        await erp.authorize_return("1", "r1", [], "k")
+    assert unsupported.value.reason == "erp_operation_unsupported"
+
+
+async def test_tryton_down_is_transient_and_back_up_works(erp: TrytonErp, tryton: TrytonServer) -> None:
+    order = make_order("12006", lines=[("MUG-01", 1, "12.50")])
+    customer = await erp.resolve_customer(order.customer, order.shipping_address)
+    tryton.stop()
+    with pytest.raises(TransientError) as down:
+        await erp.create_sales_order(order, customer.customer_id, "so-2006")
+    assert "unreachable" in str(down.value)
+    tryton.start()
+    ack = await erp.create_sales_order(order, customer.customer_id, "so-2006")
+    assert [(a.sku, a.quantity) for a in ack.allocations] == [("MUG-01", 1)]
+
+
+async def test_a_wrong_password_stops_the_start_with_the_reason(tryton: TrytonServer, tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    adapter = TrytonErp(TrytonRpc(tryton.url, tryton.database, "admin", "not-the-password"), store)
+    with pytest.raises(TrytonLoginError, match="refused the login of 'admin'"):
+        await adapter.start()
+    await adapter.rpc.aclose()
+    store.dispose()
+
+
+def test_the_registry_names_every_adapter_and_refuses_unknown_ones() -> None:
+    assert {"builtin", "tryton"} <= set(registry.known("erp"))
+    assert {"builtin", "shopify_admin", "amazon", "adobe_commerce"} <= set(registry.known("channel"))
+    with pytest.raises(registry.UnknownAdapterError, match="known: builtin, tryton"):
+        registry.factory("erp", "sap-r3")
