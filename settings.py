@@ -250,6 +250,9 @@ class Settings(BaseSettings):
     tryton_timeout_s: float = Field(30.0, gt=0, description="one JSON-RPC call's timeout")
     tryton_max_concurrency: int = Field(4, ge=1, description="JSON-RPC calls in flight at once per worker")
     tryton_company_currency: str = "USD"
+    erp_stock_sync_every_s: float = Field(
+        60.0, gt=0, description="how often stock moved inside the ERP (Tryton) is mirrored into the ledger"
+    )
 
     # Inventory sync: one long-running workflow per channel pushes sellable stock.
     inventory_channels: list[str] = Field(

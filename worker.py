@@ -38,6 +38,7 @@ from temporalio.worker import (
 )
 
 import tracing
+from activities.erp_stock import ErpStockActivities
 from activities.inventory import InventoryActivities
 from activities.orders import Adapters, OrderActivities
 from activities.poll import PollActivities
@@ -46,6 +47,7 @@ from activities.returns import ReturnActivities
 from orchestration import search_attributes as sa
 from orchestration.metrics import prometheus_config
 from settings import Settings
+from workflows.erp_stock import ErpStockSync
 from workflows.inventory import ChannelInventorySync, InventoryAdjustment
 from workflows.order_to_cash import OrderToCash
 from workflows.poll import PollOrders
@@ -61,6 +63,7 @@ WORKFLOWS = [
     ReconcileInventory,
     ReconcileSettlement,
     PollOrders,
+    ErpStockSync,
 ]
 
 CORRELATION_HEADER = "retail-correlation-id"
@@ -116,6 +119,7 @@ class CorrelationInterceptor(Interceptor):
 # -- the worker ----------------------------------------------------------------------------------
 def build_worker(client: Client, settings: Settings, adapters: Adapters) -> Worker:
     activities = OrderActivities(adapters).all() + ReturnActivities(adapters).all()
+    activities += ErpStockActivities(adapters).all()
     if adapters.ledger is not None and adapters.store is not None:
         activities += InventoryActivities(
             adapters.store,

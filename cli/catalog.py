@@ -107,3 +107,33 @@ def inventory_show(
             for t in channels
         ],
     )
+
+
+@catalog_app.command("sync")
+def catalog_sync() -> None:
+    """Read the item master from the ERP when it keeps one (RETAIL_ERP=tryton): its goods
+    products, names, prices and active flags replace the platform's copy."""
+    import asyncio
+
+    from adapters import registry
+    from adapters.registry import AdapterContext
+
+    s = settings()
+    store = _store()
+    try:
+        erp = registry.create("erp", s.erp, AdapterContext(s, store))
+        sync = getattr(erp, "sync_catalog", None)
+        if sync is None:
+            raise fail(f"the {s.erp} ERP is the platform's own item master: use `retail catalog import`")
+
+        async def go() -> object:
+            await erp.start()
+            try:
+                return await sync()
+            finally:
+                await erp.rpc.aclose()
+
+        counts = asyncio.run(go())
+    finally:
+        store.dispose()
+    typer.echo(f"products from {s.erp}: {counts}")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from adapters import registry
 from adapters.erp.inventory import InventoryLedger
@@ -19,13 +20,16 @@ from adapters.erp.tryton.erp import TrytonErp
 from adapters.erp.tryton.rpc import TrytonLoginError, TrytonRpc
 from adapters.errors import PermanentError, TransientError
 from backoffice.bootstrap import open_store
+from backoffice.erp import ErpItem
 from canonical import Order, Shipment, billing
+from canonical.documents import RmaLine
 from canonical.fulfillment import ShipmentLine
+from canonical.returns import DispositionLine, credit_for_return
 from services.tryton import TrytonServer
 from store.db import Store
 from tests.factories import make_order
 from tests.seed import seed_catalog
-from tests.tryton_server import running_tryton
+from tests.tryton_server import receive_in_tryton, running_tryton
 
 
 @pytest.fixture
@@ -213,8 +217,79 @@ async def test_tryton_errors_are_permanent_with_trytons_message(erp: TrytonErp) 
     assert refused.value.reason == "erp_rejected"
     assert "Party" in str(refused.value) and str(refused.value).startswith("Tryton: ")
     with pytest.raises(PermanentError) as unsupported:
-        await erp.authorize_return("1", "r1", [], "k")
+        await erp.update_sales_order("1", order, "k")
     assert unsupported.value.reason == "erp_operation_unsupported"
+
+
+async def _shipped_order(erp: TrytonErp, external_id: str) -> tuple[Order, str]:
+    order = make_order(external_id, lines=[("TEE-BLK-M", 3, "25.00"), ("MUG-01", 2, "12.50")])
+    customer = await erp.resolve_customer(order.customer, order.shipping_address)
+    ack = await erp.create_sales_order(order, customer.customer_id, f"so-{external_id}")
+    amounts = billing.invoice_for_shipment(order, {}, {"L1": 3, "L2": 2}, True)
+    await erp.invoice_shipment(
+        ack.erp_order_id, _shipment(order, "S1", "WH-EAST", {"L1": 3, "L2": 2}), amounts, f"inv-{external_id}"
+    )
+    return order, ack.erp_order_id
+
+
+async def test_a_return_restocks_writes_off_and_posts_a_credit_note_of_the_same_amount(
+    erp: TrytonErp,
+) -> None:
+    order, so = await _shipped_order(erp, "12007")
+    with pytest.raises(PermanentError) as too_many:
+        await erp.authorize_return(so, "R0", [RmaLine(line_id="L1", sku="TEE-BLK-M", quantity=4)], "rma-0")
+    assert too_many.value.reason == "not_returnable" and "3 shipped" in str(too_many.value)
+
+    rma = await erp.authorize_return(so, "R1", [RmaLine(line_id="L1", sku="TEE-BLK-M", quantity=2)], "rma-1")
+    assert (rma.status, rma.created, rma.returned_before) == ("authorized", True, {})
+    assert (await erp.authorize_return(so, "R1", rma.lines, "rma-1")).rma_id == rma.rma_id
+    # Another return may take only what is left: 1 tee.
+    with pytest.raises(PermanentError, match="2 on other returns"):
+        await erp.authorize_return(so, "R2", [RmaLine(line_id="L1", sku="TEE-BLK-M", quantity=2)], "rma-2")
+
+    receipt = await erp.receive_return(
+        rma.rma_id,
+        [
+            DispositionLine(line_id="L1", sku="TEE-BLK-M", quantity=1, disposition="restock"),
+            DispositionLine(line_id="L1", sku="TEE-BLK-M", quantity=1, disposition="damaged"),
+        ],
+        "receipt-1",
+    )
+    assert receipt.restocked == 1
+    assert await erp.receive_return(rma.rma_id, [], "receipt-1") == receipt
+    with pytest.raises(PermanentError) as twice:
+        await erp.receive_return(rma.rma_id, [], "receipt-other")
+    assert twice.value.reason == "rma_received"
+    # Tryton's stock and the ledger: the restocked tee is back, the damaged one is not.
+    assert await _tryton_stock(erp, "TEE-BLK-M", "WH-EAST") == 8
+    (pos,) = InventoryLedger(_store(erp)).positions(sku="TEE-BLK-M", location="WH-EAST")
+    assert (pos.on_hand, pos.reserved) == (8, 0)
+
+    amounts = credit_for_return(order, {}, {"L1": 2}, "never")
+    memo = await erp.post_credit_memo(rma.rma_id, amounts, "credit-1")
+    assert memo.total == amounts.total
+    assert await erp.post_credit_memo(rma.rma_id, amounts, "credit-1") == memo
+    (note,) = await erp.rpc.search_read(
+        "account.invoice", [("reference", "=", "credit-1")], ["state", "total_amount"]
+    )
+    assert (note["state"], note["total_amount"]) == ("posted", -amounts.total.amount)
+    status = await erp.authorize_return(so, "R1", rma.lines, "rma-1")
+    assert status.status == "credited"
+    with pytest.raises(PermanentError) as closing:
+        await erp.close_return(rma.rma_id, "too late", "close-1")
+    assert closing.value.reason == "rma_received"
+
+
+async def test_a_return_never_received_closes_and_its_units_are_returnable_again(erp: TrytonErp) -> None:
+    _, so = await _shipped_order(erp, "12008")
+    first = await erp.authorize_return(so, "R1", [RmaLine(line_id="L2", sku="MUG-01", quantity=2)], "rma-1")
+    closed = await erp.close_return(first.rma_id, "expired", "close-1")
+    assert closed.status == "closed"
+    again = await erp.authorize_return(so, "R2", [RmaLine(line_id="L2", sku="MUG-01", quantity=2)], "rma-2")
+    assert (again.status, again.returned_before) == ("authorized", {})
+    with pytest.raises(PermanentError) as received:
+        await erp.receive_return(first.rma_id, [], "receipt-1")
+    assert received.value.reason == "rma_closed"
 
 
 async def test_tryton_down_is_transient_and_back_up_works(erp: TrytonErp, tryton: TrytonServer) -> None:
@@ -243,3 +318,58 @@ def test_the_registry_names_every_adapter_and_refuses_unknown_ones() -> None:
     assert {"builtin", "shopify_admin", "amazon", "adobe_commerce"} <= set(registry.known("channel"))
     with pytest.raises(registry.UnknownAdapterError, match="known: builtin, tryton"):
         registry.factory("erp", "sap-r3")
+
+
+async def test_stock_moved_inside_tryton_reaches_the_ledger_once(erp: TrytonErp) -> None:
+    await _shipped_order(erp, "12009")  # the platform's own sale: mirrored already
+    ledger = InventoryLedger(_store(erp))
+    before = {(p.sku, p.location): (p.on_hand, p.reserved) for p in ledger.positions()}
+    assert await erp.sync_stock() == (2, [])  # the sale's two done moves, counted once already
+    await receive_in_tryton(erp, "MUG-01", "WH-WEST", 12)
+    moves, changed = await erp.sync_stock()
+    assert changed == ["MUG-01"] and moves >= 1
+    (west,) = ledger.positions(sku="MUG-01", location="WH-WEST")
+    assert (west.on_hand, west.reserved) == (12, 0) == (await _tryton_stock(erp, "MUG-01", "WH-WEST"), 0)
+    assert ledger.movements("MUG-01", limit=1, location="WH-WEST")[0].kind == "receipt"
+    assert (await erp.sync_stock())[1] == []  # the same move again: nothing more
+    after = {(p.sku, p.location): (p.on_hand, p.reserved) for p in ledger.positions()}
+    assert {k: v for k, v in after.items() if k != ("MUG-01", "WH-WEST")} == before
+
+
+async def test_the_item_master_is_read_from_tryton(erp: TrytonErp) -> None:
+    refs = await erp.refs()
+    (tpl,) = await erp.rpc.model("product.template", "search", [("code", "=", "MUG-01")], 0, 1, None)
+    await erp.rpc.model(
+        "product.template", "write", [tpl], {"list_price": Decimal("13.75"), "name": "Mug, blue"}
+    )
+    await erp.rpc.model(
+        "product.template",
+        "create",
+        [
+            {
+                "name": "Scarf",
+                "code": "SCARF-9",
+                "type": "goods",
+                "salable": True,
+                "default_uom": refs.unit,
+                "sale_uom": refs.unit,
+                "list_price": Decimal("30.00"),
+                "account_category": refs.goods_category,
+                "products": [["create", [{}]]],
+            }
+        ],
+    )
+    counts = await erp.sync_catalog()
+    assert (counts.created, counts.updated) == (1, 1)  # the scarf; the mug's name and price
+    with _store(erp).reading() as s:
+        items = {i.sku: (i.title, i.price, i.active) for i in s.scalars(select(ErpItem))}
+    assert items["MUG-01"] == ("Mug, blue", Decimal("13.75"), True)
+    assert items["SCARF-9"] == ("Scarf", Decimal("30.00"), True)
+    # Retired in Tryton: inactive here, never deleted.
+    (scarf,) = await erp.rpc.model("product.product", "search", [("code", "=", "SCARF-9")], 0, 1, None)
+    await erp.rpc.model("product.product", "write", [scarf], {"active": False})
+    counts = await erp.sync_catalog()
+    assert (counts.created, counts.updated) == (0, 1)
+    with _store(erp).reading() as s:
+        retired = s.get(ErpItem, "SCARF-9")
+        assert retired is not None and retired.active is False

@@ -4,6 +4,9 @@ invoices and its stock."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -13,13 +16,18 @@ from temporalio.client import Client
 
 from adapters.erp.inventory import InventoryLedger
 from adapters.erp.tryton.erp import TrytonErp
+from orchestration.client import ensure_inventory_syncs
 from orchestration.models import OperatorRequest
 from services.tryton import TrytonServer
+from store.channel_stock import told
 from tests.platform import Platform, platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
-from tests.tryton_server import running_tryton
+from tests.test_returns import wait_status as wait_return_status
+from tests.tryton_server import receive_in_tryton, running_tryton
+from workflows.erp_stock import ErpStockSync
 from workflows.order_to_cash import OrderToCash
+from workflows.schedules import wanted_schedules
 
 
 @pytest.fixture
@@ -102,3 +110,70 @@ async def test_a_sale_tryton_refuses_waits_with_trytons_message_then_completes(
         st = await p.wait_status("shopify-13002", "Completed", timeout=60)
         sales = await erp.rpc.search_read("sale.sale", [("reference", "=", "shopify-13002")], ["state"])
         assert len(sales) == 1  # the refused attempt left no second sale behind
+
+
+async def test_a_return_on_tryton_is_received_credited_and_refunded(
+    client: Client, tmp_path: Path, database_url: str, tryton: TrytonServer
+) -> None:
+    async with platform(client, tmp_path, database_url, seed=seed_catalog, **_on_tryton(tryton)) as p:
+        erp = _erp(p)
+        await erp.seed_stock()
+        await p.send_shopify(shopify_order(13003, [("TEE-BLK-M", 2, "25.00"), ("MUG-01", 1, "12.50")]))
+        await p.wait_status("shopify-13003", "Completed", timeout=60)
+        r = await p.http.post(
+            "/v1/returns",
+            json={
+                "channel": "shopify",
+                "order_external_id": "13003",
+                "return_id": "rma-13003",
+                "lines": [{"sku": "TEE-BLK-M", "quantity": 2}],
+                "reason": "too small",
+            },
+        )
+        assert r.status_code == 202, r.text
+        st = await wait_return_status(p, "shopify-rma-13003", "Refunded")
+        assert st.credited is not None and st.refunded == st.credited
+        # Tryton's own books: a posted credit note of the refunded amount, the tees back in stock.
+        (rma,) = await erp.rpc.search_read(
+            "sale.sale", [("reference", "=", "shopify-13003/return/shopify-rma-13003")], ["number"]
+        )
+        assert st.rma_id == rma["number"]
+        notes = await erp.rpc.search_read(
+            "account.invoice", [("total_amount", "<", 0)], ["state", "total_amount", "number"]
+        )
+        assert [(n["state"], -n["total_amount"]) for n in notes] == [("posted", st.credited.amount)]
+        assert st.credit_memo_id == notes[0]["number"]
+        (pos,) = InventoryLedger(p.store).positions(sku="TEE-BLK-M", location="WH-EAST")
+        assert pos.on_hand == 10
+
+
+async def test_a_receipt_made_in_tryton_reaches_a_channel(
+    client: Client, tmp_path: Path, database_url: str, tryton: TrytonServer
+) -> None:
+    channel = f"mirror-{uuid.uuid4().hex[:6]}"
+    async with platform(
+        client,
+        tmp_path,
+        database_url,
+        seed=seed_catalog,
+        inventory_channels=[channel],
+        inventory_debounce_s=0.1,
+        **_on_tryton(tryton),
+    ) as p:
+        erp = _erp(p)
+        await erp.seed_stock()
+        await ensure_inventory_syncs(client, p.settings)
+        assert "erp-stock" in {kind for kind, _ in wanted_schedules(p.settings).values()}
+        await receive_in_tryton(erp, "TEE-BLK-M", "WH-EAST", 5)
+        result = await client.execute_workflow(
+            ErpStockSync.run, id=f"erp-stock-{uuid.uuid4().hex[:6]}", task_queue=p.settings.task_queue
+        )
+        assert result.erp == "tryton" and result.skus == ["TEE-BLK-M"]
+        deadline = time.monotonic() + 20
+        pushed: list[int] = []
+        while time.monotonic() < deadline:
+            pushed = [t.quantity for t in told(p.store, channel, ["TEE-BLK-M"])]
+            if pushed == [15]:
+                break
+            await asyncio.sleep(0.2)
+        assert pushed == [15], f"{channel} was not told TEE-BLK-M=15: {pushed}"

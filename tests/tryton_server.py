@@ -7,8 +7,10 @@ import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
+from adapters.erp.tryton.erp import TrytonErp
 from services.tryton import TrytonServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,3 +34,26 @@ def running_tryton(tmp: Path) -> Iterator[TrytonServer]:
         yield server
     finally:
         server.stop()
+
+
+async def receive_in_tryton(erp: TrytonErp, sku: str, location: str, quantity: int) -> None:
+    """A supplier receipt made by someone in Tryton: a move from the supplier location, done."""
+    refs = await erp.refs()
+    (supplier,) = await erp.rpc.model("stock.location", "search", [("type", "=", "supplier")], 0, 1, None)
+    (move,) = await erp.rpc.model(
+        "stock.move",
+        "create",
+        [
+            {
+                "product": refs.products[sku],
+                "quantity": float(quantity),
+                "unit": refs.unit,
+                "from_location": supplier,
+                "to_location": refs.warehouses[location].storage,
+                "unit_price": Decimal("4.00"),
+                "currency": refs.currency,
+                "company": refs.company,
+            }
+        ],
+    )
+    await erp.rpc.model("stock.move", "do", [move])

@@ -33,6 +33,7 @@ from temporalio.client import (
 from orchestration.poll_models import PollInput, PollResult
 from orchestration.reconcile_models import KINDS, Kind, ReconcileInput, ReconcilePolicy, ReconcileReport
 from settings import Settings
+from workflows.erp_stock import ErpStockSync
 from workflows.poll import PollOrders
 from workflows.reconcile import ReconcileInventory, ReconcileOrders, ReconcileSettlement
 
@@ -89,7 +90,7 @@ def _schedule(
     return Schedule(
         action=ScheduleActionStartWorkflow(
             workflow,
-            arg,
+            args=[] if arg is None else [arg],
             id=sid,  # Temporal appends the scheduled time
             task_queue=settings.task_queue,
             static_summary=summary,
@@ -147,9 +148,33 @@ def build_poll_schedule(settings: Settings, channel: str) -> Schedule:
     )
 
 
+# -- the ERP's own stock ---------------------------------------------------------------------------
+
+ERP_STOCK_KIND = "erp-stock"
+# ERPs that keep stock of their own, moved there by people: their moves are mirrored on a schedule.
+ERPS_WITH_OWN_STOCK = ("tryton",)
+
+
+def erp_stock_schedule_id(settings: Settings) -> str:
+    return f"{settings.reconcile_schedule_prefix}-{ERP_STOCK_KIND}"
+
+
+def build_erp_stock_schedule(settings: Settings) -> Schedule:
+    return _schedule(
+        settings,
+        ErpStockSync.run,
+        None,
+        erp_stock_schedule_id(settings),
+        f"Mirror stock moved inside the ERP ({settings.erp}) into the ledger",
+        timedelta(seconds=settings.erp_stock_sync_every_s),
+    )
+
+
 def wanted_schedules(settings: Settings) -> dict[str, tuple[str, Schedule]]:
     """schedule id -> (kind, schedule) for every schedule the settings ask for."""
     out = {schedule_id(settings, k): (str(k), build_schedule(settings, k)) for k in KINDS}
+    if settings.erp in ERPS_WITH_OWN_STOCK:
+        out[erp_stock_schedule_id(settings)] = (ERP_STOCK_KIND, build_erp_stock_schedule(settings))
     for channel in settings.poll_channels:
         out[poll_schedule_id(settings, channel)] = (
             POLL_KIND_PREFIX + channel,
@@ -162,8 +187,12 @@ def schedule_id_for(settings: Settings, kind: str) -> str:
     """``orders``/``inventory``/``settlement``, or ``poll-<channel>``."""
     if kind.startswith(POLL_KIND_PREFIX):
         return poll_schedule_id(settings, kind.removeprefix(POLL_KIND_PREFIX))
+    if kind == ERP_STOCK_KIND:
+        return erp_stock_schedule_id(settings)
     if kind not in KINDS:
-        raise ValueError(f"unknown schedule kind {kind!r}: orders, inventory, settlement or poll-<channel>")
+        raise ValueError(
+            f"unknown schedule kind {kind!r}: orders, inventory, settlement, erp-stock or poll-<channel>"
+        )
     return schedule_id(settings, kind)
 
 

@@ -22,16 +22,14 @@ every move of its lines wherever it ships from).
 Stock: Tryton is the authority; every operation ends by mirroring the sale's moves into the
 ledger (``mirror.py``), so channels hear of what Tryton reserved, shipped or released.
 
-Not yet on Tryton (each raises PermanentError ``erp_operation_unsupported`` naming the
-operation, so the order waits for an operator instead of a silent no-op): order edits and
-returns.
+Returns are in ``returns.py``. Not yet on Tryton: order edits (a processed Tryton sale's lines
+cannot change); ``update_sales_order`` raises PermanentError ``erp_operation_unsupported``
+naming the operation, so the order waits for an operator instead of a silent no-op.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
-from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
@@ -39,124 +37,31 @@ import structlog
 
 from adapters.erp.builtin import plan_allocation
 from adapters.erp.tryton import master
+from adapters.erp.tryton.base import GUEST, LINE_NOTE, OPEN_MOVE, SYSTEM, _permanent, _unsupported
 from adapters.erp.tryton.master import Refs, Warehouse
-from adapters.erp.tryton.mirror import MoveState, mirror
+from adapters.erp.tryton.returns import TrytonReturns
 from adapters.erp.tryton.rpc import TrytonLoginError, TrytonRpc
-from adapters.errors import PermanentError
 from adapters.registry import AdapterContext, register
 from adapters.store_calls import in_thread
-from backoffice.erp import ErpItem, ErpStock
+from backoffice.erp import ErpStock
 from canonical import Address, Customer, InvoiceAmounts, Money, Order, Shipment
 from canonical.documents import (
     Allocation,
     BackorderLine,
     CancelAck,
-    CreditMemoAck,
     CustomerRef,
     InvoiceAck,
-    ReturnReceiptAck,
-    RmaAck,
-    RmaLine,
     SalesOrderAck,
 )
-from canonical.returns import DispositionLine
-from store.db import Store
 
 log = structlog.get_logger("tryton.erp")
-SYSTEM = "erp"
-OPEN_MOVE = ("draft", "staging", "waiting", "assigned")
-LINE_NOTE = "line:"
-GUEST = "Guest customer"
 
 __all__ = ["TrytonErp", "TrytonLoginError"]
 
 
-def _permanent(message: str, reason: str) -> PermanentError:
-    return PermanentError(message, system=SYSTEM, reason=reason)
-
-
-def _unsupported(operation: str) -> PermanentError:
-    return _permanent(
-        f"the Tryton adapter cannot {operation} yet: do it in Tryton, then retry or skip the step",
-        "erp_operation_unsupported",
-    )
-
-
-class TrytonErp:
+class TrytonErp(TrytonReturns):
     """The ERP port on Tryton. ``start()`` logs in and reads (or creates) what the adapter
     books on; it runs at worker start, so wrong credentials stop the worker there."""
-
-    name = "tryton"
-
-    def __init__(self, rpc: TrytonRpc, store: Store, *, never_allocate_from: Collection[str] = ()) -> None:
-        self.rpc = rpc
-        self.store = store
-        self.never_allocate_from = set(never_allocate_from)
-        self._refs: Refs | None = None
-        self._start_lock = asyncio.Lock()
-        self._customer_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-
-    # -- start ------------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Log in, read the company's setup, and make sure every platform location has its
-        warehouse and every SKU of the item master its product."""
-        await self.rpc.login()
-        refs = await self.refs()
-        locations, items = await in_thread(SYSTEM, self._platform_master)
-        for location in locations:
-            await master.ensure_warehouse(self.rpc, refs, location)
-        created = await master.ensure_products(self.rpc, refs, items)
-        log.info("tryton ready", url=self.rpc.endpoint, warehouses=len(refs.warehouses), new_products=created)
-
-    async def refs(self) -> Refs:
-        if self._refs is None:
-            async with self._start_lock:
-                if self._refs is None:
-                    self._refs = await master.load_refs(self.rpc)
-        return self._refs
-
-    def _platform_master(self) -> tuple[list[str], list[tuple[str, str, Decimal]]]:
-        from sqlalchemy import select
-
-        with self.store.reading() as s:
-            locations = sorted(set(s.scalars(select(ErpStock.location).distinct())))
-            items = [(i.sku, i.title, i.price) for i in s.scalars(select(ErpItem).where(ErpItem.active))]
-        return [loc for loc in locations if loc not in self.never_allocate_from], items
-
-    async def seed_stock(self) -> int:
-        """Bring Tryton's quantity of each SKU and location to the ledger's on hand (one
-        inventory per warehouse): how the demo and the tests start Tryton from the same stock as
-        the platform. Returns the inventory lines written."""
-        refs = await self.refs()
-        positions = await in_thread(SYSTEM, self._positions)
-        by_location: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        for sku, location, on_hand in positions:
-            if location not in self.never_allocate_from:
-                by_location[location].append((sku, on_hand))
-        written = 0
-        for location, rows in sorted(by_location.items()):
-            wh = await master.ensure_warehouse(self.rpc, refs, location)
-            products = await master.product_ids(self.rpc, refs, [sku for sku, _ in rows])
-            lines = [
-                {"product": products[sku], "quantity": float(qty)} for sku, qty in rows if sku in products
-            ]
-            if not lines:
-                continue
-            (inv,) = await self.rpc.model(
-                "stock.inventory",
-                "create",
-                [{"location": wh.storage, "empty_quantity": "keep", "lines": [["create", lines]]}],
-            )
-            await self.rpc.model("stock.inventory", "confirm", [inv])
-            written += len(lines)
-        return written
-
-    def _positions(self) -> list[tuple[str, str, int]]:
-        from sqlalchemy import select
-
-        with self.store.reading() as s:
-            return [(r.sku, r.location, r.on_hand) for r in s.scalars(select(ErpStock))]
 
     # -- customers --------------------------------------------------------------------------
 
@@ -314,130 +219,6 @@ class TrytonErp:
             erp_order_id=erp_order_id,
             released=released,
             status="partially_cancelled" if shipped else "cancelled",
-        )
-
-    # -- returns (not yet) -------------------------------------------------------------------
-
-    async def authorize_return(
-        self, erp_order_id: str, return_key: str, lines: list[RmaLine], idempotency_key: str
-    ) -> RmaAck:
-        raise _unsupported("authorize a return")
-
-    async def receive_return(
-        self, rma_id: str, lines: list[DispositionLine], idempotency_key: str
-    ) -> ReturnReceiptAck:
-        raise _unsupported("receive a return")
-
-    async def post_credit_memo(
-        self, rma_id: str, amounts: InvoiceAmounts, idempotency_key: str
-    ) -> CreditMemoAck:
-        raise _unsupported("post a credit memo")
-
-    async def close_return(self, rma_id: str, reason: str, idempotency_key: str) -> RmaAck:
-        raise _unsupported("close a return")
-
-    # -- reading Tryton ---------------------------------------------------------------------
-
-    _SALE_FIELDS = (
-        "number",
-        "state",
-        "reference",
-        "lines",
-        "shipments",
-        "party",
-        "invoice_address",
-        "warehouse",
-    )
-
-    async def _sale(self, sale_id: int) -> dict[str, Any]:
-        (sale,) = await self.rpc.model("sale.sale", "read", [sale_id], list(self._SALE_FIELDS))
-        return dict(sale)
-
-    async def _sale_by_reference(self, reference: str) -> dict[str, Any] | None:
-        found = await self.rpc.search_read(
-            "sale.sale",
-            [("reference", "=", reference), ("state", "!=", "cancelled")],
-            list(self._SALE_FIELDS),
-            order=[("id", "ASC")],
-            limit=1,
-        )
-        return dict(found[0]) if found else None
-
-    async def _sale_by_number(self, number: str) -> dict[str, Any]:
-        found = await self.rpc.search_read(
-            "sale.sale", [("number", "=", number)], list(self._SALE_FIELDS), limit=1
-        )
-        if not found:
-            raise _permanent(f"Tryton has no sale {number}", "unknown_order")
-        return dict(found[0])
-
-    async def _lines(self, sale: dict[str, Any]) -> dict[int, str]:
-        """Sale line id -> the platform's line id (kept in the line's note)."""
-        rows = await self.rpc.model("sale.line", "read", sale["lines"], ["note"])
-        return {
-            r["id"]: r["note"][len(LINE_NOTE) :]
-            for r in rows
-            if r["note"] and r["note"].startswith(LINE_NOTE)
-        }
-
-    async def _moves(self, sale: dict[str, Any]) -> list[dict[str, Any]]:
-        origins = [f"sale.line,{i}" for i in sale["lines"]]
-        return await self.rpc.search_read(
-            "stock.move",
-            [("origin", "in", origins)],
-            [
-                "origin",
-                "product",
-                "quantity",
-                "state",
-                "from_location",
-                "shipment",
-                "unit",
-                "unit_price",
-                "currency",
-            ],
-            order=[("id", "ASC")],
-        )
-
-    @staticmethod
-    def _placed(
-        lines: dict[int, str], moves: list[dict[str, Any]], refs: Refs
-    ) -> list[tuple[str, str, str, int]]:
-        """(location, platform line id, SKU, quantity) of each move."""
-        storage = refs.by_storage()
-        out = []
-        for m in moves:
-            wh = storage.get(m["from_location"])
-            sku = refs.skus.get(m["product"])
-            line = lines.get(int(m["origin"].split(",")[1]))
-            if wh is None or sku is None or line is None:
-                continue
-            out.append((wh.location, line, sku, int(m["quantity"])))
-        return out
-
-    async def _ack(self, sale: dict[str, Any], *, created: bool) -> SalesOrderAck:
-        refs = await self.refs()
-        lines = await self._lines(sale)
-        moves = await self._moves(sale)
-        await self._know_products(moves)
-        allocations = [
-            Allocation(location=loc, line_id=line, sku=sku, quantity=qty)
-            for loc, line, sku, qty in self._placed(
-                lines, [m for m in moves if m["state"] in ("assigned", "done")], refs
-            )
-        ]
-        waiting: dict[tuple[str, str], int] = defaultdict(int)
-        for _, line, sku, qty in self._placed(
-            lines, [m for m in moves if m["state"] in ("draft", "staging", "waiting")], refs
-        ):
-            waiting[(line, sku)] += qty
-        backordered = [BackorderLine(line_id=ln, sku=sku, quantity=q) for (ln, sku), q in waiting.items()]
-        return SalesOrderAck(
-            erp_order_id=sale["number"],
-            allocations=allocations,
-            backordered=backordered,
-            created=created,
-            backend=self.name,
         )
 
     # -- writing Tryton ---------------------------------------------------------------------
@@ -690,105 +471,6 @@ class TrytonErp:
         if rest:
             await self.rpc.model("stock.shipment.out", "assign_try", rest)
         await self._mirror(sale)
-
-    async def _invoice_values(
-        self, sale: dict[str, Any], amounts: InvoiceAmounts, refs: Refs, reference: str
-    ) -> dict[str, Any]:
-        line_ids = {v: k for k, v in (await self._lines(sale)).items()}
-        sale_lines = {
-            r["id"]: r
-            for r in await self.rpc.model(
-                "sale.line", "read", sale["lines"], ["product", "unit_price", "description"]
-            )
-        }
-        lines: list[dict[str, Any]] = []
-        goods = Decimal(0)
-        for il in amounts.lines:
-            sl = sale_lines.get(line_ids.get(il.line_id, -1))
-            if sl is None:
-                raise _permanent(f"Tryton's sale {sale['number']} has no line {il.line_id}", "unknown_line")
-            row: dict[str, Any] = {
-                "type": "line",
-                "quantity": float(il.quantity),
-                "unit_price": sl["unit_price"],
-                "description": sl["description"],
-                "account": refs.revenue,
-                "origin": f"sale.line,{sl['id']}",
-            }
-            if sl["product"]:
-                row |= {"product": sl["product"], "unit": refs.unit}
-            lines.append(row)
-            goods += sl["unit_price"] * il.quantity
-        tax = Decimal(0) if sale.get("taxes_included") else amounts.tax.amount
-        discount = amounts.total.amount - tax - amounts.shipping.amount - goods
-        for title, amount in (("Shipping", amounts.shipping.amount), ("Discounts", discount)):
-            if amount:
-                lines.append(
-                    {
-                        "type": "line",
-                        "quantity": 1.0,
-                        "unit_price": amount,
-                        "description": title,
-                        "account": refs.revenue,
-                    }
-                )
-        values: dict[str, Any] = {
-            "type": "out",
-            "party": sale["party"],
-            "invoice_address": sale["invoice_address"],
-            "currency": refs.currency,
-            "company": refs.company,
-            "journal": refs.journal,
-            "account": refs.receivable,
-            "reference": reference,
-            "description": f"{sale['reference']} ({sale['number']})",
-            "lines": [["create", lines]],
-        }
-        if tax:
-            values["taxes"] = [
-                [
-                    "create",
-                    [
-                        {
-                            "manual": True,
-                            "description": "Sales tax",
-                            "base": goods + discount + amounts.shipping.amount,
-                            "amount": tax,
-                            "account": refs.tax_account,
-                        }
-                    ],
-                ]
-            ]
-        return values
-
-    async def _know_products(self, moves: list[dict[str, Any]]) -> None:
-        """Learn the SKU of products the moves carry that the cache does not know."""
-        refs = await self.refs()
-        missing = sorted({m["product"] for m in moves if m["product"] not in refs.skus})
-        if missing:
-            for p in await self.rpc.model("product.product", "read", missing, ["code"]):
-                if p["code"]:
-                    refs.skus[p["id"]] = p["code"]
-                    refs.products[p["code"]] = p["id"]
-
-    async def _mirror(self, sale: dict[str, Any]) -> None:
-        refs = await self.refs()
-        moves = await self._moves(sale)
-        await self._know_products(moves)
-        storage = refs.by_storage()
-        states = [
-            MoveState(
-                scope=f"sale:{sale['id']}",
-                move_id=m["id"],
-                sku=refs.skus[m["product"]],
-                location=storage[m["from_location"]].location,
-                quantity=int(m["quantity"]),
-                state=m["state"],
-            )
-            for m in moves
-            if m["product"] in refs.skus and m["from_location"] in storage
-        ]
-        await in_thread(SYSTEM, lambda: mirror(self.store, states, scope=f"sale:{sale['id']}"))
 
 
 _MATCHED_ON: dict[str, Any] = {"email": "email", "phone": "phone", "other": "external_id"}

@@ -40,10 +40,13 @@ class MoveState:
     quantity: int
     state: str  # Tryton's: draft, staging, assigned, done, cancelled
     direction: Direction = "out"
+    kind: MovementKind | None = None  # the journal's kind when on hand changes (else by direction)
 
     @property
     def reference(self) -> str:
-        return f"tryton:{self.scope}:move:{self.move_id}"
+        # A move between two platform warehouses is two legs: out of one, into the other.
+        suffix = ":in" if self.direction == "in" else ""
+        return f"tryton:{self.scope}:move:{self.move_id}{suffix}"
 
     def target(self) -> tuple[int, int]:
         """(on hand, reserved) this move accounts for now."""
@@ -106,8 +109,9 @@ def mirror_in(
             oh, res, _ = done[ref]
             if res:  # gone from Tryton: its reservation goes back (its quantity lives on elsewhere)
                 sku, loc = where[ref]
-                move_id = int(ref.rsplit(":", 1)[1])
-                moves.append(MoveState(scope, move_id, sku, loc, 0, "cancelled"))
+                direction: Direction = "in" if ref.endswith(":in") else "out"
+                move_id = int(ref.removesuffix(":in").rsplit(":", 1)[1])
+                moves.append(MoveState(scope, move_id, sku, loc, 0, "cancelled", direction))
     if not moves:
         return []
     changes = []
@@ -127,11 +131,12 @@ def mirror_in(
         if row is None:
             continue
         n = done.get(m.reference, (0, 0, 0))[2]
-        kind = (
-            kind_in
-            if (kind_in is not None and m.direction == "in" and d_oh > 0)
-            else _kind(d_oh, d_res, m.direction)
-        )
+        if m.kind is not None and d_oh != 0:
+            kind = m.kind
+        elif kind_in is not None and m.direction == "in" and d_oh > 0:
+            kind = kind_in
+        else:
+            kind = _kind(d_oh, d_res, m.direction)
         move(
             s,
             row,

@@ -66,6 +66,7 @@ class TrytonRpc:
         max_in_flight: int = 4,
     ) -> None:
         self.endpoint = f"{url.rstrip('/')}/{database}/rpc/"
+        self.database = database
         self.login_name = login
         self._password = password
         self._http = http or httpx.AsyncClient(timeout=timeout)
