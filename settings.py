@@ -247,6 +247,10 @@ class Settings(BaseSettings):
     tryton_database_url: str | None = Field(
         None, description="postgresql://user@host:5432/ for the trytond the project starts; default SQLite"
     )
+    tryton_template_dir: Path = Field(
+        Path(".data/tryton-templates"),
+        description="where the project keeps its Tryton template databases (kept across data dirs)",
+    )
     tryton_timeout_s: float = Field(30.0, gt=0, description="one JSON-RPC call's timeout")
     tryton_max_concurrency: int = Field(4, ge=1, description="JSON-RPC calls in flight at once per worker")
     tryton_company_currency: str = "USD"

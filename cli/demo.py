@@ -28,6 +28,7 @@ from adapters.erp.catalog import import_products, import_stock
 from canonical import OrderState
 from cli.common import settings
 from cli.demo_returns import returns_summary, run_returns
+from cli.demo_tryton import check_books, on_tryton, prepare
 from cli.logs import configure_logging
 from cli.output import print_table
 from sandboxes.shopify import (
@@ -62,7 +63,11 @@ def _demo_settings(data_dir: Path, seed: int) -> Any:
     s.retry_initial_s = 0.5
     s.retry_max_s = 2.0
     s.activity_timeout_s = 10.0
-    s.faults.erp = FaultSettings(transient_rate=0.2, seed=seed)
+    s.faults.erp = FaultSettings(transient_rate=0.2, seed=seed)  # the builtin ERP's only
+    if s.erp == "tryton":
+        # 50 orders at once queue behind RETAIL_TRYTON_MAX_CONCURRENCY calls: an ERP step takes
+        # seconds, not the builtin ERP's milliseconds.
+        s.activity_timeout_s = 60.0
     s.wms_return_receipt_delay_s = 1.0
     s.wms_damaged_return_skus = [DAMAGED_SKU]
     # The storefront is the sandbox (started by the demo); orders the webhooks lost are left to
@@ -127,6 +132,9 @@ def demo(
             if stack.api_key:
                 typer.echo(f"API key (every scope, this run only): {stack.api_key}")
             _import_demo_data(stack.store)
+            erp = stack.adapters.erp
+            if on_tryton(erp):
+                await prepare(erp)
             payloads = generate_orders(
                 orders - 1, seed, [(p["sku"], Decimal(p["price"])) for p in demo_catalog()]
             )
@@ -170,11 +178,12 @@ def demo(
             await _inventory_summary(stack.store, s.inventory_channels)
             _summary(states, stack.ui_url)
             returns_summary(returns)
+            books = await check_books(erp, stack.store, states, returns) if on_tryton(erp) else True
             if keep:
                 typer.echo("--keep: the stack stays up; Ctrl-C stops it.")
                 await asyncio.Event().wait()
             settled = all(st.status in SETTLED for st in states.values())
-            return 0 if settled and all(r.status == "Refunded" for r in returns) else 1
+            return 0 if settled and books and all(r.status == "Refunded" for r in returns) else 1
 
     try:
         code = asyncio.run(go())

@@ -13,7 +13,19 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from cli import apikeys, catalog, demo, orders, poll, reconcile, returns, status, webhooks, workflows_cmd
+from cli import (
+    apikeys,
+    catalog,
+    demo,
+    orders,
+    poll,
+    reconcile,
+    returns,
+    status,
+    tryton_cmd,
+    webhooks,
+    workflows_cmd,
+)
 from cli.common import fail, settings
 from cli.logs import configure_logging
 
@@ -29,6 +41,7 @@ app.add_typer(reconcile.app, name="reconcile")
 app.add_typer(reconcile.schedules_app, name="schedules")
 app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(poll.app, name="poll")
+app.add_typer(tryton_cmd.app, name="tryton")
 
 
 @app.callback()

@@ -14,6 +14,7 @@ import structlog
 import uvicorn
 from temporalio.client import Client
 
+from activities.orders import Adapters
 from activities.routing import build_adapters, start_adapters
 from adapters.carrier.builtin import BuiltinCarrier
 from adapters.faults import FaultInjector
@@ -40,6 +41,7 @@ class Stack:
     store: Store
     client: Client
     api_key: str | None  # minted at start (every scope), None with RETAIL_API_AUTH=off
+    adapters: Adapters
 
     @property
     def ui_url(self) -> str:
@@ -79,6 +81,7 @@ def start_tryton(settings: Settings) -> TrytonServer | None:
         settings.tryton_database,
         settings.tryton_password.get_secret_value(),
         settings.tryton_database_url,
+        templates=settings.tryton_template_dir,
     )
     log.info("starting trytond", url=settings.tryton_url, database=settings.tryton_database)
     server.start()
@@ -92,20 +95,25 @@ async def running_stack(
     """Start Temporal's dev server (unless one already listens), the worker, the API and the
     simulators; stop them all on exit."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    check_auth_setting(settings)
     host, port = settings.temporal_address.rsplit(":", 1)
     server: subprocess.Popen[bytes] | None = None
-    if not port_open(host, int(port)):
-        server = start_dev_server(
-            host=host,
-            port=int(port),
-            ui_port=settings.temporal_ui_port,
-            db_file=settings.data_dir / "temporal.db" if persist else None,
-            namespace=settings.temporal_namespace,
-            log=settings.data_dir / "temporal.log",
-        )
-    check_auth_setting(settings)
+    # Whatever started is stopped again if a later part fails to start.
     tryton = start_tryton(settings)
-    store = open_store(settings.store_url)
+    try:
+        if not port_open(host, int(port)):
+            server = start_dev_server(
+                host=host,
+                port=int(port),
+                ui_port=settings.temporal_ui_port,
+                db_file=settings.data_dir / "temporal.db" if persist else None,
+                namespace=settings.temporal_namespace,
+                log=settings.data_dir / "temporal.log",
+            )
+        store = open_store(settings.store_url)
+    except BaseException:
+        _stop(tryton, server)
+        raise
     # One command must be enough on a laptop, without switching authentication off: each start
     # mints a key with every scope (the previous one is revoked) and prints it.
     api_key = mint_dev_key(store) if settings.api_auth == "keys" else None
@@ -136,7 +144,7 @@ async def running_stack(
             for t in tasks:
                 if t.done():
                     t.result()
-        yield Stack(settings, store, client, api_key)
+        yield Stack(settings, store, client, api_key, adapters)
     finally:
         stop.set()
         with contextlib.suppress(Exception):
@@ -145,9 +153,13 @@ async def running_stack(
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         store.dispose()
-        if tryton is not None:
-            tryton.stop()
-        if server is not None:
-            server.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.wait(10)
+        _stop(tryton, server)
+
+
+def _stop(tryton: TrytonServer | None, server: subprocess.Popen[bytes] | None) -> None:
+    if tryton is not None:
+        tryton.stop()
+    if server is not None:
+        server.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(10)

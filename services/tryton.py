@@ -63,6 +63,12 @@ class TrytonServer:
     templates: Path | None = None  # default: <root>/templates
     proc: subprocess.Popen[bytes] | None = None
 
+    def __post_init__(self) -> None:
+        # trytond reads its config from another working directory's point of view: absolute paths.
+        self.root = self.root.resolve()
+        if self.templates is not None:
+            self.templates = self.templates.resolve()
+
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
@@ -214,14 +220,21 @@ def answers(url: str, database: str) -> bool:
 
 
 def server_for(
-    settings_root: Path, url: str, database: str, password: str, database_url: str | None
+    root: Path,
+    url: str,
+    database: str,
+    password: str,
+    database_url: str | None,
+    *,
+    templates: Path | None = None,
 ) -> TrytonServer:
     parts = urlsplit(url)
     return TrytonServer(
-        root=settings_root,
+        root=root,
         database=database,
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 8000,
         password=password,
         database_url=database_url,
+        templates=templates,
     )

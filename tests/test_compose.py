@@ -191,3 +191,21 @@ def test_grafana_provisions_the_prometheus_datasource_and_the_dashboard(
     assert mounted(grafana, home) == files[0]
     assert "prometheus" in grafana["depends_on"]
     assert "prometheus" in services and services["prometheus"]["image"].startswith("prom/prometheus:")
+
+
+def test_the_worker_books_in_the_tryton_service_on_postgresql(services: dict[str, dict[str, Any]]) -> None:
+    from tests.cli_runner import invoke, plain
+
+    worker, tryton = environment(services["worker"]), environment(services["tryton"])
+    assert worker["RETAIL_ERP"] == "${RETAIL_ERP:-tryton}"
+    assert worker["RETAIL_TRYTON_URL"] == "http://tryton:8000"
+    assert worker["RETAIL_TRYTON_DATABASE"] == tryton["RETAIL_TRYTON_DATABASE"]
+    assert tryton["RETAIL_TRYTON_DATABASE_URL"].startswith("postgresql://")
+    assert "@postgres:5432/" in tryton["RETAIL_TRYTON_DATABASE_URL"]
+    assert services["tryton"]["command"] == ["retail", "tryton", "serve", "--host", "0.0.0.0"]
+    assert services["tryton"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["worker"]["depends_on"]["tryton"]["condition"] == "service_healthy"
+    assert "healthcheck" in services["tryton"]
+    # The command the service runs exists in the image's CLI.
+    result = invoke(["tryton", "serve", "--help"])
+    assert result.exit_code == 0 and "RETAIL_TRYTON_DATABASE_URL" in plain(result.output)

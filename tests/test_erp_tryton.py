@@ -373,3 +373,19 @@ async def test_the_item_master_is_read_from_tryton(erp: TrytonErp) -> None:
     with _store(erp).reading() as s:
         retired = s.get(ErpItem, "SCARF-9")
         assert retired is not None and retired.active is False
+
+
+async def test_a_crash_between_shipping_in_tryton_and_the_invoice_ships_once(erp: TrytonErp) -> None:
+    order = make_order("12010", lines=[("MUG-01", 2, "12.50")])
+    customer = await erp.resolve_customer(order.customer, order.shipping_address)
+    ack = await erp.create_sales_order(order, customer.customer_id, "so-12010")
+    shipment = _shipment(order, "FO-9-1", "WH-EAST", {"L1": 2})
+    # The first attempt shipped in Tryton, then died before its invoice.
+    await erp._ship(await erp._sale_by_number(ack.erp_order_id), shipment, await erp.refs())
+    amounts = billing.invoice_for_shipment(order, {}, {"L1": 2}, True)
+    invoice = await erp.invoice_shipment(ack.erp_order_id, shipment, amounts, "inv-12010")
+    shipped = await erp.rpc.search_read("stock.shipment.out", [("reference", "=", "FO-9-1")], ["state"])
+    assert [s["state"] for s in shipped] == ["done"]
+    assert invoice.total == amounts.total
+    (pos,) = InventoryLedger(_store(erp)).positions(sku="MUG-01", location="WH-EAST")
+    assert (pos.on_hand, pos.reserved) == (98, 0)

@@ -4,10 +4,11 @@ setup read at start, reading sales and their moves, and mirroring moves into the
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Coroutine
 from decimal import Decimal
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import structlog
 
@@ -44,6 +45,34 @@ def _unsupported(operation: str) -> PermanentError:
     )
 
 
+S = TypeVar("S", bound="TrytonBase")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def one_at_a_time(
+    key: Callable[..., str],
+) -> Callable[
+    [Callable[Concatenate[S, P], Coroutine[Any, Any, R]]], Callable[Concatenate[S, P], Coroutine[Any, Any, R]]
+]:
+    """Serialise calls of one operation on one document (``key`` of the call's arguments) in
+    this worker. A retry that waited finds what the first attempt did (every step looks its
+    document up first) instead of repeating half of it. Across workers the look-ups alone
+    protect; see docs/erp-tryton.md."""
+
+    def deco(
+        fn: Callable[Concatenate[S, P], Coroutine[Any, Any, R]],
+    ) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
+        @functools.wraps(fn)
+        async def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            async with self._doc_locks[key(*args, **kwargs)]:
+                return await fn(self, *args, **kwargs)
+
+        return wrapper
+
+    return deco
+
+
 class TrytonBase:
     """The Tryton adapter's shared state and reads. ``start()`` logs in and reads (or creates)
     what the adapter books on; it runs at worker start, so wrong credentials stop the worker
@@ -58,6 +87,11 @@ class TrytonBase:
         self._refs: Refs | None = None
         self._start_lock = asyncio.Lock()
         self._customer_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._party_create = asyncio.Lock()
+        # One operation per document at a time in this worker: an activity attempt Temporal
+        # timed out may still be running when its retry starts, and the two would race on the
+        # same sale (see one_at_a_time).
+        self._doc_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     # -- start ------------------------------------------------------------------------------
 

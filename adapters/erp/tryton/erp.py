@@ -37,10 +37,19 @@ import structlog
 
 from adapters.erp.builtin import plan_allocation
 from adapters.erp.tryton import master
-from adapters.erp.tryton.base import GUEST, LINE_NOTE, OPEN_MOVE, SYSTEM, _permanent, _unsupported
+from adapters.erp.tryton.base import (
+    GUEST,
+    LINE_NOTE,
+    OPEN_MOVE,
+    SYSTEM,
+    _permanent,
+    _unsupported,
+    one_at_a_time,
+)
 from adapters.erp.tryton.master import Refs, Warehouse
 from adapters.erp.tryton.returns import TrytonReturns
 from adapters.erp.tryton.rpc import TrytonLoginError, TrytonRpc
+from adapters.errors import PermanentError, TransientError
 from adapters.registry import AdapterContext, register
 from adapters.store_calls import in_thread
 from backoffice.erp import ErpStock
@@ -91,8 +100,21 @@ class TrytonErp(TrytonReturns):
             }
             if address is not None:
                 values["addresses"] = [["create", [_address(address)]]]
-            (party,) = await self.rpc.model("party.party", "create", [values])
+            party = await self._create_party(values)
             return CustomerRef(customer_id=str(party), created=True, matched_on="new")
+
+    async def _create_party(self, values: dict[str, Any]) -> int:
+        """Tryton numbers parties from a sequence; two creates at once can draw the same code on
+        SQLite ("The code on party must be unique"): one at a time here, and a clash left is
+        worth a retry (which matches the person if the other create was theirs)."""
+        async with self._party_create:
+            try:
+                (party,) = await self.rpc.model("party.party", "create", [values])
+            except PermanentError as exc:
+                if "must be unique" in str(exc):
+                    raise TransientError(str(exc), system=SYSTEM) from exc
+                raise
+        return int(party)
 
     async def _learn(self, party: int, keys: list[tuple[str, str]]) -> None:
         have = await self.rpc.search_read(
@@ -107,11 +129,12 @@ class TrytonErp(TrytonReturns):
         found = await self.rpc.model("party.party", "search", [("name", "=", GUEST)], 0, 1, None)
         if found:
             return CustomerRef(customer_id=str(found[0]), created=False, matched_on="external_id")
-        (party,) = await self.rpc.model("party.party", "create", [{"name": GUEST}])
+        party = await self._create_party({"name": GUEST})
         return CustomerRef(customer_id=str(party), created=True, matched_on="new")
 
     # -- sales orders -----------------------------------------------------------------------
 
+    @one_at_a_time(lambda order, *_: f"order:{order.key}")
     async def create_sales_order(self, order: Order, customer_id: str, idempotency_key: str) -> SalesOrderAck:
         refs = await self.refs()
         sale = await self._sale_by_reference(order.key)
@@ -147,11 +170,13 @@ class TrytonErp(TrytonReturns):
     ) -> SalesOrderAck:
         raise _unsupported("edit an order")
 
+    @one_at_a_time(lambda number, *_: f"sale:{number}")
     async def allocate_backorders(self, erp_order_id: str) -> SalesOrderAck:
         sale = await self._sale_by_number(erp_order_id)
         await self._assign(sale)
         return await self._ack(sale, created=False)
 
+    @one_at_a_time(lambda number, *_: f"sale:{number}")
     async def invoice_shipment(
         self, erp_order_id: str, shipment: Shipment, amounts: InvoiceAmounts, idempotency_key: str
     ) -> InvoiceAck:
@@ -183,6 +208,7 @@ class TrytonErp(TrytonReturns):
             invoice_id=inv["number"], total=Money(amount=inv["total_amount"], currency=amounts.total.currency)
         )
 
+    @one_at_a_time(lambda number, *_: f"sale:{number}")
     async def cancel_sales_order(self, erp_order_id: str, reason: str, idempotency_key: str) -> CancelAck:
         """Tryton cannot cancel a sale once processed: the adapter cancels its open customer
         shipments and marks their moves ignored (what Tryton's "Handle Shipment Exception"
@@ -367,7 +393,12 @@ class TrytonErp(TrytonReturns):
             await self.rpc.model("stock.move", "delete", gone)
 
     async def _new_shipment(
-        self, template: dict[str, Any], wh: Warehouse, parts: list[tuple[dict[str, Any], int]], refs: Refs
+        self,
+        template: dict[str, Any],
+        wh: Warehouse,
+        parts: list[tuple[dict[str, Any], int]],
+        refs: Refs,
+        reference: str | None = None,
     ) -> int:
         moves = [
             {
@@ -394,6 +425,7 @@ class TrytonErp(TrytonReturns):
                     "warehouse_storage": wh.storage,
                     "warehouse_output": wh.output,
                     "company": refs.company,
+                    "reference": reference,
                     "outgoing_moves": [["create", moves]],
                 }
             ],
@@ -415,12 +447,38 @@ class TrytonErp(TrytonReturns):
             await self.rpc.model("stock.shipment.out", "assign_try", waiting)
         await self._mirror(sale)
 
+    async def _finish(self, shipment_id: int, wh: Warehouse) -> None:
+        """Assigned by force (the goods have left), picked where the warehouse picks, packed,
+        done: from whatever state an earlier attempt left it in."""
+        steps = ["assign_force", *([] if wh.one_step else ["pick"]), "pack", "do"]
+        reached = {"assigned": 1, "picked": 2, "packed": len(steps) - 1, "done": len(steps)}
+        (row,) = await self.rpc.model("stock.shipment.out", "read", [shipment_id], ["state"])
+        if row["state"] == "draft":
+            await self.rpc.model("stock.shipment.out", "wait", [shipment_id])
+        for button in steps[reached.get(row["state"], 0) :]:
+            await self.rpc.model("stock.shipment.out", button, [shipment_id])
+
     async def _ship(self, sale: dict[str, Any], shipment: Shipment, refs: Refs) -> None:
         """Take the shipped units out of the sale's open moves at the shipment's warehouse into
         one new customer shipment, and do it (assigned by force: the goods have left)."""
         wh = refs.warehouses.get(shipment.location)
         if wh is None:
             raise _permanent(f"Tryton has no warehouse {shipment.location}", "erp_setup")
+        # An attempt that shipped in Tryton and died before its invoice: the shipment carries
+        # the platform's shipment id, and is not shipped twice.
+        done = await self.rpc.search_read(
+            "stock.shipment.out",
+            [
+                ("id", "in", sale["shipments"]),
+                ("reference", "=", shipment.shipment_id),
+                ("state", "!=", "cancelled"),
+            ],
+            ["state"],
+        )
+        if done:
+            await self._finish(done[0]["id"], wh)
+            await self._mirror(sale)
+            return
         line_ids = {v: k for k, v in (await self._lines(sale)).items()}
         moves = [
             m for m in await self._moves(sale) if m["state"] in OPEN_MOVE and m["from_location"] == wh.output
@@ -452,14 +510,11 @@ class TrytonErp(TrytonReturns):
         (template,) = await self.rpc.model(
             "stock.shipment.out", "read", touched[:1], ["customer", "delivery_address"]
         )
-        new = await self._new_shipment(template, wh, parts, refs)  # first: see _split
+        # First (see _split); it carries the platform's shipment id.
+        new = await self._new_shipment(template, wh, parts, refs, reference=shipment.shipment_id)
         await self.rpc.model("stock.shipment.out", "wait", touched)
         await self._shrink(changes)
-        await self.rpc.model("stock.shipment.out", "assign_force", [new])
-        if not wh.one_step:
-            await self.rpc.model("stock.shipment.out", "pick", [new])
-        await self.rpc.model("stock.shipment.out", "pack", [new])
-        await self.rpc.model("stock.shipment.out", "do", [new])
+        await self._finish(new, wh)
         empty = []
         for sid in touched:
             (row,) = await self.rpc.model("stock.shipment.out", "read", [sid], ["moves"])

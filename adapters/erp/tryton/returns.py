@@ -21,7 +21,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from adapters.erp.tryton.base import LINE_NOTE, _permanent
+from adapters.erp.tryton.base import LINE_NOTE, _permanent, one_at_a_time
 from adapters.erp.tryton.stock_sync import TrytonStockSync
 from canonical import InvoiceAmounts, Money
 from canonical.documents import CreditMemoAck, ReturnReceiptAck, RmaAck, RmaLine
@@ -31,6 +31,7 @@ RETURN = "/return/"
 
 
 class TrytonReturns(TrytonStockSync):
+    @one_at_a_time(lambda number, return_key, *_: f"sale:{number}:return:{return_key}")
     async def authorize_return(
         self, erp_order_id: str, return_key: str, lines: list[RmaLine], idempotency_key: str
     ) -> RmaAck:
@@ -96,6 +97,7 @@ class TrytonReturns(TrytonStockSync):
                 rma = await self._sale(return_id)
         return await self._rma_ack(rma, erp_order_id, before, created=True)
 
+    @one_at_a_time(lambda rma, *_: f"rma:{rma}")
     async def receive_return(
         self, rma_id: str, lines: list[DispositionLine], idempotency_key: str
     ) -> ReturnReceiptAck:
@@ -169,6 +171,7 @@ class TrytonReturns(TrytonStockSync):
         await self._mirror(rma)
         return await self._receipt_ack(rma)
 
+    @one_at_a_time(lambda rma, *_: f"rma:{rma}")
     async def post_credit_memo(
         self, rma_id: str, amounts: InvoiceAmounts, idempotency_key: str
     ) -> CreditMemoAck:
@@ -195,6 +198,7 @@ class TrytonReturns(TrytonStockSync):
             total=Money(amount=-inv["total_amount"], currency=amounts.total.currency),
         )
 
+    @one_at_a_time(lambda rma, *_: f"rma:{rma}")
     async def close_return(self, rma_id: str, reason: str, idempotency_key: str) -> RmaAck:
         rma = await self._sale_by_number(rma_id)
         status = await self._status(rma)

@@ -1,0 +1,48 @@
+"""`retail tryton serve`: the Tryton ERP server on its own (docker-compose's `tryton` service, or
+a host of its own), on a database made from the cached template; `retail dev` starts one by
+itself when RETAIL_ERP=tryton."""
+
+from __future__ import annotations
+
+import signal
+from typing import Annotated
+
+import typer
+
+from cli.common import settings
+from services.tryton import server_for
+
+app = typer.Typer(help="The Tryton ERP server the project can run for you.", no_args_is_help=True)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="listen address (default: the URL's host)")] = None,
+) -> None:
+    """Create the database if it is new (from the template; PostgreSQL with
+    RETAIL_TRYTON_DATABASE_URL), then serve JSON-RPC at RETAIL_TRYTON_URL until stopped."""
+    s = settings()
+    server = server_for(
+        s.data_dir / "tryton",
+        s.tryton_url,
+        s.tryton_database,
+        s.tryton_password.get_secret_value(),
+        s.tryton_database_url,
+        templates=s.tryton_template_dir,
+    )
+    if host:
+        server.host = host
+    server.start(timeout=600)
+    typer.echo(f"Tryton: {server.url}/{server.database}/rpc/ (database {server.database})")
+
+    def stop(*_: object) -> None:
+        server.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        assert server.proc is not None
+        code = server.proc.wait()
+    except KeyboardInterrupt:
+        server.stop()
+        code = 0
+    raise typer.Exit(code)
