@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from adapters.errors import PermanentError, RateLimitedError, TransientError
+from orchestration.metrics import VENDOR_UNAVAILABLE
 
 
 def to_application_error(exc: Exception) -> ApplicationError:
@@ -36,4 +38,15 @@ def adapter_errors() -> Iterator[None]:
     try:
         yield
     except (TransientError, PermanentError) as exc:
+        if isinstance(exc, TransientError):
+            _count_unavailable(exc.system)
         raise to_application_error(exc) from exc
+
+
+def _count_unavailable(system: str) -> None:
+    """``retail_vendor_unavailable_total{system}``: what the ERP-down alert watches."""
+    if activity.in_activity():
+        counter = activity.metric_meter().create_counter(
+            VENDOR_UNAVAILABLE, "Vendor calls that failed transiently (the activity retries)"
+        )
+        counter.add(1, {"system": system})

@@ -52,6 +52,11 @@ async def check_books(
                 "yes" if agree else "NO",
             ]
         )
+    numbers = [n for row in rows for n in str(row[2]).split(", ") if n]
+    twice = sorted({n for n in numbers if numbers.count(n) > 1})
+    if twice:
+        ok = False
+        typer.echo(f"Tryton numbered two invoices alike: {', '.join(twice)}")
     print_table(
         "Tryton: sales and their posted invoices",
         ["order", "sale", "invoices", "Tryton", "channel", "agree"],

@@ -58,6 +58,10 @@ RETURNS_ENDED = "retail_returns_ended"
 RETURN_ATTENTION = "retail_return_attention"
 """Counter {channel, reason}: a return entered NeedsAttention (exported as ``..._total``)."""
 
+VENDOR_UNAVAILABLE = "retail_vendor_unavailable"
+"""Counter {system}: a vendor call failed transiently (down, slow, busy, rate limited): the
+activity retries and the order waits. ``system="erp"`` is the ERP (``..._total``)."""
+
 INVENTORY_SYNC_LAG_SECONDS = "retail_inventory_sync_lag_seconds"
 """Histogram {channel}: ledger change journalled -> the channel acknowledged the new number (one
 observation per push; recorded by the push activity, labelled with the SDK's activity labels)."""
@@ -87,6 +91,7 @@ WORKER_METRICS: dict[str, str] = {
     f"{RETURNS_ENDED}_total": "counter",
     f"{RETURN_ATTENTION}_total": "counter",
     INVENTORY_SYNC_LAG_SECONDS: "histogram",
+    f"{VENDOR_UNAVAILABLE}_total": "counter",
 }
 """Exported names of the workflow's metrics on the worker's /metrics."""
 VISIBILITY_METRICS: dict[str, str] = {

@@ -175,8 +175,14 @@ class TrytonServer:
         self.ensure_database()
         conf = self._config("trytond", self.root)
         log = (self.root / "trytond.log").open("ab")
+        # SQLite: one request at a time (services/tryton_serve.py says why); PostgreSQL: trytond.
+        command = (
+            [_bin("trytond"), "-c", str(conf), "-d", self.database]
+            if self.postgres
+            else [sys.executable, "-m", "services.tryton_serve", str(conf), self.database]
+        )
         self.proc = subprocess.Popen(
-            [_bin("trytond"), "-c", str(conf), "-d", self.database],
+            command,
             env=self._env(),
             stdout=log,
             stderr=subprocess.STDOUT,

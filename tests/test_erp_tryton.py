@@ -5,11 +5,14 @@ back from Tryton itself, not from what the adapter answered."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -27,9 +30,10 @@ from canonical.fulfillment import ShipmentLine
 from canonical.returns import DispositionLine, credit_for_return
 from services.tryton import TrytonServer
 from store.db import Store
+from tests.dbutil import postgres_url
 from tests.factories import make_order
 from tests.seed import seed_catalog
-from tests.tryton_server import receive_in_tryton, running_tryton
+from tests.tryton_server import free_port, receive_in_tryton, running_tryton
 
 
 @pytest.fixture
@@ -389,3 +393,68 @@ async def test_a_crash_between_shipping_in_tryton_and_the_invoice_ships_once(erp
     assert invoice.total == amounts.total
     (pos,) = InventoryLedger(_store(erp)).positions(sku="MUG-01", location="WH-EAST")
     assert (pos.on_hand, pos.reserved) == (98, 0)
+
+
+async def test_invoices_posted_at_once_get_numbers_of_their_own(erp: TrytonErp) -> None:
+    """Tryton numbers invoices from a strict sequence; calls in flight at once (the adapter
+    allows several) must never draw the same number."""
+    orders = [make_order(f"1202{i}", lines=[("MUG-01", 1, "12.50")]) for i in range(6)]
+    acks = []
+    for order in orders:
+        customer = await erp.resolve_customer(order.customer, order.shipping_address)
+        acks.append(await erp.create_sales_order(order, customer.customer_id, f"so-{order.external_id}"))
+    await asyncio.gather(
+        *(
+            erp.invoice_shipment(
+                ack.erp_order_id,
+                _shipment(order, f"S-{order.external_id}", "WH-EAST", {"L1": 1}),
+                billing.invoice_for_shipment(order, {}, {"L1": 1}, True),
+                f"inv-{order.external_id}",
+            )
+            for order, ack in zip(orders, acks, strict=True)
+        )
+    )
+    invoices = await erp.rpc.search_read("account.invoice", [("state", "=", "posted")], ["number"])
+    numbers = [i["number"] for i in invoices]
+    assert len(numbers) == 6 and len(set(numbers)) == 6, numbers
+
+
+@pytest.mark.skipif(postgres_url() is None, reason="Tryton on PostgreSQL needs DATABASE_URL naming a server")
+async def test_trytond_on_postgresql_books_an_order(tmp_path: Path) -> None:
+    """The docker-compose path: trytond (threaded) on a PostgreSQL database copied from the
+    template database, which is built once per Tryton version and kept on the server."""
+    import psycopg
+
+    pg = postgres_url()
+    assert pg is not None
+    parts = urlsplit(pg.replace("+psycopg", ""))
+    server = TrytonServer(
+        root=tmp_path / "tryton",
+        database=f"rc_t_{uuid.uuid4().hex[:8]}",
+        port=free_port(),
+        database_url=f"postgresql://{parts.netloc}/",
+    )
+    server.start(timeout=600)
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    seed_catalog(store)
+    erp = TrytonErp(TrytonRpc(server.url, server.database, "admin", server.password), store)
+    try:
+        await erp.start()
+        await erp.seed_stock()
+        order = make_order("12030", lines=[("MUG-01", 2, "12.50")])
+        customer = await erp.resolve_customer(order.customer, order.shipping_address)
+        ack = await erp.create_sales_order(order, customer.customer_id, "so-12030")
+        amounts = billing.invoice_for_shipment(order, {}, {"L1": 2}, True)
+        shipment = _shipment(order, "S-12030", "WH-EAST", {"L1": 2})
+        invoice = await erp.invoice_shipment(ack.erp_order_id, shipment, amounts, "inv-12030")
+        (posted,) = await erp.rpc.search_read(
+            "account.invoice", [("number", "=", invoice.invoice_id)], ["state", "total_amount"]
+        )
+        assert (posted["state"], posted["total_amount"]) == ("posted", order.totals.total.amount)
+        assert await _tryton_stock(erp, "MUG-01", "WH-EAST") == 98
+    finally:
+        await erp.rpc.aclose()
+        store.dispose()
+        server.stop()
+        with psycopg.connect(f"postgresql://{parts.netloc}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{server.database}"')

@@ -39,7 +39,7 @@ from orchestration.client import ensure_inventory_syncs
 from orchestration.metrics import VisibilityGauges, register_visibility_collector, visibility_gauges
 from orchestration.models import OperatorRequest
 from replay import load_histories
-from settings import Settings
+from settings import Faults, FaultSettings, Settings
 from store.channel_stock import told
 from tests.platform import platform
 from tests.seed import seed_catalog
@@ -481,3 +481,20 @@ async def test_inventory_sync_lag_is_recorded_per_channel_after_a_stock_event(
         worst = [v for n, ls, v in api_samples if n == SYNC_LAG_WORST and ls.get("channel") == channel]
         assert len(worst) == 1 and worst[0] >= 0
         await metrics_client.get_workflow_handle(f"inventory-sync-{channel}").terminate("test over")
+
+
+async def test_a_failing_erp_is_counted_for_the_erp_unavailable_alert(
+    metrics_client: Client, metrics_address: str, tmp_path: Path, database_url: str
+) -> None:
+    flaky = Faults(erp=FaultSettings(transient_rate=0.5, seed=3))
+    async with platform(metrics_client, tmp_path, database_url, seed=seed_catalog, faults=flaky) as p:
+        key = f"shopify-{new_order_id()}"
+        await p.send_shopify(shopify_order(int(key.split("-")[1]), [("MUG-01", 1, "12.50")]))
+        await p.wait_status(key, "Completed", timeout=60)
+        tq = p.settings.task_queue
+    samples = scrape(metrics_address)
+    failed = value(samples, f"{m.VENDOR_UNAVAILABLE}_total", system="erp", task_queue=tq)
+    assert failed >= 1
+    assert value(samples, f"{m.VENDOR_UNAVAILABLE}_total", system="payment", task_queue=tq) == 0
+    rule = {r["alert"]: r for r in load_alerts()}["RetailErpUnavailable"]
+    assert m.VENDOR_UNAVAILABLE in rule["expr"] and 'system="erp"' in rule["expr"]
