@@ -26,7 +26,7 @@ from devserver import port_open, start_dev_server
 from orchestration.client import connect, ensure_inventory_syncs
 from sandboxes.carrier import CarrierSimulator
 from sandboxes.wms import WmsSimulator
-from services.tryton import TrytonServer, answers, server_for
+from services.tryton import TrytonServer, answers, from_settings
 from settings import Settings
 from store.db import Store
 from worker import build_worker
@@ -75,14 +75,7 @@ def start_tryton(settings: Settings) -> TrytonServer | None:
     first time). None when Tryton is not the ERP or already runs."""
     if settings.erp != "tryton" or answers(settings.tryton_url, settings.tryton_database):
         return None
-    server = server_for(
-        settings.data_dir / "tryton",
-        settings.tryton_url,
-        settings.tryton_database,
-        settings.tryton_password.get_secret_value(),
-        settings.tryton_database_url,
-        templates=settings.tryton_template_dir,
-    )
+    server = from_settings(settings)
     log.info("starting trytond", url=settings.tryton_url, database=settings.tryton_database)
     server.start()
     return server

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from cli.common import settings
-from services.tryton import server_for
+from services.tryton import from_settings
 
 app = typer.Typer(help="The Tryton ERP server the project can run for you.", no_args_is_help=True)
 
@@ -22,14 +22,7 @@ def serve(
     """Create the database if it is new (from the template; PostgreSQL with
     RETAIL_TRYTON_DATABASE_URL), then serve JSON-RPC at RETAIL_TRYTON_URL until stopped."""
     s = settings()
-    server = server_for(
-        s.data_dir / "tryton",
-        s.tryton_url,
-        s.tryton_database,
-        s.tryton_password.get_secret_value(),
-        s.tryton_database_url,
-        templates=s.tryton_template_dir,
-    )
+    server = from_settings(s)
     if host:
         server.host = host
     server.start(timeout=600)

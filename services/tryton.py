@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from settings import Settings
+
 MODULES = ("sale", "account_invoice_stock")
 ADMIN_EMAIL = "admin@example.com"
 
@@ -243,4 +245,16 @@ def server_for(
         password=password,
         database_url=database_url,
         templates=templates,
+    )
+
+
+def from_settings(settings: Settings) -> TrytonServer:
+    """The trytond the platform's settings describe (RETAIL_TRYTON_*), under the data dir."""
+    return server_for(
+        settings.data_dir / "tryton",
+        settings.tryton_url,
+        settings.tryton_database,
+        settings.tryton_password.get_secret_value(),
+        settings.tryton_database_url,
+        templates=settings.tryton_template_dir,
     )

@@ -458,3 +458,27 @@ async def test_trytond_on_postgresql_books_an_order(tmp_path: Path) -> None:
         server.stop()
         with psycopg.connect(f"postgresql://{parts.netloc}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{server.database}"')
+
+
+async def test_a_crash_after_the_new_shipment_and_before_the_old_moves_shrank_balances(
+    erp: TrytonErp,
+) -> None:
+    """The first attempt made the shipment for the shipped units and died before the old moves
+    gave them up: the retry finishes it, and the sale line is covered once."""
+    order = make_order("12011", lines=[("MUG-01", 3, "12.50")])
+    customer = await erp.resolve_customer(order.customer, order.shipping_address)
+    ack = await erp.create_sales_order(order, customer.customer_id, "so-12011")
+    sale = await erp._sale_by_number(ack.erp_order_id)
+    refs = await erp.refs()
+    (move,) = await erp._moves(sale)
+    (template,) = await erp.rpc.model(
+        "stock.shipment.out", "read", [int(move["shipment"].split(",")[1])], ["customer", "delivery_address"]
+    )
+    await erp._new_shipment(template, refs.warehouses["WH-EAST"], [(move, 2)], refs, reference="FO-11-1")
+    shipment = _shipment(order, "FO-11-1", "WH-EAST", {"L1": 2})
+    amounts = billing.invoice_for_shipment(order, {}, {"L1": 2}, True)
+    await erp.invoice_shipment(ack.erp_order_id, shipment, amounts, "inv-12011")
+    moves = [m for m in await erp._moves(sale) if m["state"] != "cancelled"]
+    assert sorted((m["state"], m["quantity"]) for m in moves) == [("assigned", 1.0), ("done", 2.0)]
+    (pos,) = InventoryLedger(_store(erp)).positions(sku="MUG-01", location="WH-EAST")
+    assert (pos.on_hand, pos.reserved) == (98, 1)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import Client
@@ -36,7 +38,20 @@ def tryton(tmp_path: Path) -> Iterator[TrytonServer]:
         yield server
 
 
-def _on_tryton(server: TrytonServer) -> dict[str, object]:
+@asynccontextmanager
+async def on_tryton(
+    client: Client, tmp_path: Path, database_url: str, tryton: TrytonServer, **overrides: Any
+) -> AsyncIterator[tuple[Platform, TrytonErp]]:
+    """The platform with Tryton as its ERP, the test catalog's stock pushed into Tryton."""
+    async with platform(
+        client, tmp_path, database_url, seed=seed_catalog, **_on_tryton(tryton), **overrides
+    ) as p:
+        erp = _erp(p)
+        await erp.seed_stock()
+        yield p, erp
+
+
+def _on_tryton(server: TrytonServer) -> dict[str, Any]:
     return {
         "erp": "tryton",
         "tryton_url": server.url,
@@ -53,9 +68,7 @@ def _erp(p: Platform) -> TrytonErp:
 async def test_a_split_order_completes_with_trytons_invoices_equal_to_its_total(
     client: Client, tmp_path: Path, database_url: str, tryton: TrytonServer
 ) -> None:
-    async with platform(client, tmp_path, database_url, seed=seed_catalog, **_on_tryton(tryton)) as p:
-        erp = _erp(p)
-        await erp.seed_stock()
+    async with on_tryton(client, tmp_path, database_url, tryton) as (p, erp):
         # HAT-RED: 3 at WH-EAST and 3 at WH-WEST; 5 ordered ships from both.
         r = await p.send_shopify(shopify_order(13001, [("HAT-RED", 5, "18.00"), ("MUG-01", 1, "12.50")]))
         assert r.status_code == 200, r.text
@@ -91,9 +104,7 @@ async def test_a_split_order_completes_with_trytons_invoices_equal_to_its_total(
 async def test_a_sale_tryton_refuses_waits_with_trytons_message_then_completes(
     client: Client, tmp_path: Path, database_url: str, tryton: TrytonServer
 ) -> None:
-    async with platform(client, tmp_path, database_url, seed=seed_catalog, **_on_tryton(tryton)) as p:
-        erp = _erp(p)
-        await erp.seed_stock()
+    async with on_tryton(client, tmp_path, database_url, tryton) as (p, erp):
         # Someone in Tryton stops selling the mug: Tryton refuses a sale line for it.
         (tpl,) = await erp.rpc.model("product.template", "search", [("code", "=", "MUG-01")], 0, 1, None)
         await erp.rpc.model("product.template", "write", [tpl], {"salable": False})
@@ -115,9 +126,7 @@ async def test_a_sale_tryton_refuses_waits_with_trytons_message_then_completes(
 async def test_a_return_on_tryton_is_received_credited_and_refunded(
     client: Client, tmp_path: Path, database_url: str, tryton: TrytonServer
 ) -> None:
-    async with platform(client, tmp_path, database_url, seed=seed_catalog, **_on_tryton(tryton)) as p:
-        erp = _erp(p)
-        await erp.seed_stock()
+    async with on_tryton(client, tmp_path, database_url, tryton) as (p, erp):
         await p.send_shopify(shopify_order(13003, [("TEE-BLK-M", 2, "25.00"), ("MUG-01", 1, "12.50")]))
         await p.wait_status("shopify-13003", "Completed", timeout=60)
         r = await p.http.post(
@@ -151,17 +160,9 @@ async def test_a_receipt_made_in_tryton_reaches_a_channel(
     client: Client, tmp_path: Path, database_url: str, tryton: TrytonServer
 ) -> None:
     channel = f"mirror-{uuid.uuid4().hex[:6]}"
-    async with platform(
-        client,
-        tmp_path,
-        database_url,
-        seed=seed_catalog,
-        inventory_channels=[channel],
-        inventory_debounce_s=0.1,
-        **_on_tryton(tryton),
-    ) as p:
-        erp = _erp(p)
-        await erp.seed_stock()
+    async with on_tryton(
+        client, tmp_path, database_url, tryton, inventory_channels=[channel], inventory_debounce_s=0.1
+    ) as (p, erp):
         await ensure_inventory_syncs(client, p.settings)
         assert "erp-stock" in {kind for kind, _ in wanted_schedules(p.settings).values()}
         await receive_in_tryton(erp, "TEE-BLK-M", "WH-EAST", 5)

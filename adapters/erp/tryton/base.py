@@ -102,7 +102,14 @@ class TrytonBase:
         refs = await self.refs()
         locations, items = await in_thread(SYSTEM, self._platform_master)
         for location in locations:
-            await master.ensure_warehouse(self.rpc, refs, location)
+            wh = await master.ensure_warehouse(self.rpc, refs, location)
+            if not wh.one_step:
+                raise PermanentError(
+                    f"Tryton's warehouse {location} ships in two steps (an output zone apart from its "
+                    "storage): this adapter version ships from one-step warehouses only",
+                    system=SYSTEM,
+                    reason="erp_setup",
+                )
         created = await master.ensure_products(self.rpc, refs, items)
         log.info("tryton ready", url=self.rpc.endpoint, warehouses=len(refs.warehouses), new_products=created)
 

@@ -30,6 +30,7 @@ naming the operation, so the order waits for an operator instead of a silent no-
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
@@ -137,9 +138,9 @@ class TrytonErp(TrytonReturns):
     @one_at_a_time(lambda order, *_: f"order:{order.key}")
     async def create_sales_order(self, order: Order, customer_id: str, idempotency_key: str) -> SalesOrderAck:
         refs = await self.refs()
+        # An existing sale is carried on from where it stopped (Tryton's confirm queues process:
+        # a sale can be processing before its split and assignment ran).
         sale = await self._sale_by_reference(order.key)
-        if sale is not None and sale["state"] in ("processing", "done"):
-            return await self._ack(sale, created=False)
         stocked = [ln for ln in order.lines if ln.fulfillable and not ln.digital and ln.sku]
         products = await master.product_ids(self.rpc, refs, [ln.sku for ln in stocked if ln.sku])
         unknown = sorted({ln.sku for ln in stocked if ln.sku and ln.sku not in products})
@@ -208,6 +209,16 @@ class TrytonErp(TrytonReturns):
             invoice_id=inv["number"], total=Money(amount=inv["total_amount"], currency=amounts.total.currency)
         )
 
+    async def _ignore(self, sale: dict[str, Any], moves: list[dict[str, Any]]) -> None:
+        """Mark cancelled moves ignored on their sale lines (adding twice changes nothing)."""
+        by_line: dict[int, list[int]] = defaultdict(list)
+        for m in moves:
+            by_line[int(m["origin"].split(",")[1])].append(m["id"])
+        for line_id, move_ids in by_line.items():
+            await self.rpc.model("sale.line", "write", [line_id], {"moves_ignored": [["add", move_ids]]})
+        if by_line:
+            await self.rpc.model("sale.sale", "process", [sale["id"]])
+
     @one_at_a_time(lambda number, *_: f"sale:{number}")
     async def cancel_sales_order(self, erp_order_id: str, reason: str, idempotency_key: str) -> CancelAck:
         """Tryton cannot cancel a sale once processed: the adapter cancels its open customer
@@ -219,6 +230,10 @@ class TrytonErp(TrytonReturns):
         shipped = any(m["state"] == "done" for m in moves)
         if not open_moves:
             if sale["state"] == "cancelled" or any(m["state"] == "cancelled" for m in moves):
+                # A retry after the shipments were cancelled: finish what the first attempt may
+                # not have (ignore the moves, give the reservations back).
+                await self._ignore(sale, [m for m in moves if m["state"] == "cancelled"])
+                await self._mirror(sale)
                 return CancelAck(erp_order_id=erp_order_id, status="already_cancelled")
             raise _permanent(f"Tryton's sale {sale['number']} has shipped in full", "already_shipped")
         refs = await self.refs()
@@ -233,12 +248,7 @@ class TrytonErp(TrytonReturns):
         if ids:
             await self.rpc.model("stock.shipment.out", "cancel", ids)
         cancelled = [m["id"] for m in open_moves]
-        by_line: dict[int, list[int]] = defaultdict(list)
-        for m in open_moves:
-            by_line[int(m["origin"].split(",")[1])].append(m["id"])
-        for line_id, move_ids in by_line.items():
-            await self.rpc.model("sale.line", "write", [line_id], {"moves_ignored": [["add", move_ids]]})
-        await self.rpc.model("sale.sale", "process", [sale["id"]])
+        await self._ignore(sale, open_moves)
         await self._mirror(sale)
         log.info("tryton sale cancelled", sale=sale["number"], moves=len(cancelled), reason=reason)
         return CancelAck(
@@ -373,14 +383,53 @@ class TrytonErp(TrytonReturns):
             per_location[a.location].append((m, a.quantity))
             taken[m["id"]] += a.quantity
         # The new shipments first: deleting or shrinking a move makes Tryton's sale process
-        # again, and it would recreate every unit it finds missing.
+        # again, and it would recreate every unit it finds missing. Each carries a reference,
+        # so a retry after a crash here does not split twice.
         for location, parts in sorted(per_location.items()):
-            wh = await master.ensure_warehouse(self.rpc, refs, location)
-            await self._new_shipment(template, wh, [(m, qty) for m, qty in parts], refs)
-        await self.rpc.model("stock.shipment.out", "wait", [int(moves[0]["shipment"].split(",")[1])])
-        await self._shrink(
-            [(m, m["quantity"] - taken[m["id"]]) for m in by_line.values() if taken.get(m["id"])]
+            reference = f"split:{sale['id']}:{location}"
+            if not await self._shipments_with(sale, reference):
+                wh = await master.ensure_warehouse(self.rpc, refs, location)
+                await self._new_shipment(
+                    template, wh, [(m, qty) for m, qty in parts], refs, reference=reference
+                )
+        await self._balance(await self._sale(sale["id"]), prefer=primary.output)
+
+    async def _shipments_with(self, sale: dict[str, Any], reference: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await self.rpc.search_read(
+            "stock.shipment.out",
+            [("id", "in", sale["shipments"]), ("reference", "=", reference), ("state", "!=", "cancelled")],
+            ["state"],
         )
+        return found
+
+    async def _balance(self, sale: dict[str, Any], *, prefer: int, keep: Collection[int] = ()) -> list[int]:
+        """Each sale line's open and done moves add up to the line's quantity: the surplus a
+        new shipment took over comes off the other open moves, those leaving ``prefer`` (a
+        warehouse's output) first, never those of the ``keep`` shipments. Safe to repeat: a
+        balanced sale changes nothing. Returns the shipments it touched."""
+        rows = await self.rpc.model("sale.line", "read", sale["lines"], ["quantity", "product"])
+        want = {r["id"]: abs(r["quantity"]) for r in rows if r["product"]}
+        moves = [m for m in await self._moves(sale) if m["state"] != "cancelled"]
+        have: dict[int, float] = defaultdict(float)
+        for m in moves:
+            have[int(m["origin"].split(",")[1])] += m["quantity"]
+        keep_refs = {f"stock.shipment.out,{i}" for i in keep}
+        candidates = [m for m in moves if m["state"] in OPEN_MOVE and m["shipment"] not in keep_refs]
+        candidates.sort(key=lambda m: (m["from_location"] != prefer, -m["id"]))
+        changes: list[tuple[dict[str, Any], float]] = []
+        for m in candidates:
+            line = int(m["origin"].split(",")[1])
+            surplus = have[line] - want.get(line, have[line])
+            if surplus <= 0:
+                continue
+            take = min(m["quantity"], surplus)
+            have[line] -= take
+            changes.append((m, m["quantity"] - take))
+        touched = sorted({int(m["shipment"].split(",")[1]) for m, _ in changes if m["shipment"]})
+        if touched:
+            await self.rpc.model("stock.shipment.out", "wait", touched)
+        await self._shrink(changes)
+        return touched
 
     async def _shrink(self, changes: list[tuple[dict[str, Any], float]]) -> None:
         """Give each move its new quantity (deleting it at zero), once the units it gives up
@@ -476,8 +525,7 @@ class TrytonErp(TrytonReturns):
             ["state"],
         )
         if done:
-            await self._finish(done[0]["id"], wh)
-            await self._mirror(sale)
+            await self._settle(sale, done[0]["id"], wh)
             return
         line_ids = {v: k for k, v in (await self._lines(sale)).items()}
         moves = [
@@ -489,14 +537,12 @@ class TrytonErp(TrytonReturns):
             if sale_line is not None:
                 need[sale_line] += sl.quantity
         parts: list[tuple[dict[str, Any], int]] = []
-        changes: list[tuple[dict[str, Any], float]] = []
         for m in moves:
             line = int(m["origin"].split(",")[1])
             take = min(int(m["quantity"]), need.get(line, 0))
             if take > 0:
                 need[line] -= take
                 parts.append((m, take))
-                changes.append((m, m["quantity"] - take))
         short = {line: q for line, q in need.items() if q > 0}
         if short:
             raise _permanent(
@@ -506,25 +552,29 @@ class TrytonErp(TrytonReturns):
             )
         if not parts:
             return
-        touched = sorted({int(m["shipment"].split(",")[1]) for m, _ in changes if m["shipment"]})
+        first = next(m["shipment"] for m, _ in parts if m["shipment"])
         (template,) = await self.rpc.model(
-            "stock.shipment.out", "read", touched[:1], ["customer", "delivery_address"]
+            "stock.shipment.out", "read", [int(first.split(",")[1])], ["customer", "delivery_address"]
         )
         # First (see _split); it carries the platform's shipment id.
         new = await self._new_shipment(template, wh, parts, refs, reference=shipment.shipment_id)
-        await self.rpc.model("stock.shipment.out", "wait", touched)
-        await self._shrink(changes)
+        await self._settle(sale, new, wh)
+
+    async def _settle(self, sale: dict[str, Any], new: int, wh: Warehouse) -> None:
+        """After the shipped units have their own shipment ``new``: the old moves give them up,
+        ``new`` is done, emptied shipments are cancelled and the rest assigned again, and the
+        ledger hears of it. Every step is safe to repeat (a retry after a crash anywhere)."""
+        sale = await self._sale(sale["id"])
+        await self._balance(sale, prefer=wh.output, keep=[new])
         await self._finish(new, wh)
-        empty = []
-        for sid in touched:
-            (row,) = await self.rpc.model("stock.shipment.out", "read", [sid], ["moves"])
-            if not row["moves"]:
-                empty.append(sid)
+        rows = await self.rpc.model("stock.shipment.out", "read", sale["shipments"], ["state", "moves"])
+        open_rows = [r for r in rows if r["id"] != new and r["state"] not in ("done", "cancelled")]
+        empty = [r["id"] for r in open_rows if not r["moves"]]
         if empty:
             await self.rpc.model("stock.shipment.out", "cancel", empty)
-        rest = [sid for sid in touched if sid not in empty]
-        if rest:
-            await self.rpc.model("stock.shipment.out", "assign_try", rest)
+        waiting = [r["id"] for r in open_rows if r["moves"] and r["state"] == "waiting"]
+        if waiting:
+            await self.rpc.model("stock.shipment.out", "assign_try", waiting)
         await self._mirror(sale)
 
 

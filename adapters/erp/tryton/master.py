@@ -4,8 +4,9 @@ a product per SKU. Read once at start (warehouses and products on demand after t
 where missing, so an existing Tryton needs nothing but a company and a chart of accounts.
 
 A warehouse the adapter creates ships in one step (its storage is also its input and output):
-a customer shipment goes waiting -> assigned -> packed -> done. An existing two-step warehouse
-(output zone) works too: the adapter picks before it packs.
+a customer shipment goes waiting -> assigned -> packed -> done. A platform location whose
+existing Tryton warehouse has a separate output zone (two-step shipping) is refused at start:
+the adapter reads reservations and mirrors stock on one-step warehouses only.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ RETURN = "/return/"
 
 
 class TrytonReturns(TrytonStockSync):
-    @one_at_a_time(lambda number, return_key, *_: f"sale:{number}:return:{return_key}")
+    @one_at_a_time(lambda number, *_: f"sale:{number}:returns")  # one order's returns one at a time
     async def authorize_return(
         self, erp_order_id: str, return_key: str, lines: list[RmaLine], idempotency_key: str
     ) -> RmaAck:
@@ -40,7 +40,7 @@ class TrytonReturns(TrytonStockSync):
         existing = await self._sale_by_reference(reference)
         before = await self._returned(sale, exclude=reference)
         if existing is not None:
-            return await self._rma_ack(existing, erp_order_id, before, created=False)
+            return await self._rma_ack(await self._processed(existing), erp_order_id, before, created=False)
         shipped = await self._shipped(sale)
         refused = [
             f"line {ln.line_id}: {ln.quantity} asked, {shipped.get(ln.line_id, 0)} shipped, "
@@ -90,12 +90,16 @@ class TrytonReturns(TrytonStockSync):
                 }
             ],
         )
-        rma = await self._sale(return_id)
+        rma = await self._processed(await self._sale(return_id))
+        return await self._rma_ack(rma, erp_order_id, before, created=True)
+
+    async def _processed(self, rma: dict[str, Any]) -> dict[str, Any]:
+        """Quoted, confirmed and processed (its return shipment made), from wherever it is."""
         for state, button in (("draft", "quote"), ("quotation", "confirm"), ("confirmed", "process")):
             if rma["state"] == state:
-                await self.rpc.model("sale.sale", button, [return_id])
-                rma = await self._sale(return_id)
-        return await self._rma_ack(rma, erp_order_id, before, created=True)
+                await self.rpc.model("sale.sale", button, [rma["id"]])
+                rma = await self._sale(rma["id"])
+        return rma
 
     @one_at_a_time(lambda rma, *_: f"rma:{rma}")
     async def receive_return(
@@ -108,6 +112,9 @@ class TrytonReturns(TrytonStockSync):
             if received == idempotency_key:
                 return await self._receipt_ack(rma)
             raise _permanent(f"{rma_id} was already received (another receipt)", "rma_received")
+        if any(sh["reference"] == idempotency_key for sh in shipments):
+            # This receipt's attempt received in Tryton, then died: finish its last steps.
+            return await self._after_receipt(rma, shipments, idempotency_key, lines)
         status = await self._status(rma)
         if status == "closed":
             raise _permanent(f"{rma_id} is closed", "rma_closed")
@@ -157,17 +164,30 @@ class TrytonReturns(TrytonStockSync):
         if ids:
             await self.rpc.model("stock.shipment.out.return", "write", ids, {"reference": idempotency_key})
             await self.rpc.model("stock.shipment.out.return", "receive", ids)
-            still = [s["id"] for s in await self._return_shipments(rma) if s["state"] == "received"]
-            if still:
-                await self.rpc.model("stock.shipment.out.return", "do", still)
         empty = [
             s["id"] for s in shipments if s["id"] not in receiving and s["state"] not in ("done", "cancelled")
         ]
         if empty:
             await self.rpc.model("stock.shipment.out.return", "cancel", empty)
+        return await self._after_receipt(rma, await self._return_shipments(rma), idempotency_key, lines)
+
+    async def _after_receipt(
+        self, rma: dict[str, Any], shipments: list[dict[str, Any]], key: str, lines: list[DispositionLine]
+    ) -> ReturnReceiptAck:
+        drafts = [sh["id"] for sh in shipments if sh["reference"] == key and sh["state"] == "draft"]
+        if drafts:  # the quantities were set before the key was written: receive them now
+            await self.rpc.model("stock.shipment.out.return", "receive", drafts)
+            shipments = await self._return_shipments(rma)
+        still = [sh["id"] for sh in shipments if sh["state"] == "received"]
+        if still:
+            await self.rpc.model("stock.shipment.out.return", "do", still)
         await self._ignore_open(rma)
+        damaged: dict[str, int] = defaultdict(int)
+        for dl in lines:
+            if dl.disposition == "damaged":
+                damaged[dl.line_id] += dl.quantity
         written_off = await self._write_off(rma, damaged)
-        await self._remember_receipt(rma, idempotency_key, written_off)
+        await self._remember_receipt(rma, key, written_off)
         await self._mirror(rma)
         return await self._receipt_ack(rma)
 

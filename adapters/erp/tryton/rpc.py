@@ -5,7 +5,7 @@ Facts: ../shared/contracts/tryton.md. The worker never imports trytond; this is 
 
 Errors: a reply ``{"error": [name, args]}`` whose name is a user-facing exception
 (``UserError``, ``UserWarning``, validation and access errors) is the document's fault and
-becomes PermanentError with Tryton's message; a refused session (HTTP 401/403) is renewed once;
+becomes PermanentError with Tryton's message; a refused session (HTTP 401) is renewed once;
 Tryton unreachable, 5xx, 429 or a timeout is TransientError, so the activity retries and the
 order waits until Tryton is back.
 """
@@ -144,7 +144,7 @@ class TrytonRpc:
                 resp = await self._http.post(self.endpoint, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise TransientError(f"Tryton unreachable ({type(exc).__name__}: {exc})", system=SYSTEM) from exc
-        if resp.status_code in (401, 403) and session is not None:
+        if resp.status_code == 401 and session is not None:
             raise _SessionExpired
         if resp.status_code == 429 or resp.status_code >= 500:
             raise TransientError(f"Tryton answered HTTP {resp.status_code} to {method}", system=SYSTEM)

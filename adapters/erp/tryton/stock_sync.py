@@ -149,14 +149,17 @@ class TrytonStockSync(TrytonItemMaster):
     async def adopt_stock_until_now(self) -> None:
         """The ledger already holds what Tryton holds (the stock was pushed from it): start the
         sync after Tryton's newest move, so nothing already counted is counted again."""
-        newest = await self.rpc.search_read(
-            "stock.move", [], ["write_date", "create_date"], order=[("write_date", "DESC")], limit=1
-        )
-        if not newest:
+        # The newest write and the newest create, each among the moves that have one (NULLs
+        # sort first on PostgreSQL, last on SQLite).
+        stamps = []
+        for field in ("write_date", "create_date"):
+            rows = await self.rpc.search_read(
+                "stock.move", [(field, "!=", None)], [field], order=[(field, "DESC")], limit=1
+            )
+            stamps += [r[field] for r in rows]
+        if not stamps:
             return
-        at = ((newest[0]["write_date"] or newest[0]["create_date"]) + timedelta(microseconds=1)).replace(
-            tzinfo=UTC
-        )
+        at = (max(stamps) + timedelta(microseconds=1)).replace(tzinfo=UTC)
 
         def mark() -> None:
             for kind in (ADOPTED, WATERMARK):
