@@ -307,6 +307,16 @@ class TrytonBase:
             ]
         return values
 
+    async def _ignore(self, sale: dict[str, Any], moves: list[dict[str, Any]]) -> None:
+        """Mark cancelled moves ignored on their sale lines (adding twice changes nothing)."""
+        by_line: dict[int, list[int]] = defaultdict(list)
+        for m in moves:
+            by_line[int(m["origin"].split(",")[1])].append(m["id"])
+        for line_id, move_ids in by_line.items():
+            await self.rpc.model("sale.line", "write", [line_id], {"moves_ignored": [["add", move_ids]]})
+        if by_line:
+            await self.rpc.model("sale.sale", "process", [sale["id"]])
+
     async def _know_products(self, moves: list[dict[str, Any]]) -> None:
         """Learn the SKU of products the moves carry that the cache does not know."""
         refs = await self.refs()

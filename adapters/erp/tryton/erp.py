@@ -209,16 +209,6 @@ class TrytonErp(TrytonReturns):
             invoice_id=inv["number"], total=Money(amount=inv["total_amount"], currency=amounts.total.currency)
         )
 
-    async def _ignore(self, sale: dict[str, Any], moves: list[dict[str, Any]]) -> None:
-        """Mark cancelled moves ignored on their sale lines (adding twice changes nothing)."""
-        by_line: dict[int, list[int]] = defaultdict(list)
-        for m in moves:
-            by_line[int(m["origin"].split(",")[1])].append(m["id"])
-        for line_id, move_ids in by_line.items():
-            await self.rpc.model("sale.line", "write", [line_id], {"moves_ignored": [["add", move_ids]]})
-        if by_line:
-            await self.rpc.model("sale.sale", "process", [sale["id"]])
-
     @one_at_a_time(lambda number, *_: f"sale:{number}")
     async def cancel_sales_order(self, erp_order_id: str, reason: str, idempotency_key: str) -> CancelAck:
         """Tryton cannot cancel a sale once processed: the adapter cancels its open customer

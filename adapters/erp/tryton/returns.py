@@ -345,14 +345,7 @@ class TrytonReturns(TrytonStockSync):
         loose = [m["id"] for m in open_moves if not m["shipment"]]
         if loose:
             await self.rpc.model("stock.move", "cancel", loose)
-        ignore = [m for m in await self._moves(rma) if m["state"] == "cancelled"]
-        by_line: dict[int, list[int]] = defaultdict(list)
-        for m in ignore:
-            by_line[int(m["origin"].split(",")[1])].append(m["id"])
-        for line_id, move_ids in by_line.items():
-            await self.rpc.model("sale.line", "write", [line_id], {"moves_ignored": [["add", move_ids]]})
-        if by_line:
-            await self.rpc.model("sale.sale", "process", [rma["id"]])
+        await self._ignore(rma, [m for m in await self._moves(rma) if m["state"] == "cancelled"])
 
     async def _write_off(self, rma: dict[str, Any], damaged: dict[str, int]) -> Decimal:
         if not any(damaged.values()):
