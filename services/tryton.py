@@ -25,7 +25,7 @@ import httpx
 
 from settings import Settings
 
-MODULES = ("sale", "account_invoice_stock")
+MODULES = ("sale", "account_invoice_stock", "sale_amendment")
 ADMIN_EMAIL = "admin@example.com"
 
 

@@ -26,6 +26,7 @@ from backoffice.bootstrap import open_store
 from backoffice.erp import ErpItem
 from canonical import Order, Shipment, billing
 from canonical.documents import RmaLine
+from canonical.edits import reduce_order
 from canonical.fulfillment import ShipmentLine
 from canonical.returns import DispositionLine, credit_for_return
 from services.tryton import TrytonServer
@@ -220,9 +221,78 @@ async def test_tryton_errors_are_permanent_with_trytons_message(erp: TrytonErp) 
         await erp.rpc.model("sale.sale", "create", [{"reference": "no-party"}])
     assert refused.value.reason == "erp_rejected"
     assert "Party" in str(refused.value) and str(refused.value).startswith("Tryton: ")
-    with pytest.raises(PermanentError) as unsupported:
-        await erp.update_sales_order("1", order, "k")
-    assert unsupported.value.reason == "erp_operation_unsupported"
+    with pytest.raises(PermanentError) as unknown_sale:
+        await erp.update_sales_order("no-such-sale", order, "k")
+    assert unknown_sale.value.reason == "unknown_order"
+
+
+async def test_an_edit_before_release_amends_the_sale_backorders_first_then_the_latest_units(
+    erp: TrytonErp,
+) -> None:
+    # HAT-RED: 3 at WH-EAST, 3 at WH-WEST; 8 ordered -> 3 + 3 placed, 2 backordered.
+    order = make_order("12040", lines=[("HAT-RED", 8, "18.00"), ("MUG-01", 2, "12.50")], discount="3.00")
+    customer = await erp.resolve_customer(order.customer, order.shipping_address)
+    ack = await erp.create_sales_order(order, customer.customer_id, "so-12040")
+    assert [(b.line_id, b.quantity) for b in ack.backordered] == [("L1", 2)]
+
+    # The channel cuts the hats to 5 and drops the mugs: the 2 backordered go first, then one
+    # of WH-WEST's (the split's, the latest) units; the mugs' reservation is released.
+    edited = reduce_order(order, {"L1": 5, "L2": 0}, order.shipping_address)
+    # The attempt that died after making the amendment and before validating it.
+    sale = await erp._sale_by_number(ack.erp_order_id)
+    lines = await erp._amend(sale, edited)
+    await erp.rpc.model(
+        "sale.amendment",
+        "create",
+        [{"sale": sale["id"], "description": "edit-12040-1", "lines": [["create", lines]]}],
+    )
+    done = await erp.update_sales_order(ack.erp_order_id, edited, "edit-12040-1")
+    placed = sorted((a.location, a.line_id, a.quantity) for a in done.allocations)
+    assert placed == [("WH-EAST", "L1", 3), ("WH-WEST", "L1", 2)] and done.backordered == []
+    again = await erp.update_sales_order(ack.erp_order_id, edited, "edit-12040-1")
+    assert again == done
+    (sale,) = await erp.rpc.search_read(
+        "sale.sale", [("number", "=", ack.erp_order_id)], ["total_amount", "revision", "amendments"]
+    )
+    # Tryton's own sale: the edited order's total, one amendment, however often it was asked.
+    assert edited.totals.total < order.totals.total
+    assert (sale["total_amount"], sale["revision"], len(sale["amendments"])) == (
+        edited.totals.total.amount,
+        1,
+        1,
+    )
+    ledger = InventoryLedger(_store(erp))
+    assert {(p.sku, p.location): p.reserved for p in ledger.positions() if p.reserved} == {
+        ("HAT-RED", "WH-EAST"): 3,
+        ("HAT-RED", "WH-WEST"): 2,
+    }
+    assert await _tryton_stock(erp, "MUG-01", "WH-EAST") == 100  # nothing left the building
+
+    # What ships is invoiced at the edited amounts, to the cent.
+    amounts = billing.invoice_for_shipment(edited, {}, {"L1": 5}, True)
+    east = await erp.invoice_shipment(
+        ack.erp_order_id, _shipment(edited, "S1", "WH-EAST", {"L1": 3}), amounts, "inv-12040-1"
+    )
+    assert east.total == amounts.total
+    with pytest.raises(PermanentError) as shipped:
+        await erp.update_sales_order(ack.erp_order_id, reduce_order(edited, {"L1": 4}, None), "edit-12040-2")
+    assert shipped.value.reason == "already_shipped"
+
+
+async def test_an_edit_tryton_cannot_apply_by_itself_is_refused_with_the_reason(erp: TrytonErp) -> None:
+    order = make_order("12041", lines=[("MUG-01", 2, "12.50")])
+    customer = await erp.resolve_customer(order.customer, order.shipping_address)
+    ack = await erp.create_sales_order(order, customer.customer_id, "so-12041")
+    more = order.model_copy(update={"lines": [order.lines[0].model_copy(update={"quantity": 3})]})
+    with pytest.raises(PermanentError) as grown:
+        await erp.update_sales_order(ack.erp_order_id, more, "edit-12041-1")
+    assert grown.value.reason == "edit_not_supported" and "L1" in str(grown.value)
+    await erp.cancel_sales_order(ack.erp_order_id, "customer", "cancel-12041")
+    with pytest.raises(PermanentError) as cancelled:
+        await erp.update_sales_order(ack.erp_order_id, reduce_order(order, {"L1": 1}, None), "edit-12041-2")
+    assert cancelled.value.reason == "order_cancelled"
+    amendments = await erp.rpc.search_read("sale.amendment", [("sale.number", "=", ack.erp_order_id)], ["id"])
+    assert amendments == []
 
 
 async def _shipped_order(erp: TrytonErp, external_id: str) -> tuple[Order, str]:

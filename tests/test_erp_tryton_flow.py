@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -22,9 +22,11 @@ from orchestration.client import ensure_inventory_syncs
 from orchestration.models import OperatorRequest
 from services.tryton import TrytonServer
 from store.channel_stock import told
+from store.db import Store
 from tests.platform import Platform, platform
 from tests.seed import seed_catalog
 from tests.shopify_payloads import shopify_order
+from tests.test_order_edits import steps, updated
 from tests.test_returns import wait_status as wait_return_status
 from tests.tryton_server import receive_in_tryton, running_tryton
 from workflows.erp_stock import ErpStockSync
@@ -40,12 +42,15 @@ def tryton(tmp_path: Path) -> Iterator[TrytonServer]:
 
 @asynccontextmanager
 async def on_tryton(
-    client: Client, tmp_path: Path, database_url: str, tryton: TrytonServer, **overrides: Any
+    client: Client,
+    tmp_path: Path,
+    database_url: str,
+    tryton: TrytonServer,
+    seed: Callable[[Store], None] = seed_catalog,
+    **overrides: Any,
 ) -> AsyncIterator[tuple[Platform, TrytonErp]]:
     """The platform with Tryton as its ERP, the test catalog's stock pushed into Tryton."""
-    async with platform(
-        client, tmp_path, database_url, seed=seed_catalog, **_on_tryton(tryton), **overrides
-    ) as p:
+    async with platform(client, tmp_path, database_url, seed=seed, **_on_tryton(tryton), **overrides) as p:
         erp = _erp(p)
         await erp.seed_stock()
         yield p, erp
@@ -178,3 +183,40 @@ async def test_a_receipt_made_in_tryton_reaches_a_channel(
                 break
             await asyncio.sleep(0.2)
         assert pushed == [15], f"{channel} was not told TEE-BLK-M=15: {pushed}"
+
+
+async def test_a_channel_edit_before_release_amends_trytons_sale_and_its_invoice_follows(
+    client: Client, tmp_path: Path, database_url: str, tryton: TrytonServer
+) -> None:
+    def seed(store: Store) -> None:
+        seed_catalog(store, extra=[("BO-1", "10.00", "WH-EAST", 0)])
+
+    async with on_tryton(client, tmp_path, database_url, tryton, seed) as (p, erp):
+        # No BO-1 in stock: the order waits, backordered, nothing released yet.
+        order = shopify_order(13004, [("BO-1", 3, "10.00")])
+        await p.send_shopify(order)
+        st = await p.wait_status("shopify-13004", "NeedsAttention", timeout=60)
+        assert st.attention is not None and st.attention.reason == "backordered"
+
+        await p.send_shopify(updated(order, "2026-11-20T11:00:00-05:00", L0=1), topic="orders/updated")
+        st = await p.wait_for("shopify-13004", lambda s: bool(steps(s, "order_edit")))
+        assert steps(st, "order_edit") == [
+            ("done", "update of 2026-11-20T11:00:00-05:00 applied: line 130040 3 -> 1")
+        ]
+        assert st.backordered == {"130040": 1}
+        (sale,) = await erp.rpc.search_read(
+            "sale.sale", [("reference", "=", "shopify-13004")], ["total_amount", "revision"]
+        )
+        assert (sale["total_amount"], sale["revision"]) == (st.total.amount, 1)
+
+        await receive_in_tryton(erp, "BO-1", "WH-EAST", 5)
+        await p.handle("shopify-13004").execute_update(
+            OrderToCash.retry, OperatorRequest(operator="ops", reason="BO-1 received in Tryton")
+        )
+        st = await p.wait_status("shopify-13004", "Completed", timeout=60)
+        assert sum(ln.quantity for sh in st.shipments for ln in sh.lines) == 1
+        invoices = await erp.rpc.search_read(
+            "account.invoice", [("type", "=", "out"), ("reference", "!=", None)], ["state", "total_amount"]
+        )
+        assert {i["state"] for i in invoices} == {"posted"}
+        assert sum((i["total_amount"] for i in invoices), Decimal(0)) == st.total.amount == st.invoiced.amount

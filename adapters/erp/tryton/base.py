@@ -85,6 +85,7 @@ class TrytonBase:
         self.store = store
         self.never_allocate_from = set(never_allocate_from)
         self._refs: Refs | None = None
+        self._locations: list[str] = []  # the platform's locations, read at start
         self._start_lock = asyncio.Lock()
         self._customer_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._party_create = asyncio.Lock()
@@ -101,6 +102,7 @@ class TrytonBase:
         await self.rpc.login()
         refs = await self.refs()
         locations, items = await in_thread(SYSTEM, self._platform_master)
+        self._locations = [loc for loc in locations if loc not in self.never_allocate_from]
         for location in locations:
             wh = await master.ensure_warehouse(self.rpc, refs, location)
             if not wh.one_step:

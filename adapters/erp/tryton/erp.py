@@ -22,9 +22,8 @@ every move of its lines wherever it ships from).
 Stock: Tryton is the authority; every operation ends by mirroring the sale's moves into the
 ledger (``mirror.py``), so channels hear of what Tryton reserved, shipped or released.
 
-Returns are in ``returns.py``. Not yet on Tryton: order edits (a processed Tryton sale's lines
-cannot change); ``update_sales_order`` raises PermanentError ``erp_operation_unsupported``
-naming the operation, so the order waits for an operator instead of a silent no-op.
+Edits before release are Tryton sale amendments (the ``sale_amendment`` module: a processing
+sale's lines cannot be written otherwise). Returns are in ``returns.py``.
 """
 
 from __future__ import annotations
@@ -166,10 +165,114 @@ class TrytonErp(TrytonReturns):
         await self._assign(sale)
         return await self._ack(await self._sale(sale["id"]), created=created)
 
+    @one_at_a_time(lambda number, *_: f"sale:{number}")
     async def update_sales_order(
         self, erp_order_id: str, order: Order, idempotency_key: str
     ) -> SalesOrderAck:
-        raise _unsupported("edit an order")
+        """A channel's edit before release, as a Tryton sale amendment (``sale_amendment``):
+        each line's new quantity, the shipping, tax, discount and adjustment lines' new amounts,
+        so the sale's total is the edited order's and its revision says it was amended. Tryton
+        clears the moves not yet reserved (backorders first, as on the builtin ERP); reserved
+        units beyond a line's new quantity are released, the latest first. The amendment's
+        description is the idempotency key: a retry finds it and finishes what is left."""
+        refs = await self.refs()
+        if not refs.amendments:
+            raise _unsupported("edit an order without Tryton's sale_amendment module")
+        sale = await self._sale_by_number(erp_order_id)
+        amendment = await self._amendment(sale, idempotency_key)
+        if amendment is None or amendment["state"] == "draft":
+            if amendment is None:
+                await self._refuse_edit(sale, order)
+                (amendment_id,) = await self.rpc.model(
+                    "sale.amendment",
+                    "create",
+                    [
+                        {
+                            "sale": sale["id"],
+                            "description": idempotency_key,
+                            "lines": [["create", await self._amend(sale, order)]],
+                        }
+                    ],
+                )
+            else:
+                amendment_id = amendment["id"]
+            await self.rpc.model("sale.amendment", "validate_amendment", [amendment_id])
+        sale = await self._sale(sale["id"])
+        # The split's own shipments give up their units before the sale's warehouse, so what
+        # is left ships in fewer parcels.
+        home = refs.by_id()[sale["warehouse"]].output if sale["warehouse"] in refs.by_id() else None
+        await self._balance(sale, first=[w.output for w in refs.warehouses.values() if w.output != home])
+        await self._assign(sale)
+        return await self._ack(await self._sale(sale["id"]), created=False)
+
+    async def _amendment(self, sale: dict[str, Any], key: str) -> dict[str, Any] | None:
+        found = await self.rpc.search_read(
+            "sale.amendment", [("sale", "=", sale["id"]), ("description", "=", key)], ["state"], limit=1
+        )
+        return dict(found[0]) if found else None
+
+    async def _refuse_edit(self, sale: dict[str, Any], order: Order) -> None:
+        """What the builtin ERP refuses, Tryton refuses too: a cancelled or shipped sale, new
+        lines and increases (a person decides those)."""
+        moves = await self._moves(sale)
+        if sale["state"] == "cancelled" or any(m["state"] == "cancelled" for m in moves):
+            raise _permanent(f"Tryton's sale {sale['number']} is cancelled", "order_cancelled")
+        (invoiced,) = await self.rpc.model("sale.sale", "read", [sale["id"]], ["invoices"])
+        if invoiced["invoices"] or any(m["state"] == "done" for m in moves):
+            raise _permanent(
+                f"Tryton's sale {sale['number']} has shipped: it cannot be edited", "already_shipped"
+            )
+        rows = {r["note"][len(LINE_NOTE) :]: r for r in await self._sale_lines(sale) if _is_order_line(r)}
+        new = sorted({ln.line_id for ln in order.lines} - set(rows))
+        if new:
+            raise _permanent(f"new lines {', '.join(new)}: add them by hand", "edit_not_supported")
+        grown = [ln.line_id for ln in order.lines if ln.quantity > rows[ln.line_id]["quantity"]]
+        if grown:
+            raise _permanent(f"quantities increased on {', '.join(grown)}", "edit_not_supported")
+
+    async def _amend(self, sale: dict[str, Any], order: Order) -> list[dict[str, Any]]:
+        """One amendment line per sale line whose quantity or price the edit changes (a line
+        gone from the order goes to zero)."""
+        edited = {ln.line_id: ln for ln in order.lines}
+        extras = _extras(order)
+        out: list[dict[str, Any]] = []
+        for r in await self._sale_lines(sale):
+            if _is_order_line(r):
+                ln = edited.get(r["note"][len(LINE_NOTE) :])
+                quantity, price = (float(ln.quantity), ln.unit_price.amount) if ln else (0.0, r["unit_price"])
+            elif r["description"] in extras:
+                quantity, price = 1.0, extras.pop(r["description"])
+            else:
+                continue
+            if (quantity, price) != (r["quantity"], r["unit_price"]):
+                out.append(
+                    {
+                        "action": "line",
+                        "line": r["id"],
+                        "product": r["product"],
+                        "unit": r["unit"],
+                        "quantity": quantity,
+                        "unit_price": price,
+                        "description": r["description"],
+                    }
+                )
+        missing = sorted(title for title, amount in extras.items() if amount)
+        if missing:
+            # An amendment cannot add lines; the sale was made without one it now needs.
+            raise _permanent(
+                f"Tryton's sale {sale['number']} has no {', '.join(missing)} line to amend",
+                "edit_not_supported",
+            )
+        return out
+
+    async def _sale_lines(self, sale: dict[str, Any]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = await self.rpc.model(
+            "sale.line",
+            "read",
+            sale["lines"],
+            ["note", "description", "quantity", "unit_price", "product", "unit", "type"],
+        )
+        return rows
 
     @one_at_a_time(lambda number, *_: f"sale:{number}")
     async def allocate_backorders(self, erp_order_id: str) -> SalesOrderAck:
@@ -273,9 +376,11 @@ class TrytonErp(TrytonReturns):
         if served:
             location = min(served, key=lambda loc: (-served[loc], loc))
             return await master.ensure_warehouse(self.rpc, refs, location)
-        if not refs.warehouses:
-            raise _permanent("Tryton has no warehouse for any platform location", "erp_setup")
-        return refs.warehouses[min(refs.warehouses)]
+        # Nothing in stock anywhere: the sale waits, backordered, at a platform location (never
+        # at a Tryton warehouse the platform does not know, where no one would ship it).
+        if self._locations:
+            return await master.ensure_warehouse(self.rpc, refs, self._locations[0])
+        raise _permanent("Tryton has no warehouse for any platform location", "erp_setup")
 
     async def _address(self, party: int, address: Address | None) -> int:
         have = await self.rpc.search_read(
@@ -318,19 +423,11 @@ class TrytonErp(TrytonReturns):
             if ln.sku and ln.fulfillable and not ln.digital:
                 row |= {"product": products[ln.sku], "unit": refs.unit}
             lines.append(row)
-        t = order.totals
-        extra = [("Shipping", t.shipping_total.amount, refs.shipping_product)]
-        if not order.taxes_included:
-            extra.append(("Sales tax", t.tax_total.amount, None))
-        extra.append(("Discounts", -t.discount_total.amount, None))
-        goods = sum((ln.unit_price.amount * ln.quantity for ln in order.lines), Decimal(0))
-        rest = t.total.amount - goods - sum((amount for _, amount, _ in extra), Decimal(0))
-        extra.append(("Adjustment", rest, None))
-        for title, amount, product in extra:
+        for title, amount in _extras(order).items():
             if amount:
                 row = {"type": "line", "quantity": 1.0, "unit_price": amount, "description": title}
-                if product is not None:
-                    row |= {"product": product, "unit": refs.unit}
+                if title == SHIPPING_LINE and refs.shipping_product is not None:
+                    row |= {"product": refs.shipping_product, "unit": refs.unit}
                 lines.append(row)
         return {
             "party": party,
@@ -382,7 +479,7 @@ class TrytonErp(TrytonReturns):
                 await self._new_shipment(
                     template, wh, [(m, qty) for m, qty in parts], refs, reference=reference
                 )
-        await self._balance(await self._sale(sale["id"]), prefer=primary.output)
+        await self._balance(await self._sale(sale["id"]), first=[primary.output])
 
     async def _shipments_with(self, sale: dict[str, Any], reference: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = await self.rpc.search_read(
@@ -392,10 +489,13 @@ class TrytonErp(TrytonReturns):
         )
         return found
 
-    async def _balance(self, sale: dict[str, Any], *, prefer: int, keep: Collection[int] = ()) -> list[int]:
-        """Each sale line's open and done moves add up to the line's quantity: the surplus a
-        new shipment took over comes off the other open moves, those leaving ``prefer`` (a
-        warehouse's output) first, never those of the ``keep`` shipments. Safe to repeat: a
+    async def _balance(
+        self, sale: dict[str, Any], *, first: Collection[int], keep: Collection[int] = ()
+    ) -> list[int]:
+        """Each sale line's open and done moves add up to the line's quantity: the surplus (a
+        new shipment took it over, or an edit cut the line) comes off the other open moves,
+        those leaving the ``first`` locations (warehouses' outputs) first, then the latest,
+        never those of the ``keep`` shipments. Safe to repeat: a
         balanced sale changes nothing. Returns the shipments it touched."""
         rows = await self.rpc.model("sale.line", "read", sale["lines"], ["quantity", "product"])
         want = {r["id"]: abs(r["quantity"]) for r in rows if r["product"]}
@@ -405,7 +505,7 @@ class TrytonErp(TrytonReturns):
             have[int(m["origin"].split(",")[1])] += m["quantity"]
         keep_refs = {f"stock.shipment.out,{i}" for i in keep}
         candidates = [m for m in moves if m["state"] in OPEN_MOVE and m["shipment"] not in keep_refs]
-        candidates.sort(key=lambda m: (m["from_location"] != prefer, -m["id"]))
+        candidates.sort(key=lambda m: (m["from_location"] not in first, -m["id"]))
         changes: list[tuple[dict[str, Any], float]] = []
         for m in candidates:
             line = int(m["origin"].split(",")[1])
@@ -555,7 +655,7 @@ class TrytonErp(TrytonReturns):
         ``new`` is done, emptied shipments are cancelled and the rest assigned again, and the
         ledger hears of it. Every step is safe to repeat (a retry after a crash anywhere)."""
         sale = await self._sale(sale["id"])
-        await self._balance(sale, prefer=wh.output, keep=[new])
+        await self._balance(sale, first=[wh.output], keep=[new])
         await self._finish(new, wh)
         rows = await self.rpc.model("stock.shipment.out", "read", sale["shipments"], ["state", "moves"])
         open_rows = [r for r in rows if r["id"] != new and r["state"] not in ("done", "cancelled")]
@@ -610,3 +710,23 @@ def _tryton(ctx: AdapterContext) -> TrytonErp:
         max_in_flight=s.tryton_max_concurrency,
     )
     return TrytonErp(rpc, ctx.store, never_allocate_from=s.shopify_store_locations.values())
+
+
+SHIPPING_LINE = "Shipping"
+
+
+def _extras(order: Order) -> dict[str, Decimal]:
+    """The sale lines beside the order's own: shipping, tax (when prices exclude it), the
+    discounts, and whatever rounding leaves so the sale's total is the channel's."""
+    t = order.totals
+    extra = {SHIPPING_LINE: t.shipping_total.amount}
+    if not order.taxes_included:
+        extra["Sales tax"] = t.tax_total.amount
+    extra["Discounts"] = -t.discount_total.amount
+    goods = sum((ln.unit_price.amount * ln.quantity for ln in order.lines), Decimal(0))
+    extra["Adjustment"] = t.total.amount - goods - sum(extra.values(), Decimal(0))
+    return extra
+
+
+def _is_order_line(row: dict[str, Any]) -> bool:
+    return bool(row["note"]) and str(row["note"]).startswith(LINE_NOTE)

@@ -50,6 +50,7 @@ class Refs:
     revenue: int
     tax_account: int
     shipping_product: int | None
+    amendments: bool = False  # sale_amendment is active: a processing sale can be edited
     warehouses: dict[str, Warehouse] = field(default_factory=dict)
     products: dict[str, int] = field(default_factory=dict)  # SKU -> product.product id
     skus: dict[int, str] = field(default_factory=dict)  # product.product id -> SKU
@@ -103,6 +104,7 @@ async def load_refs(rpc: TrytonRpc) -> Refs:
         revenue=goods["account_revenue"],
         tax_account=tax_accounts[0] if tax_accounts else goods["account_revenue"],
         shipping_product=shipping[0] if shipping else None,
+        amendments=bool(await rpc.model("ir.model", "search", [("name", "=", "sale.amendment")], 0, 1, None)),
     )
     for w in await rpc.search_read(
         "stock.location", [("type", "=", "warehouse")], ["code", "storage_location", "output_location"]
