@@ -100,7 +100,9 @@ async def _tryton(
         await erp.start()
         await erp.seed_stock()
         before = erp.rpc.calls
+        erp.rpc.by_method.clear()
         stats = await _series(name, erp, orders, concurrency)
+        _print_slowest(name, erp.rpc.by_method, orders)
         return stats, (erp.rpc.calls - before) / orders
     finally:
         await erp.rpc.aclose()
@@ -111,6 +113,15 @@ async def _tryton(
 
             with psycopg.connect(f"{database_url.rstrip('/')}/postgres", autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{server.database}"')
+
+
+def _print_slowest(name: str, by_method: dict[str, list[float]], orders: int) -> None:
+    """Where an order's ERP time goes: the methods that waited longest, per order."""
+    total = sum(sec for _, sec in by_method.values()) or 1.0
+    print(f"{name}: the JSON-RPC methods that took longest")
+    for method, (count, sec) in sorted(by_method.items(), key=lambda kv: -kv[1][1])[:6]:
+        per_call = 1000 * sec / count
+        print(f"  {method:45s} {count / orders:4.1f}/order {per_call:7.1f} ms/call {sec / total:6.1%}")
 
 
 async def main(orders: int, concurrency: int) -> None:
