@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from adapters import registry
 from adapters.erp.inventory import InventoryLedger
-from adapters.erp.tryton.erp import TrytonErp
+from adapters.erp.tryton.erp import TrytonErp, _amend
 from adapters.erp.tryton.rpc import TrytonLoginError, TrytonRpc
 from adapters.errors import PermanentError, TransientError
 from backoffice.bootstrap import open_store
@@ -240,7 +240,7 @@ async def test_an_edit_before_release_amends_the_sale_backorders_first_then_the_
     edited = reduce_order(order, {"L1": 5, "L2": 0}, order.shipping_address)
     # The attempt that died after making the amendment and before validating it.
     sale = await erp._sale_by_number(ack.erp_order_id)
-    lines = await erp._amend(sale, edited)
+    lines = _amend(sale, await erp._sale_lines(sale), edited)
     await erp.rpc.model(
         "sale.amendment",
         "create",
@@ -293,6 +293,11 @@ async def test_an_edit_tryton_cannot_apply_by_itself_is_refused_with_the_reason(
     assert cancelled.value.reason == "order_cancelled"
     amendments = await erp.rpc.search_read("sale.amendment", [("sale.number", "=", ack.erp_order_id)], ["id"])
     assert amendments == []
+    # A Tryton without sale_amendment: the edit waits for a person, with the reason.
+    (await erp.refs()).amendments = False
+    with pytest.raises(PermanentError) as no_module:
+        await erp.update_sales_order(ack.erp_order_id, reduce_order(order, {"L1": 1}, None), "edit-12041-3")
+    assert no_module.value.reason == "erp_operation_unsupported" and "sale_amendment" in str(no_module.value)
 
 
 async def _shipped_order(erp: TrytonErp, external_id: str) -> tuple[Order, str]:

@@ -34,15 +34,15 @@ LINE_NOTE = "line:"
 GUEST = "Guest customer"
 
 
+def platform_line(row: dict[str, Any]) -> str | None:
+    """The platform's line id a sale line keeps in its note, None for the adapter's own lines
+    (shipping, tax, discounts)."""
+    note = row.get("note") or ""
+    return note[len(LINE_NOTE) :] if note.startswith(LINE_NOTE) else None
+
+
 def _permanent(message: str, reason: str) -> PermanentError:
     return PermanentError(message, system=SYSTEM, reason=reason)
-
-
-def _unsupported(operation: str) -> PermanentError:
-    return _permanent(
-        f"the Tryton adapter cannot {operation} yet: do it in Tryton, then retry or skip the step",
-        "erp_operation_unsupported",
-    )
 
 
 S = TypeVar("S", bound="TrytonBase")
@@ -168,11 +168,7 @@ class TrytonBase:
     async def _lines(self, sale: dict[str, Any]) -> dict[int, str]:
         """Sale line id -> the platform's line id (kept in the line's note)."""
         rows = await self.rpc.model("sale.line", "read", sale["lines"], ["note"])
-        return {
-            r["id"]: r["note"][len(LINE_NOTE) :]
-            for r in rows
-            if r["note"] and r["note"].startswith(LINE_NOTE)
-        }
+        return {r["id"]: line for r in rows if (line := platform_line(r)) is not None}
 
     async def _moves(self, sale: dict[str, Any]) -> list[dict[str, Any]]:
         origins = [f"sale.line,{i}" for i in sale["lines"]]

@@ -43,8 +43,8 @@ from adapters.erp.tryton.base import (
     OPEN_MOVE,
     SYSTEM,
     _permanent,
-    _unsupported,
     one_at_a_time,
+    platform_line,
 )
 from adapters.erp.tryton.master import Refs, Warehouse
 from adapters.erp.tryton.returns import TrytonReturns
@@ -173,16 +173,22 @@ class TrytonErp(TrytonReturns):
         each line's new quantity, the shipping, tax, discount and adjustment lines' new amounts,
         so the sale's total is the edited order's and its revision says it was amended. Tryton
         clears the moves not yet reserved (backorders first, as on the builtin ERP); reserved
-        units beyond a line's new quantity are released, the latest first. The amendment's
-        description is the idempotency key: a retry finds it and finishes what is left."""
+        units beyond a line's new quantity are released from the split's own shipments before
+        the sale's warehouse. The amendment's description is the idempotency key: a retry finds
+        it and finishes what is left."""
         refs = await self.refs()
         if not refs.amendments:
-            raise _unsupported("edit an order without Tryton's sale_amendment module")
+            raise _permanent(
+                "Tryton's sale_amendment module is not activated, so a processing sale cannot be "
+                "edited: activate it, or apply the edit in Tryton and skip the step",
+                "erp_operation_unsupported",
+            )
         sale = await self._sale_by_number(erp_order_id)
         amendment = await self._amendment(sale, idempotency_key)
         if amendment is None or amendment["state"] == "draft":
             if amendment is None:
-                await self._refuse_edit(sale, order)
+                rows = await self._sale_lines(sale)
+                await self._refuse_edit(sale, rows, order)
                 (amendment_id,) = await self.rpc.model(
                     "sale.amendment",
                     "create",
@@ -190,7 +196,7 @@ class TrytonErp(TrytonReturns):
                         {
                             "sale": sale["id"],
                             "description": idempotency_key,
-                            "lines": [["create", await self._amend(sale, order)]],
+                            "lines": [["create", _amend(sale, rows, order)]],
                         }
                     ],
                 )
@@ -200,8 +206,8 @@ class TrytonErp(TrytonReturns):
         sale = await self._sale(sale["id"])
         # The split's own shipments give up their units before the sale's warehouse, so what
         # is left ships in fewer parcels.
-        home = refs.by_id()[sale["warehouse"]].output if sale["warehouse"] in refs.by_id() else None
-        await self._balance(sale, first=[w.output for w in refs.warehouses.values() if w.output != home])
+        home = refs.by_id().get(sale["warehouse"])
+        await self._balance(sale, first=[w.output for w in refs.warehouses.values() if w is not home])
         await self._assign(sale)
         return await self._ack(await self._sale(sale["id"]), created=False)
 
@@ -211,7 +217,7 @@ class TrytonErp(TrytonReturns):
         )
         return dict(found[0]) if found else None
 
-    async def _refuse_edit(self, sale: dict[str, Any], order: Order) -> None:
+    async def _refuse_edit(self, sale: dict[str, Any], rows: list[dict[str, Any]], order: Order) -> None:
         """What the builtin ERP refuses, Tryton refuses too: a cancelled or shipped sale, new
         lines and increases (a person decides those)."""
         moves = await self._moves(sale)
@@ -222,55 +228,20 @@ class TrytonErp(TrytonReturns):
             raise _permanent(
                 f"Tryton's sale {sale['number']} has shipped: it cannot be edited", "already_shipped"
             )
-        rows = {r["note"][len(LINE_NOTE) :]: r for r in await self._sale_lines(sale) if _is_order_line(r)}
-        new = sorted({ln.line_id for ln in order.lines} - set(rows))
+        have = {line: r for r in rows if (line := platform_line(r)) is not None}
+        new = sorted({ln.line_id for ln in order.lines} - set(have))
         if new:
             raise _permanent(f"new lines {', '.join(new)}: add them by hand", "edit_not_supported")
-        grown = [ln.line_id for ln in order.lines if ln.quantity > rows[ln.line_id]["quantity"]]
+        grown = [ln.line_id for ln in order.lines if ln.quantity > have[ln.line_id]["quantity"]]
         if grown:
             raise _permanent(f"quantities increased on {', '.join(grown)}", "edit_not_supported")
-
-    async def _amend(self, sale: dict[str, Any], order: Order) -> list[dict[str, Any]]:
-        """One amendment line per sale line whose quantity or price the edit changes (a line
-        gone from the order goes to zero)."""
-        edited = {ln.line_id: ln for ln in order.lines}
-        extras = _extras(order)
-        out: list[dict[str, Any]] = []
-        for r in await self._sale_lines(sale):
-            if _is_order_line(r):
-                ln = edited.get(r["note"][len(LINE_NOTE) :])
-                quantity, price = (float(ln.quantity), ln.unit_price.amount) if ln else (0.0, r["unit_price"])
-            elif r["description"] in extras:
-                quantity, price = 1.0, extras.pop(r["description"])
-            else:
-                continue
-            if (quantity, price) != (r["quantity"], r["unit_price"]):
-                out.append(
-                    {
-                        "action": "line",
-                        "line": r["id"],
-                        "product": r["product"],
-                        "unit": r["unit"],
-                        "quantity": quantity,
-                        "unit_price": price,
-                        "description": r["description"],
-                    }
-                )
-        missing = sorted(title for title, amount in extras.items() if amount)
-        if missing:
-            # An amendment cannot add lines; the sale was made without one it now needs.
-            raise _permanent(
-                f"Tryton's sale {sale['number']} has no {', '.join(missing)} line to amend",
-                "edit_not_supported",
-            )
-        return out
 
     async def _sale_lines(self, sale: dict[str, Any]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = await self.rpc.model(
             "sale.line",
             "read",
             sale["lines"],
-            ["note", "description", "quantity", "unit_price", "product", "unit", "type"],
+            ["note", "description", "quantity", "unit_price", "product", "unit"],
         )
         return rows
 
@@ -495,8 +466,8 @@ class TrytonErp(TrytonReturns):
         """Each sale line's open and done moves add up to the line's quantity: the surplus (a
         new shipment took it over, or an edit cut the line) comes off the other open moves,
         those leaving the ``first`` locations (warehouses' outputs) first, then the latest,
-        never those of the ``keep`` shipments. Safe to repeat: a
-        balanced sale changes nothing. Returns the shipments it touched."""
+        never those of the ``keep`` shipments. Safe to repeat: a balanced sale changes nothing.
+        Returns the shipments it touched."""
         rows = await self.rpc.model("sale.line", "read", sale["lines"], ["quantity", "product"])
         want = {r["id"]: abs(r["quantity"]) for r in rows if r["product"]}
         moves = [m for m in await self._moves(sale) if m["state"] != "cancelled"]
@@ -728,5 +699,37 @@ def _extras(order: Order) -> dict[str, Decimal]:
     return extra
 
 
-def _is_order_line(row: dict[str, Any]) -> bool:
-    return bool(row["note"]) and str(row["note"]).startswith(LINE_NOTE)
+def _amend(sale: dict[str, Any], rows: list[dict[str, Any]], order: Order) -> list[dict[str, Any]]:
+    """One amendment line per sale line whose quantity or price the edit changes (a line
+    gone from the order goes to zero)."""
+    edited = {ln.line_id: ln for ln in order.lines}
+    extras = _extras(order)
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        if (line := platform_line(r)) is not None:
+            ln = edited.get(line)
+            quantity, price = (float(ln.quantity), ln.unit_price.amount) if ln else (0.0, r["unit_price"])
+        elif r["description"] in extras:
+            quantity, price = 1.0, extras.pop(r["description"])
+        else:
+            continue
+        if (quantity, price) != (r["quantity"], r["unit_price"]):
+            out.append(
+                {
+                    "action": "line",
+                    "line": r["id"],
+                    "product": r["product"],
+                    "unit": r["unit"],
+                    "quantity": quantity,
+                    "unit_price": price,
+                    "description": r["description"],
+                }
+            )
+    missing = sorted(title for title, amount in extras.items() if amount)
+    if missing:
+        # An amendment cannot add lines; the sale was made without one it now needs.
+        raise _permanent(
+            f"Tryton's sale {sale['number']} has no {', '.join(missing)} line to amend",
+            "edit_not_supported",
+        )
+    return out

@@ -21,7 +21,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from adapters.erp.tryton.base import LINE_NOTE, _permanent, one_at_a_time
+from adapters.erp.tryton.base import LINE_NOTE, _permanent, one_at_a_time, platform_line
 from adapters.erp.tryton.stock_sync import TrytonStockSync
 from canonical import InvoiceAmounts, Money
 from canonical.documents import CreditMemoAck, ReturnReceiptAck, RmaAck, RmaLine
@@ -265,8 +265,8 @@ class TrytonReturns(TrytonStockSync):
                 continue
             rows = await self.rpc.model("sale.line", "read", rma["lines"], ["note", "quantity"])
             for r in rows:
-                if r["note"] and r["note"].startswith(LINE_NOTE):
-                    out[r["note"][len(LINE_NOTE) :]] += int(abs(r["quantity"]))
+                if (line := platform_line(r)) is not None:
+                    out[line] += int(abs(r["quantity"]))
         return dict(out)
 
     async def _return_shipments(self, rma: dict[str, Any]) -> list[dict[str, Any]]:
@@ -304,12 +304,12 @@ class TrytonReturns(TrytonStockSync):
         refs = await self.refs()
         lines = [
             RmaLine(
-                line_id=r["note"][len(LINE_NOTE) :],
+                line_id=line,
                 sku=refs.skus.get(r["product"]) if r["product"] else None,
                 quantity=int(abs(r["quantity"])),
             )
             for r in rows
-            if r["note"] and r["note"].startswith(LINE_NOTE)
+            if (line := platform_line(r)) is not None
         ]
         status: Any = await self._status(rma)
         return RmaAck(
