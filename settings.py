@@ -252,7 +252,13 @@ class Settings(BaseSettings):
         description="where the project keeps its Tryton template databases (kept across data dirs)",
     )
     tryton_timeout_s: float = Field(30.0, gt=0, description="one JSON-RPC call's timeout")
-    tryton_max_concurrency: int = Field(4, ge=1, description="JSON-RPC calls in flight at once per worker")
+    tryton_max_concurrency: int = Field(8, ge=1, description="JSON-RPC calls in flight at once per worker")
+    tryton_processes: int = Field(
+        2, ge=1, description="trytond processes the project starts on PostgreSQL (SQLite serves with one)"
+    )
+    tryton_queue_worker: bool = Field(
+        True, description="on PostgreSQL, a trytond-worker beside them runs Tryton's queued tasks"
+    )
     tryton_company_currency: str = "USD"
     erp_stock_sync_every_s: float = Field(
         60.0, gt=0, description="how often stock moved inside the ERP (Tryton) is mirrored into the ledger"

@@ -5,6 +5,7 @@ itself when RETAIL_ERP=tryton."""
 from __future__ import annotations
 
 import signal
+import time
 from typing import Annotated
 
 import typer
@@ -28,14 +29,23 @@ def serve(
     server.start(timeout=600)
     typer.echo(f"Tryton: {server.url}/{server.database}/rpc/ (database {server.database})")
 
+    assert server.proc is not None
+    proc, stopping = server.proc, False
+
     def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
         server.stop()
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        assert server.proc is not None
-        code = server.proc.wait()
+        while (code := proc.poll()) is None:
+            # A queue worker that died leaves Tryton's tasks waiting: start another.
+            if not stopping and server.keep_worker():
+                typer.echo("Tryton's queue worker had stopped: started again", err=True)
+            time.sleep(2)
     except KeyboardInterrupt:
         server.stop()
         code = 0
+    server.stop_worker()
     raise typer.Exit(code)

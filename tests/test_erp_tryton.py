@@ -25,7 +25,7 @@ from adapters.errors import PermanentError, TransientError
 from backoffice.bootstrap import open_store
 from backoffice.erp import ErpItem
 from canonical import Order, Shipment, billing
-from canonical.documents import RmaLine
+from canonical.documents import InvoiceAck, RmaLine
 from canonical.edits import reduce_order
 from canonical.fulfillment import ShipmentLine
 from canonical.returns import DispositionLine, credit_for_return
@@ -460,14 +460,35 @@ async def test_a_crash_between_shipping_in_tryton_and_the_invoice_ships_once(erp
     ack = await erp.create_sales_order(order, customer.customer_id, "so-12010")
     shipment = _shipment(order, "FO-9-1", "WH-EAST", {"L1": 2})
     # The first attempt shipped in Tryton, then died before its invoice.
-    await erp._ship(await erp._sale_by_number(ack.erp_order_id), shipment, await erp.refs())
+    sale = await erp._sale_by_number(ack.erp_order_id)
+    await erp._ship(sale, shipment, await erp.refs(), await erp._lines(sale))
     amounts = billing.invoice_for_shipment(order, {}, {"L1": 2}, True)
     invoice = await erp.invoice_shipment(ack.erp_order_id, shipment, amounts, "inv-12010")
     shipped = await erp.rpc.search_read("stock.shipment.out", [("reference", "=", "FO-9-1")], ["state"])
     assert [s["state"] for s in shipped] == ["done"]
+    # The parcel took all of the sale's one customer shipment: that one shipped, no other made.
+    assert (await erp._sale(sale["id"]))["shipments"] == [shipped[0]["id"]] == sale["shipments"]
     assert invoice.total == amounts.total
     (pos,) = InventoryLedger(_store(erp)).positions(sku="MUG-01", location="WH-EAST")
     assert (pos.on_hand, pos.reserved) == (98, 0)
+
+
+async def test_a_crash_after_a_whole_shipment_took_the_parcel_id_ships_it_once(erp: TrytonErp) -> None:
+    """The parcel takes all of the sale's shipment: the adapter writes the platform's shipment
+    id on it, then ships it. A crash between the two: the retry finds it by that id."""
+    order = make_order("12012", lines=[("MUG-01", 3, "12.50")])
+    customer = await erp.resolve_customer(order.customer, order.shipping_address)
+    ack = await erp.create_sales_order(order, customer.customer_id, "so-12012")
+    sale = await erp._sale_by_number(ack.erp_order_id)
+    await erp.rpc.model("stock.shipment.out", "write", sale["shipments"], {"reference": "FO-12-1"})
+    shipment = _shipment(order, "FO-12-1", "WH-EAST", {"L1": 3})
+    amounts = billing.invoice_for_shipment(order, {}, {"L1": 3}, True)
+    await erp.invoice_shipment(ack.erp_order_id, shipment, amounts, "inv-12012")
+    rows = await erp.rpc.model("stock.shipment.out", "read", sale["shipments"], ["state", "reference"])
+    assert [(r["state"], r["reference"]) for r in rows] == [("done", "FO-12-1")]
+    assert (await erp._sale(sale["id"]))["shipments"] == sale["shipments"]
+    (pos,) = InventoryLedger(_store(erp)).positions(sku="MUG-01", location="WH-EAST")
+    assert (pos.on_hand, pos.reserved) == (97, 0)
 
 
 async def test_invoices_posted_at_once_get_numbers_of_their_own(erp: TrytonErp) -> None:
@@ -495,9 +516,11 @@ async def test_invoices_posted_at_once_get_numbers_of_their_own(erp: TrytonErp) 
 
 
 @pytest.mark.skipif(postgres_url() is None, reason="Tryton on PostgreSQL needs DATABASE_URL naming a server")
-async def test_trytond_on_postgresql_books_an_order(tmp_path: Path) -> None:
-    """The docker-compose path: trytond (threaded) on a PostgreSQL database copied from the
-    template database, which is built once per Tryton version and kept on the server."""
+async def test_trytond_on_postgresql_books_orders_in_several_processes(tmp_path: Path) -> None:
+    """The docker-compose path: trytond as the project serves it on PostgreSQL (two processes
+    and a queue worker) on a database copied from the template database, which is built once
+    per Tryton version and kept on the server. Invoices posted at once are numbered apart, the
+    worker runs Tryton's queued processing, and without it the adapter processes the sale."""
     import psycopg
 
     pg = postgres_url()
@@ -509,30 +532,80 @@ async def test_trytond_on_postgresql_books_an_order(tmp_path: Path) -> None:
         port=free_port(),
         database_url=f"postgresql://{parts.netloc}/",
     )
+    assert (server.processes, server.queue_worker) == (2, True)
     server.start(timeout=600)
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     seed_catalog(store)
-    erp = TrytonErp(TrytonRpc(server.url, server.database, "admin", server.password), store)
+    erp = TrytonErp(TrytonRpc(server.url, server.database, "admin", server.password, max_in_flight=8), store)
     try:
         await erp.start()
         await erp.seed_stock()
-        order = make_order("12030", lines=[("MUG-01", 2, "12.50")])
+        orders = [make_order(f"1203{i}", lines=[("MUG-01", 2, "12.50")]) for i in range(4)]
+
+        async def book(order: Order) -> tuple[Order, InvoiceAck]:
+            customer = await erp.resolve_customer(order.customer, order.shipping_address)
+            ack = await erp.create_sales_order(order, customer.customer_id, f"so-{order.external_id}")
+            amounts = billing.invoice_for_shipment(order, {}, {"L1": 2}, True)
+            shipment = _shipment(order, f"S-{order.external_id}", "WH-EAST", {"L1": 2})
+            return order, await erp.invoice_shipment(ack.erp_order_id, shipment, amounts, f"inv-{order.key}")
+
+        booked = await asyncio.gather(*(book(o) for o in orders))
+        numbers = [invoice.invoice_id for _, invoice in booked]
+        assert len(set(numbers)) == 4, numbers
+        assert sum(erp.posting.batches) == 4  # each posted once, through the batcher
+        for order, invoice in booked:
+            (posted,) = await erp.rpc.search_read(
+                "account.invoice", [("number", "=", invoice.invoice_id)], ["state", "total_amount"]
+            )
+            assert (posted["state"], posted["total_amount"]) == ("posted", order.totals.total.amount)
+        assert await _tryton_stock(erp, "MUG-01", "WH-EAST") == 92
+        # Tryton queues the printing of a posted invoice and the processing of a sale after its
+        # shipment: the worker runs them (the requests that queued them did not).
+        ids = [int(i) for i in await erp.rpc.model("account.invoice", "search", [], 0, None, None)]
+        for _ in range(150):
+            printed = await erp.rpc.model("account.invoice", "read", ids, ["invoice_report_format"])
+            sales = await erp.rpc.search_read("sale.sale", [], ["shipment_state"])
+            done = [r["invoice_report_format"] for r in printed] + [s["shipment_state"] for s in sales]
+            if done == ["odt"] * 4 + ["sent"] * 4:
+                break
+            await asyncio.sleep(0.2)
+        assert done == ["odt"] * 4 + ["sent"] * 4
+        # No worker: a confirmed sale waits a moment for it, then the adapter processes it.
+        server.stop_worker()
+        erp.queue_wait_s = (0.05,)
+        order = make_order("12035", lines=[("MUG-01", 1, "12.50")])
         customer = await erp.resolve_customer(order.customer, order.shipping_address)
-        ack = await erp.create_sales_order(order, customer.customer_id, "so-12030")
-        amounts = billing.invoice_for_shipment(order, {}, {"L1": 2}, True)
-        shipment = _shipment(order, "S-12030", "WH-EAST", {"L1": 2})
-        invoice = await erp.invoice_shipment(ack.erp_order_id, shipment, amounts, "inv-12030")
-        (posted,) = await erp.rpc.search_read(
-            "account.invoice", [("number", "=", invoice.invoice_id)], ["state", "total_amount"]
-        )
-        assert (posted["state"], posted["total_amount"]) == ("posted", order.totals.total.amount)
-        assert await _tryton_stock(erp, "MUG-01", "WH-EAST") == 98
+        ack = await erp.create_sales_order(order, customer.customer_id, "so-12035")
+        assert [(a.location, a.quantity) for a in ack.allocations] == [("WH-EAST", 1)]
+        (sale,) = await erp.rpc.search_read("sale.sale", [("number", "=", ack.erp_order_id)], ["state"])
+        assert sale["state"] == "processing"
+        # Tryton's own processing of it waits in the queue for a worker (it did not run inline).
+        # (ir.queue is not served over JSON-RPC: read from Tryton's database.)
+        queue = f"postgresql://{parts.netloc}/{server.database}"
+        with psycopg.connect(queue) as conn:
+            waiting = dict(conn.execute("SELECT id, data FROM ir_queue WHERE dequeued_at IS NULL").fetchall())
+        assert any(d["model"] == "sale.sale" and d["method"] == "process" for d in waiting.values()), waiting
+        # A worker started again (`retail tryton serve` watches it) runs what waited.
+        assert server.keep_worker() is True and server.keep_worker() is False
+        for _ in range(150):
+            with psycopg.connect(queue) as conn:
+                done = {
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM ir_queue WHERE id = ANY(%s) AND finished_at IS NOT NULL",
+                        [list(waiting)],
+                    )
+                }
+            if done == set(waiting):
+                break
+            await asyncio.sleep(0.2)
+        assert done == set(waiting)
     finally:
         await erp.rpc.aclose()
         store.dispose()
         server.stop()
         with psycopg.connect(f"postgresql://{parts.netloc}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{server.database}"')
+            conn.execute(f'DROP DATABASE IF EXISTS "{server.database}" WITH (FORCE)')
 
 
 async def test_a_crash_after_the_new_shipment_and_before_the_old_moves_shrank_balances(

@@ -13,6 +13,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import structlog
 
 from adapters.erp.tryton import master
+from adapters.erp.tryton.batching import Batcher
 from adapters.erp.tryton.master import Refs
 from adapters.erp.tryton.mirror import MoveState, mirror
 from adapters.erp.tryton.rpc import TrytonRpc
@@ -39,6 +40,11 @@ def platform_line(row: dict[str, Any]) -> str | None:
     (shipping, tax, discounts)."""
     note = row.get("note") or ""
     return note[len(LINE_NOTE) :] if note.startswith(LINE_NOTE) else None
+
+
+def line_map(rows: list[dict[str, Any]]) -> dict[int, str]:
+    """Sale line id -> the platform's line id, of sale lines read with their note."""
+    return {r["id"]: line for r in rows if (line := platform_line(r)) is not None}
 
 
 def _permanent(message: str, reason: str) -> PermanentError:
@@ -89,6 +95,10 @@ class TrytonBase:
         self._start_lock = asyncio.Lock()
         self._customer_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._party_create = asyncio.Lock()
+        self.posting = Batcher(self._post_invoices)
+        # How long a confirmed sale may wait for Tryton's queue worker to process it (_processed).
+        # A read of its state after each pause.
+        self.queue_wait_s: tuple[float, ...] = (0.1, 0.2, 0.4, 0.6, 0.7)
         # One operation per document at a time in this worker: an activity attempt Temporal
         # timed out may still be running when its retry starts, and the two would race on the
         # same sale (see one_at_a_time).
@@ -147,6 +157,31 @@ class TrytonBase:
         (sale,) = await self.rpc.model("sale.sale", "read", [sale_id], list(self._SALE_FIELDS))
         return dict(sale)
 
+    async def _processed(self, sale: dict[str, Any]) -> dict[str, Any]:
+        """Quoted, confirmed and processed (its shipments made), from wherever it is.
+        Confirming queues Tryton's process of the sale: a Tryton without queue workers runs it
+        before answering, one with workers runs it there at once. The adapter waits for the
+        worker a little (processing here at the same time would collide on the sale's lock and
+        do the work twice), then processes the sale itself."""
+        buttons = {"draft": ["quote", "confirm"], "quotation": ["confirm"]}.get(sale["state"], [])
+        for button in buttons:  # no read between: each button's outcome is its state
+            await self.rpc.model("sale.sale", button, [sale["id"]])
+        if not buttons and sale["state"] != "confirmed":
+            return sale
+        state = await self._state(sale["id"]) if buttons else sale["state"]
+        for pause in self.queue_wait_s:
+            if state != "confirmed":
+                break
+            await asyncio.sleep(pause)
+            state = await self._state(sale["id"])
+        if state == "confirmed":
+            await self.rpc.model("sale.sale", "process", [sale["id"]])
+        return await self._sale(sale["id"])
+
+    async def _state(self, sale_id: int) -> str:
+        (row,) = await self.rpc.model("sale.sale", "read", [sale_id], ["state"])
+        return str(row["state"])
+
     async def _sale_by_reference(self, reference: str) -> dict[str, Any] | None:
         found = await self.rpc.search_read(
             "sale.sale",
@@ -165,10 +200,19 @@ class TrytonBase:
             raise _permanent(f"Tryton has no sale {number}", "unknown_order")
         return dict(found[0])
 
+    async def _sale_lines(self, sale: dict[str, Any]) -> list[dict[str, Any]]:
+        """The sale's lines with everything an operation reads of them (one call)."""
+        rows: list[dict[str, Any]] = await self.rpc.model(
+            "sale.line",
+            "read",
+            sale["lines"],
+            ["note", "description", "quantity", "unit_price", "product", "unit"],
+        )
+        return rows
+
     async def _lines(self, sale: dict[str, Any]) -> dict[int, str]:
         """Sale line id -> the platform's line id (kept in the line's note)."""
-        rows = await self.rpc.model("sale.line", "read", sale["lines"], ["note"])
-        return {r["id"]: line for r in rows if (line := platform_line(r)) is not None}
+        return line_map(await self._sale_lines(sale))
 
     async def _moves(self, sale: dict[str, Any]) -> list[dict[str, Any]]:
         origins = [f"sale.line,{i}" for i in sale["lines"]]
@@ -206,10 +250,14 @@ class TrytonBase:
             out.append((wh.location, line, sku, int(m["quantity"])))
         return out
 
-    async def _ack(self, sale: dict[str, Any], *, created: bool) -> SalesOrderAck:
+    async def _ack(
+        self, sale: dict[str, Any], *, created: bool, moves: list[dict[str, Any]] | None = None
+    ) -> SalesOrderAck:
+        """What Tryton holds for the sale; ``moves``: its moves, if the caller has just read them."""
         refs = await self.refs()
         lines = await self._lines(sale)
-        moves = await self._moves(sale)
+        if moves is None:
+            moves = await self._moves(sale)
         await self._know_products(moves)
         allocations = [
             Allocation(location=loc, line_id=line, sku=sku, quantity=qty)
@@ -232,17 +280,22 @@ class TrytonBase:
         )
 
     async def _invoice_values(
-        self, sale: dict[str, Any], amounts: InvoiceAmounts, refs: Refs, reference: str, *, sign: int = 1
+        self,
+        sale: dict[str, Any],
+        amounts: InvoiceAmounts,
+        refs: Refs,
+        reference: str,
+        *,
+        sign: int = 1,
+        rows: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """A customer invoice (``sign=-1``: a credit note, negative quantities) whose lines and
-        manual tax add up to ``amounts.total`` to the cent."""
-        line_ids = {v: k for k, v in (await self._lines(sale)).items()}
-        sale_lines = {
-            r["id"]: r
-            for r in await self.rpc.model(
-                "sale.line", "read", sale["lines"], ["product", "unit_price", "description"]
-            )
-        }
+        manual tax add up to ``amounts.total`` to the cent. ``rows``: the sale's lines, if the
+        caller read them already (``_sale_lines``)."""
+        if rows is None:
+            rows = await self._sale_lines(sale)
+        line_ids = {v: k for k, v in line_map(rows).items()}
+        sale_lines = {r["id"]: r for r in rows}
         lines: list[dict[str, Any]] = []
         goods = Decimal(0)
         for il in amounts.lines:
@@ -305,6 +358,13 @@ class TrytonBase:
             ]
         return values
 
+    async def _post_invoice(self, invoice_id: int) -> None:
+        """Posted with the invoices of this worker waiting at the same time (batching.py)."""
+        await self.posting.submit(invoice_id)
+
+    async def _post_invoices(self, invoice_ids: list[int]) -> None:
+        await self.rpc.model("account.invoice", "post", invoice_ids)
+
     async def _ignore(self, sale: dict[str, Any], moves: list[dict[str, Any]]) -> None:
         """Mark cancelled moves ignored on their sale lines (adding twice changes nothing)."""
         by_line: dict[int, list[int]] = defaultdict(list)
@@ -325,9 +385,9 @@ class TrytonBase:
                     refs.skus[p["id"]] = p["code"]
                     refs.products[p["code"]] = p["id"]
 
-    async def _mirror(self, sale: dict[str, Any]) -> None:
+    async def _mirror(self, sale: dict[str, Any]) -> list[dict[str, Any]]:
         """The sale's moves into the ledger: out of a warehouse (a sale's shipments) or into
-        one (a return sale's receipts: ``return_restock``)."""
+        one (a return sale's receipts: ``return_restock``). Returns the moves it read."""
         refs = await self.refs()
         moves = await self._moves(sale)
         await self._know_products(moves)
@@ -348,3 +408,4 @@ class TrytonBase:
                 MoveState(scope, m["id"], sku, wh.location, int(m["quantity"]), m["state"], direction)  # type: ignore[arg-type]
             )
         await in_thread(SYSTEM, lambda: mirror(self.store, states, scope=scope, kind_in="return_restock"))
+        return moves

@@ -43,6 +43,7 @@ from adapters.erp.tryton.base import (
     OPEN_MOVE,
     SYSTEM,
     _permanent,
+    line_map,
     one_at_a_time,
     platform_line,
 )
@@ -83,16 +84,21 @@ class TrytonErp(TrytonReturns):
         async with self._customer_locks[keys[0][1] if keys else GUEST]:
             if not keys:
                 return await self._guest()
+            # One search for every key: the first key (in matching order) that some party has
+            # wins, and that party learns the keys it lacks.
+            # Oldest party first, as Tryton lists contact mechanisms (party, then sequence).
+            have = await self.rpc.search_read(
+                "party.contact_mechanism",
+                ["OR", *[[("type", "=", k), ("value", "=", v)] for k, v in keys]],
+                ["party", "type", "value"],
+                order=[("party", "ASC"), ("sequence", "ASC"), ("id", "ASC")],
+            )
             for kind, value in keys:
-                found = await self.rpc.search_read(
-                    "party.contact_mechanism",
-                    [("type", "=", kind), ("value", "=", value)],
-                    ["party"],
-                    limit=1,
-                )
-                if found:
-                    party = found[0]["party"]
-                    await self._learn(party, keys)
+                match = next((m for m in have if (m["type"], m["value"]) == (kind, value)), None)
+                if match is not None:
+                    party = match["party"]
+                    known = {(m["type"], m["value"]) for m in have if m["party"] == party}
+                    await self._learn(party, [k for k in keys if k not in known])
                     return CustomerRef(customer_id=str(party), created=False, matched_on=_MATCHED_ON[kind])
             values: dict[str, Any] = {
                 "name": _party_name(customer),
@@ -116,14 +122,13 @@ class TrytonErp(TrytonReturns):
                 raise
         return int(party)
 
-    async def _learn(self, party: int, keys: list[tuple[str, str]]) -> None:
-        have = await self.rpc.search_read(
-            "party.contact_mechanism", [("party", "=", party)], ["type", "value"]
-        )
-        known = {(m["type"], m["value"]) for m in have}
-        new = [{"party": party, "type": k, "value": v} for k, v in keys if (k, v) not in known]
-        if new:
-            await self.rpc.model("party.contact_mechanism", "create", new)
+    async def _learn(self, party: int, missing: list[tuple[str, str]]) -> None:
+        if missing:
+            await self.rpc.model(
+                "party.contact_mechanism",
+                "create",
+                [{"party": party, "type": k, "value": v} for k, v in missing],
+            )
 
     async def _guest(self) -> CustomerRef:
         found = await self.rpc.model("party.party", "search", [("name", "=", GUEST)], 0, 1, None)
@@ -155,15 +160,13 @@ class TrytonErp(TrytonReturns):
                 "sale.sale", "create", [self._sale_values(order, refs, products, party, address, primary)]
             )
             sale = await self._sale(sale_id)
-        for state, button in (("draft", "quote"), ("quotation", "confirm"), ("confirmed", "process")):
-            if sale["state"] == state:
-                await self.rpc.model("sale.sale", button, [sale["id"]])
-                sale = await self._sale(sale["id"])
+        sale = await self._processed(sale)
         moves = await self._moves(sale)
+        split = False
         if not any(m["state"] in ("assigned", "done") for m in moves):
-            await self._split(sale, moves, plan, primary)
-        await self._assign(sale)
-        return await self._ack(await self._sale(sale["id"]), created=created)
+            split = await self._split(sale, moves, plan, primary)
+        moves = await self._assign(sale, reread=split)
+        return await self._ack(sale, created=created, moves=moves)
 
     @one_at_a_time(lambda number, *_: f"sale:{number}")
     async def update_sales_order(
@@ -208,8 +211,8 @@ class TrytonErp(TrytonReturns):
         # is left ships in fewer parcels.
         home = refs.by_id().get(sale["warehouse"])
         await self._balance(sale, first=[w.output for w in refs.warehouses.values() if w is not home])
-        await self._assign(sale)
-        return await self._ack(await self._sale(sale["id"]), created=False)
+        moves = await self._assign(sale)
+        return await self._ack(sale, created=False, moves=moves)
 
     async def _amendment(self, sale: dict[str, Any], key: str) -> dict[str, Any] | None:
         found = await self.rpc.search_read(
@@ -236,20 +239,11 @@ class TrytonErp(TrytonReturns):
         if grown:
             raise _permanent(f"quantities increased on {', '.join(grown)}", "edit_not_supported")
 
-    async def _sale_lines(self, sale: dict[str, Any]) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = await self.rpc.model(
-            "sale.line",
-            "read",
-            sale["lines"],
-            ["note", "description", "quantity", "unit_price", "product", "unit"],
-        )
-        return rows
-
     @one_at_a_time(lambda number, *_: f"sale:{number}")
     async def allocate_backorders(self, erp_order_id: str) -> SalesOrderAck:
         sale = await self._sale_by_number(erp_order_id)
-        await self._assign(sale)
-        return await self._ack(sale, created=False)
+        moves = await self._assign(sale, reread=False)
+        return await self._ack(sale, created=False, moves=moves)
 
     @one_at_a_time(lambda number, *_: f"sale:{number}")
     async def invoice_shipment(
@@ -264,20 +258,17 @@ class TrytonErp(TrytonReturns):
             limit=1,
         )
         if not found:
+            rows = await self._sale_lines(sale)
             if not shipment.digital:
-                await self._ship(sale, shipment, refs)
-            (invoice_id,) = await self.rpc.model(
-                "account.invoice",
-                "create",
-                [await self._invoice_values(sale, amounts, refs, idempotency_key)],
-            )
+                await self._ship(sale, shipment, refs, line_map(rows))
+            values = await self._invoice_values(sale, amounts, refs, idempotency_key, rows=rows)
+            (invoice_id,) = await self.rpc.model("account.invoice", "create", [values])
+            inv: dict[str, Any] = {"state": "draft"}
         else:
             invoice_id = found[0]["id"]
-        (inv,) = await self.rpc.model(
-            "account.invoice", "read", [invoice_id], ["state", "number", "total_amount"]
-        )
+            inv = found[0]
         if inv["state"] == "draft":
-            await self.rpc.model("account.invoice", "post", [invoice_id])
+            await self._post_invoice(invoice_id)
             (inv,) = await self.rpc.model("account.invoice", "read", [invoice_id], ["number", "total_amount"])
         return InvoiceAck(
             invoice_id=inv["number"], total=Money(amount=inv["total_amount"], currency=amounts.total.currency)
@@ -417,12 +408,12 @@ class TrytonErp(TrytonReturns):
 
     async def _split(
         self, sale: dict[str, Any], moves: list[dict[str, Any]], plan: list[Allocation], primary: Warehouse
-    ) -> None:
+    ) -> bool:
         """Move what other locations serve out of the primary warehouse's shipment into a
-        shipment of each of them."""
+        shipment of each of them; True when the plan has other locations."""
         others = [a for a in plan if a.location != primary.location]
         if not others:
-            return
+            return False
         refs = await self.refs()
         line_ids = {v: k for k, v in (await self._lines(sale)).items()}
         (template,) = await self.rpc.model(
@@ -451,6 +442,7 @@ class TrytonErp(TrytonReturns):
                     template, wh, [(m, qty) for m, qty in parts], refs, reference=reference
                 )
         await self._balance(await self._sale(sale["id"]), first=[primary.output])
+        return True
 
     async def _shipments_with(self, sale: dict[str, Any], reference: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = await self.rpc.search_read(
@@ -543,8 +535,11 @@ class TrytonErp(TrytonReturns):
         await self.rpc.model("stock.shipment.out", "wait", [shipment])
         return int(shipment)
 
-    async def _assign(self, sale: dict[str, Any]) -> None:
-        sale = await self._sale(sale["id"])
+    async def _assign(self, sale: dict[str, Any], *, reread: bool = True) -> list[dict[str, Any]]:
+        """Try to reserve the sale's waiting shipments, and mirror its moves (returned).
+        ``reread``: the sale's shipments may have changed since ``sale`` was read."""
+        if reread:
+            sale = await self._sale(sale["id"])
         waiting = await self.rpc.model(
             "stock.shipment.out",
             "search",
@@ -555,7 +550,7 @@ class TrytonErp(TrytonReturns):
         )
         if waiting:
             await self.rpc.model("stock.shipment.out", "assign_try", waiting)
-        await self._mirror(sale)
+        return await self._mirror(sale)
 
     async def _finish(self, shipment_id: int, wh: Warehouse) -> None:
         """Assigned by force (the goods have left), picked where the warehouse picks, packed,
@@ -568,9 +563,13 @@ class TrytonErp(TrytonReturns):
         for button in steps[reached.get(row["state"], 0) :]:
             await self.rpc.model("stock.shipment.out", button, [shipment_id])
 
-    async def _ship(self, sale: dict[str, Any], shipment: Shipment, refs: Refs) -> None:
-        """Take the shipped units out of the sale's open moves at the shipment's warehouse into
-        one new customer shipment, and do it (assigned by force: the goods have left)."""
+    async def _ship(
+        self, sale: dict[str, Any], shipment: Shipment, refs: Refs, lines: dict[int, str]
+    ) -> None:
+        """Ship the units in Tryton (assigned by force: the goods have left): a customer
+        shipment the platform's shipment takes all of is done as it is; otherwise the shipped
+        units move out of the sale's open moves at the shipment's warehouse into one new
+        customer shipment, which is done. ``lines``: sale line id -> platform line id."""
         wh = refs.warehouses.get(shipment.location)
         if wh is None:
             raise _permanent(f"Tryton has no warehouse {shipment.location}", "erp_setup")
@@ -588,10 +587,9 @@ class TrytonErp(TrytonReturns):
         if done:
             await self._settle(sale, done[0]["id"], wh)
             return
-        line_ids = {v: k for k, v in (await self._lines(sale)).items()}
-        moves = [
-            m for m in await self._moves(sale) if m["state"] in OPEN_MOVE and m["from_location"] == wh.output
-        ]
+        line_ids = {v: k for k, v in lines.items()}
+        every = [m for m in await self._moves(sale) if m["state"] != "cancelled"]
+        moves = [m for m in every if m["state"] in OPEN_MOVE and m["from_location"] == wh.output]
         need: dict[int, int] = defaultdict(int)
         for sl in shipment.lines:
             sale_line = line_ids.get(sl.line_id)
@@ -613,6 +611,18 @@ class TrytonErp(TrytonReturns):
             )
         if not parts:
             return
+        whole = _whole_shipment(parts, every)
+        if whole is not None:
+            # A move put in that shipment by hand in Tryton (no sale line origin) would ship too.
+            (held,) = await self.rpc.model("stock.shipment.out", "read", [whole], ["outgoing_moves"])
+            if set(held["outgoing_moves"]) != {m["id"] for m, _ in parts}:
+                whole = None
+        if whole is not None:
+            # The usual case (one parcel for what one shipment holds): no new shipment, no
+            # moves to shrink. The reference first, so a retry finds it (as below).
+            await self.rpc.model("stock.shipment.out", "write", [whole], {"reference": shipment.shipment_id})
+            await self._settle(sale, whole, wh, balanced=True)
+            return
         first = next(m["shipment"] for m, _ in parts if m["shipment"])
         (template,) = await self.rpc.model(
             "stock.shipment.out", "read", [int(first.split(",")[1])], ["customer", "delivery_address"]
@@ -621,10 +631,15 @@ class TrytonErp(TrytonReturns):
         new = await self._new_shipment(template, wh, parts, refs, reference=shipment.shipment_id)
         await self._settle(sale, new, wh)
 
-    async def _settle(self, sale: dict[str, Any], new: int, wh: Warehouse) -> None:
+    async def _settle(self, sale: dict[str, Any], new: int, wh: Warehouse, *, balanced: bool = False) -> None:
         """After the shipped units have their own shipment ``new``: the old moves give them up,
         ``new`` is done, emptied shipments are cancelled and the rest assigned again, and the
-        ledger hears of it. Every step is safe to repeat (a retry after a crash anywhere)."""
+        ledger hears of it. Every step is safe to repeat (a retry after a crash anywhere).
+        ``balanced``: ``new`` was an existing shipment taken whole, so no other gave units up."""
+        if balanced:
+            await self._finish(new, wh)
+            await self._mirror(sale)
+            return
         sale = await self._sale(sale["id"])
         await self._balance(sale, first=[wh.output], keep=[new])
         await self._finish(new, wh)
@@ -637,6 +652,20 @@ class TrytonErp(TrytonReturns):
         if waiting:
             await self.rpc.model("stock.shipment.out", "assign_try", waiting)
         await self._mirror(sale)
+
+
+def _whole_shipment(parts: list[tuple[dict[str, Any], int]], moves: list[dict[str, Any]]) -> int | None:
+    """The customer shipment ``parts`` (move, units taken) take every unit of, if they take
+    from one shipment only; ``moves``: the sale's moves that are not cancelled."""
+    shipments = {m["shipment"] for m, _ in parts}
+    if len(shipments) != 1 or None in shipments:
+        return None
+    (shipment,) = shipments
+    taken = {m["id"]: qty for m, qty in parts}
+    held = [m for m in moves if m["shipment"] == shipment]
+    if any(m["state"] not in OPEN_MOVE or taken.get(m["id"]) != m["quantity"] for m in held):
+        return None
+    return int(shipment.split(",")[1])
 
 
 _MATCHED_ON: dict[str, Any] = {"email": "email", "phone": "phone", "other": "external_id"}

@@ -93,14 +93,6 @@ class TrytonReturns(TrytonStockSync):
         rma = await self._processed(await self._sale(return_id))
         return await self._rma_ack(rma, erp_order_id, before, created=True)
 
-    async def _processed(self, rma: dict[str, Any]) -> dict[str, Any]:
-        """Quoted, confirmed and processed (its return shipment made), from wherever it is."""
-        for state, button in (("draft", "quote"), ("quotation", "confirm"), ("confirmed", "process")):
-            if rma["state"] == state:
-                await self.rpc.model("sale.sale", button, [rma["id"]])
-                rma = await self._sale(rma["id"])
-        return rma
-
     @one_at_a_time(lambda rma, *_: f"rma:{rma}")
     async def receive_return(
         self, rma_id: str, lines: list[DispositionLine], idempotency_key: str
@@ -210,7 +202,7 @@ class TrytonReturns(TrytonStockSync):
             "account.invoice", "read", [invoice_id], ["state", "number", "total_amount"]
         )
         if inv["state"] in ("draft", "validated"):
-            await self.rpc.model("account.invoice", "post", [invoice_id])
+            await self._post_invoice(invoice_id)
             (inv,) = await self.rpc.model("account.invoice", "read", [invoice_id], ["number", "total_amount"])
         return CreditMemoAck(
             credit_memo_id=inv["number"],
