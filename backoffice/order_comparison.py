@@ -102,5 +102,3 @@ def erp_orders_not_listed(
     )
     with store.reading() as s:
         return [UnlistedErpOrder(ext, erp or "", name) for ext, erp, name in s.execute(q)]
-
-

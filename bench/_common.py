@@ -93,7 +93,7 @@ class Stats:
             p99_ms=round(percentile(ms, 99), 3),
             mean_ms=round(statistics.fmean(ms), 3),
             max_ms=round(ms[-1], 3),
-            per_s=round(len(ms) / wall_s, 1) if wall_s > 0 else 0.0,
+            per_s=round(len(ms) / wall_s, 2) if wall_s > 0 else 0.0,
             wall_s=round(wall_s, 3),
             samples_s=list(latencies_s),
         )
@@ -106,7 +106,7 @@ class Stats:
             f"{self.p50_ms:.2f}",
             f"{self.p99_ms:.2f}",
             f"{self.mean_ms:.2f}",
-            f"{self.per_s:.0f}",
+            f"{self.per_s:.0f}" if self.per_s >= 10 else f"{self.per_s:.2f}",
         ]
 
     def asdict(self) -> dict[str, Any]:
@@ -168,6 +168,18 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     out = [line(headers), line(["-" * w for w in widths])]
     out += [line(r) for r in rows]
     return "\n".join(out)
+
+
+def cpu_busy_s() -> float:
+    """CPU seconds the whole machine spent busy since boot (every process: the subject's
+    servers and databases too), from /proc/stat; 0.0 where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def emit_json(benchmark: str, **results: Any) -> None:

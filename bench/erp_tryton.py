@@ -4,10 +4,11 @@ with its allocation, ship and post the invoice), through the ErpPort adapters di
 Temporal, no API: the ERP is what is measured).
 
 Series: ``builtin`` (the baseline), ``tryton-sqlite`` (trytond one request at a time), and
-``tryton-postgresql`` when DATABASE_URL names a PostgreSQL server (threaded trytond). Reports
-orders per second, the ratio to builtin, and JSON-RPC calls per order.
+``tryton-postgresql`` when DATABASE_URL names a PostgreSQL server (trytond as the project
+serves it there: two processes and a queue worker). Reports orders per second, the ratio to
+builtin, JSON-RPC calls per order, and the machine's CPU seconds per order (every process).
 
-    .venv/bin/python -m bench.erp_tryton [--orders 30] [--concurrency 4]
+    .venv/bin/python -m bench.erp_tryton [--orders 30] [--concurrency 8]
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +28,16 @@ from adapters.erp.tryton.erp import TrytonErp
 from adapters.erp.tryton.rpc import TrytonRpc
 from adapters.errors import TransientError
 from backoffice.bootstrap import open_store
-from bench._common import STATS_HEADERS, Stats, bench_dir, emit_json, run_series, seed_skus, table
+from bench._common import (
+    STATS_HEADERS,
+    Stats,
+    bench_dir,
+    cpu_busy_s,
+    emit_json,
+    run_series,
+    seed_skus,
+    table,
+)
 from canonical import Order, Shipment, billing
 from canonical.fulfillment import ShipmentLine
 from services.tryton import TrytonServer
@@ -44,6 +55,7 @@ def _order(i: int, run: str) -> Order:
 
 
 RETRIES: dict[str, int] = {}
+REASONS: Counter[str] = Counter()  # what the transient answers said, abridged
 
 
 async def _retried(name: str, step: Callable[[], Awaitable[T]]) -> T:
@@ -52,8 +64,9 @@ async def _retried(name: str, step: Callable[[], Awaitable[T]]) -> T:
     for attempt in range(20):
         try:
             return await step()
-        except TransientError:
+        except TransientError as exc:
             RETRIES[name] = RETRIES.get(name, 0) + 1
+            REASONS[str(exc)[:90]] += 1
             await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
     return await step()
 
@@ -75,9 +88,15 @@ async def _one(name: str, erp: Any, order: Order, i: int) -> None:
     )
 
 
+CPU_PER_ORDER: dict[str, float] = {}
+
+
 async def _series(name: str, erp: Any, orders: int, concurrency: int) -> Stats:
     run = uuid.uuid4().hex[:6]
-    return await run_series(name, orders, concurrency, lambda i: _one(name, erp, _order(i, run), i))
+    busy = cpu_busy_s()
+    stats = await run_series(name, orders, concurrency, lambda i: _one(name, erp, _order(i, run), i))
+    CPU_PER_ORDER[name] = (cpu_busy_s() - busy) / orders
+    return stats
 
 
 async def _tryton(
@@ -103,6 +122,7 @@ async def _tryton(
         erp.rpc.by_method.clear()
         stats = await _series(name, erp, orders, concurrency)
         _print_slowest(name, erp.rpc.by_method, orders)
+        print(f"{name}: invoices posted in batches of {_sizes(erp.posting.batches)}")
         return stats, (erp.rpc.calls - before) / orders
     finally:
         await erp.rpc.aclose()
@@ -113,6 +133,10 @@ async def _tryton(
 
             with psycopg.connect(f"{database_url.rstrip('/')}/postgres", autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{server.database}"')
+
+
+def _sizes(batches: list[int]) -> str:
+    return f"{sum(batches) / len(batches):.1f} on average (max {max(batches)})" if batches else "-"
 
 
 def _print_slowest(name: str, by_method: dict[str, list[float]], orders: int) -> None:
@@ -139,15 +163,28 @@ async def main(orders: int, concurrency: int) -> None:
                 await _tryton("tryton-postgresql", tmp, orders, concurrency, f"postgresql://{netloc}/")
             )
     rows = [
-        [*s.row(), f"{builtin.per_s / s.per_s:.1f}" if s.per_s else "inf", f"{calls:.1f}" if calls else "-"]
+        [
+            *s.row(),
+            f"{builtin.per_s / s.per_s:.1f}" if s.per_s else "inf",
+            f"{calls:.1f}" if calls else "-",
+            f"{CPU_PER_ORDER.get(s.name, 0):.3f}",
+        ]
         for s, calls in results
     ]
-    print(table([*STATS_HEADERS, "builtin / x", "rpc per order"], rows))
+    print(table([*STATS_HEADERS, "builtin / x", "rpc per order", "cpu s per order"], rows))
     print(f"transient answers retried: {RETRIES or 'none'}")
+    for reason, count in REASONS.most_common(5):
+        print(f"  {count:4d} {reason}")
     emit_json(
         "erp_tryton",
         series=[
-            {**s.asdict(), "rpc_per_order": calls, "retries": RETRIES.get(s.name, 0)} for s, calls in results
+            {
+                **s.asdict(),
+                "rpc_per_order": calls,
+                "retries": RETRIES.get(s.name, 0),
+                "cpu_s_per_order": round(CPU_PER_ORDER.get(s.name, 0), 3),
+            }
+            for s, calls in results
         ],
         ratios={s.name: round(builtin.per_s / s.per_s, 2) for s, _ in results[1:] if s.per_s},
     )
@@ -156,6 +193,6 @@ async def main(orders: int, concurrency: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=30)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     asyncio.run(main(args.orders, args.concurrency))
