@@ -17,7 +17,7 @@ import argparse
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -135,7 +135,7 @@ async def _tryton(
                 conn.execute(f'DROP DATABASE IF EXISTS "{server.database}"')
 
 
-def _sizes(batches: list[int]) -> str:
+def _sizes(batches: Collection[int]) -> str:
     return f"{sum(batches) / len(batches):.1f} on average (max {max(batches)})" if batches else "-"
 
 

@@ -55,6 +55,7 @@ from bench._common import (
 )
 from canonical import ChannelAvailability, InventoryEvent, Money, Shipment
 from canonical.documents import ChannelAck
+from canonical.returns import ReturnNotice
 from orchestration.inventory_models import (
     ChannelSyncInput,
     InventoryAdjustmentInput,
@@ -92,6 +93,11 @@ class RecordingChannel:
         raise NotImplementedError
 
     async def notify_cancelled(self, external_order_id: str, reason: str, key: str) -> ChannelAck:
+        raise NotImplementedError
+
+    async def notify_return(
+        self, external_order_id: str, notice: ReturnNotice, idempotency_key: str
+    ) -> ChannelAck:
         raise NotImplementedError
 
     def latest(self) -> dict[str, int]:

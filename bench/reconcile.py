@@ -32,17 +32,11 @@ from sqlalchemy import func, insert, select
 
 from backoffice.bootstrap import open_store
 from backoffice.erp import ErpSalesOrder, ErpSalesOrderLine
+from backoffice.order_comparison import erp_orders_not_listed, missing_on_platform, total_mismatches
 from bench._common import backend, bench_dir, database_url, emit_json, loadavg, table
 from store import findings as fs
 from store.db import Store
-from store.reconcile import (
-    StagedOrder,
-    clear_stage,
-    erp_orders_not_listed,
-    missing_on_platform,
-    stage_orders,
-    total_mismatches,
-)
+from store.reconcile import StagedOrder, clear_stage, stage_orders
 
 CHANNEL = "shopify"
 
