@@ -85,8 +85,8 @@ class TrytonErp(TrytonReturns):
             if not keys:
                 return await self._guest()
             # One search for every key: the first key (in matching order) that some party has
-            # wins, and that party learns the keys it lacks.
-            # Oldest party first, as Tryton lists contact mechanisms (party, then sequence).
+            # wins, the oldest such party first (Tryton's own order: party, then sequence), and
+            # that party learns the keys it lacks.
             have = await self.rpc.search_read(
                 "party.contact_mechanism",
                 ["OR", *[[("type", "=", k), ("value", "=", v)] for k, v in keys]],
