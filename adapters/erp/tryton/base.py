@@ -47,6 +47,11 @@ def line_map(rows: list[dict[str, Any]]) -> dict[int, str]:
     return {r["id"]: line for r in rows if (line := platform_line(r)) is not None}
 
 
+def sale_line_ids(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """The platform's line id -> sale line id (``line_map`` the other way round)."""
+    return {line: sale_line for sale_line, line in line_map(rows).items()}
+
+
 def _permanent(message: str, reason: str) -> PermanentError:
     return PermanentError(message, system=SYSTEM, reason=reason)
 
@@ -294,7 +299,7 @@ class TrytonBase:
         caller read them already (``_sale_lines``)."""
         if rows is None:
             rows = await self._sale_lines(sale)
-        line_ids = {v: k for k, v in line_map(rows).items()}
+        line_ids = sale_line_ids(rows)
         sale_lines = {r["id"]: r for r in rows}
         lines: list[dict[str, Any]] = []
         goods = Decimal(0)

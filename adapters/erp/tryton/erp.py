@@ -43,9 +43,9 @@ from adapters.erp.tryton.base import (
     OPEN_MOVE,
     SYSTEM,
     _permanent,
-    line_map,
     one_at_a_time,
     platform_line,
+    sale_line_ids,
 )
 from adapters.erp.tryton.master import Refs, Warehouse
 from adapters.erp.tryton.returns import TrytonReturns
@@ -260,7 +260,7 @@ class TrytonErp(TrytonReturns):
         if not found:
             rows = await self._sale_lines(sale)
             if not shipment.digital:
-                await self._ship(sale, shipment, refs, line_map(rows))
+                await self._ship(sale, shipment, refs, sale_line_ids(rows))
             values = await self._invoice_values(sale, amounts, refs, idempotency_key, rows=rows)
             (invoice_id,) = await self.rpc.model("account.invoice", "create", [values])
             inv: dict[str, Any] = {"state": "draft"}
@@ -415,7 +415,7 @@ class TrytonErp(TrytonReturns):
         if not others:
             return False
         refs = await self.refs()
-        line_ids = {v: k for k, v in (await self._lines(sale)).items()}
+        line_ids = sale_line_ids(await self._sale_lines(sale))
         (template,) = await self.rpc.model(
             "stock.shipment.out",
             "read",
@@ -564,12 +564,12 @@ class TrytonErp(TrytonReturns):
             await self.rpc.model("stock.shipment.out", button, [shipment_id])
 
     async def _ship(
-        self, sale: dict[str, Any], shipment: Shipment, refs: Refs, lines: dict[int, str]
+        self, sale: dict[str, Any], shipment: Shipment, refs: Refs, line_ids: dict[str, int]
     ) -> None:
         """Ship the units in Tryton (assigned by force: the goods have left): a customer
         shipment the platform's shipment takes all of is done as it is; otherwise the shipped
         units move out of the sale's open moves at the shipment's warehouse into one new
-        customer shipment, which is done. ``lines``: sale line id -> platform line id."""
+        customer shipment, which is done. ``line_ids``: platform line id -> sale line id."""
         wh = refs.warehouses.get(shipment.location)
         if wh is None:
             raise _permanent(f"Tryton has no warehouse {shipment.location}", "erp_setup")
@@ -587,7 +587,6 @@ class TrytonErp(TrytonReturns):
         if done:
             await self._settle(sale, done[0]["id"], wh)
             return
-        line_ids = {v: k for k, v in lines.items()}
         every = [m for m in await self._moves(sale) if m["state"] != "cancelled"]
         moves = [m for m in every if m["state"] in OPEN_MOVE and m["from_location"] == wh.output]
         need: dict[int, int] = defaultdict(int)

@@ -21,7 +21,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from adapters.erp.tryton.base import LINE_NOTE, _permanent, one_at_a_time, platform_line
+from adapters.erp.tryton.base import LINE_NOTE, _permanent, one_at_a_time, platform_line, sale_line_ids
 from adapters.erp.tryton.stock_sync import TrytonStockSync
 from canonical import InvoiceAmounts, Money
 from canonical.documents import CreditMemoAck, ReturnReceiptAck, RmaAck, RmaLine
@@ -51,13 +51,9 @@ class TrytonReturns(TrytonStockSync):
         if refused:
             raise _permanent(f"not returnable: {'; '.join(refused)}", "not_returnable")
         refs = await self.refs()
-        by_line = {v: k for k, v in (await self._lines(sale)).items()}
-        originals = {
-            r["id"]: r
-            for r in await self.rpc.model(
-                "sale.line", "read", sale["lines"], ["product", "unit_price", "description"]
-            )
-        }
+        read = await self._sale_lines(sale)
+        by_line = sale_line_ids(read)
+        originals = {r["id"]: r for r in read}
         rows = []
         for ln in lines:
             original = originals[by_line[ln.line_id]]
@@ -342,8 +338,9 @@ class TrytonReturns(TrytonStockSync):
     async def _write_off(self, rma: dict[str, Any], damaged: dict[str, int]) -> Decimal:
         if not any(damaged.values()):
             return Decimal(0)
-        line_ids = {v: k for k, v in (await self._lines(rma)).items()}
-        rows = {r["id"]: r for r in await self.rpc.model("sale.line", "read", rma["lines"], ["product"])}
+        read = await self._sale_lines(rma)
+        line_ids = sale_line_ids(read)
+        rows = {r["id"]: r for r in read}
         products = sorted(
             {rows[line_ids[lid]]["product"] for lid in damaged if rows[line_ids[lid]]["product"]}
         )
